@@ -1,0 +1,1 @@
+"""nmmx design-space study."""

@@ -1,0 +1,161 @@
+"""Command-line flags generated once from :class:`golden.Config`.
+
+Every ``python -m`` entry point (gen, sim, synth, dse) calls :func:`add_config_flags`
+and :func:`configs_from_args`, so a flag means the same thing everywhere.  With
+``multi=True`` (the design-space sweep) each flag takes a comma-separated list and the
+sweep is their cross product.
+"""
+
+import argparse
+import itertools
+import sys
+from dataclasses import fields
+
+from golden.config import Config, parse_sparsity
+from golden.formats import FORMATS
+
+__all__ = ["add_config_flags", "configs_from_args", "config_from_args", "UsageError",
+           "run_cli", "list_formats_text", "ArgumentParser"]
+
+_DEFAULT = Config()
+
+#: Help text for each Config field (the flag name is the field name with dashes).
+_HELP = {
+    "rows": "systolic array rows R (1..64)",
+    "cols": "systolic array columns C (1..64)",
+    "a_format": "activation element format",
+    "w_format": "weight element format",
+    "sparsity": "weight N:M structured sparsity along K (dense is N:N)",
+    "block_size": "MX block length along K (multiple of M)",
+    "dataflow": "dataflow of the array",
+    "m_max": "largest GEMM M the engine buffers hold",
+    "k_max": "largest GEMM K the engine buffers hold",
+    "n_max": "largest GEMM N the engine buffers hold",
+}
+
+
+class UsageError(Exception):
+    """A command-line value that the user must fix; CLIs turn it into exit code 2."""
+
+
+def _parse_int(flag):
+    def parse(text):
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise UsageError(f"{flag} must be a whole number, not {text!r}") from None
+    return parse
+
+
+def _parser_for(f):
+    flag = "--" + f.name.replace("_", "-")
+    if f.name == "sparsity":
+        return lambda t: parse_sparsity(t.strip())
+    if isinstance(getattr(_DEFAULT, f.name), int):
+        return _parse_int(flag)
+    return lambda t: t.strip()
+
+
+def add_config_flags(parser, *, multi=False):
+    """Add one flag per :class:`Config` field (plus ``--format`` and ``--list-formats``)."""
+    group = parser.add_argument_group("engine configuration")
+    for f in fields(Config):
+        default = getattr(_DEFAULT, f.name)
+        shown = f"{default[0]}:{default[1]}" if f.name == "sparsity" else default
+        help_ = _HELP[f.name] + (" (comma-separated list)" if multi else "")
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                           metavar="LIST" if multi else f.name.upper().replace("_", "-"),
+                           help=f"{help_} [default: {shown}]")
+    group.add_argument("--format", dest="format", default=None,
+                       metavar="LIST" if multi else "FORMAT",
+                       help="element format of both operands (overrides neither "
+                            "--a-format nor --w-format when those are given)")
+    group.add_argument("--list-formats", action="store_true",
+                       help="list the element formats and exit")
+    return group
+
+
+def list_formats_text():
+    rows = ["name         bits  kind  max          emax_elem  scaled"]
+    for f in FORMATS.values():
+        rows.append(f"{f.name:<12} {f.bits:>4}  {f.kind:<4}  {f.max_value:<12g} "
+                    f"{f.emax_elem:>9}  {'yes' if f.scaled else 'no'}")
+    return "\n".join(rows)
+
+
+def _values(args, name, multi):
+    text = getattr(args, name)
+    if text is None:
+        return None
+    parts = text.split(",") if multi else [text]
+    if any(not p.strip() for p in parts):
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"{flag} has an empty item in {text!r}")
+    return parts
+
+
+def configs_from_args(args, *, multi=False):
+    """Build the list of configs the parsed flags describe (one unless ``multi``).
+
+    ``--format F`` sets both operands; ``--a-format``/``--w-format`` override it per
+    operand.  In a sweep, ``--format`` lists pair each format with itself, while
+    ``--a-format``/``--w-format`` lists form the cross product of mixed pairs.
+
+    Raises :class:`UsageError` with a sentence naming the bad value.
+    """
+    choices = {}
+    for f in fields(Config):
+        parts = _values(args, f.name, multi)
+        if parts is None or f.name in ("a_format", "w_format"):
+            continue
+        parse = _parser_for(f)
+        try:
+            choices[f.name] = [parse(p) for p in parts]
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    both = _values(args, "format", multi)
+    a_list = _values(args, "a_format", multi)
+    w_list = _values(args, "w_format", multi)
+    strip = lambda xs: None if xs is None else [x.strip() for x in xs]
+    both, a_list, w_list = strip(both), strip(a_list), strip(w_list)
+    if a_list is None and w_list is None:
+        pairs = [(f, f) for f in both] if both else [(None, None)]
+    else:
+        pairs = list(itertools.product(a_list or both or [None], w_list or both or [None]))
+    names = list(choices)
+    out = []
+    for a_fmt, w_fmt in pairs:
+        for combo in itertools.product(*(choices[n] for n in names)):
+            kw = dict(zip(names, combo))
+            if a_fmt is not None:
+                kw["a_format"] = a_fmt
+            if w_fmt is not None:
+                kw["w_format"] = w_fmt
+            try:
+                cfg = Config(**kw)
+            except (ValueError, TypeError) as e:
+                raise UsageError(str(e)) from None
+            if cfg not in out:
+                out.append(cfg)
+    return out
+
+
+def config_from_args(args):
+    return configs_from_args(args, multi=False)[0]
+
+
+def run_cli(main, argv=None):
+    """Run ``main(argv)``; a :class:`UsageError` becomes one line on stderr and exit 2."""
+    try:
+        code = main(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if code is None else code
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but usage errors raise :class:`UsageError` (exit 2, one sentence)."""
+
+    def error(self, message):
+        raise UsageError(message)

@@ -1,0 +1,262 @@
+"""The one configuration object of an nmmx engine.
+
+``hw``, ``golden``, ``sim``, ``synth``, ``dse`` and every command line take a
+:class:`Config`.  It is validated once, here; every width, depth and latency that
+more than one place needs is a named property on it.
+"""
+
+from dataclasses import dataclass, fields, asdict
+from math import ceil
+
+from .formats import get_format
+
+__all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
+
+#: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
+SPARSITY_GROUPS = (1, 2, 4, 8, 16)
+#: Dataflows the generator can emit.
+DATAFLOWS = ("os",)
+#: Array dimensions the generator accepts.
+MAX_DIM = 64
+
+
+def parse_sparsity(text):
+    """Parse ``"2:4"`` into ``(2, 4)``; raise ``ValueError`` naming the text."""
+    if isinstance(text, tuple):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"Sparsity must be written N:M, not {text!r}")
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"Sparsity must be written N:M with whole numbers, not {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ValueError(f"{name} must be {bound}, not {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Parameters of one generated GEMM engine.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Systolic array size R x C (1..64 each; need not be square).
+    a_format, w_format : str
+        Element formats of activations and weights (names from
+        :data:`golden.formats.FORMATS`).  ``int8`` pairs only with ``int8``.
+    sparsity : tuple of (int, int)
+        N:M structured sparsity of the weights along K: N stored slots per group of M.
+        Dense is N:N.  M must be one of 1, 2, 4, 8, 16.
+    block_size : int
+        MX block length along K (a positive multiple of M).
+    dataflow : str
+        ``"os"`` (output stationary).
+    m_max, k_max, n_max : int
+        Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
+
+    Raises
+    ------
+    TypeError
+        A parameter has the wrong type.
+    ValueError
+        A parameter is out of range, or two parameters do not fit together.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    a_format: str = "mxfp8_e4m3"
+    w_format: str = "mxfp8_e4m3"
+    sparsity: tuple = (2, 4)
+    block_size: int = 32
+    dataflow: str = "os"
+    m_max: int = 64
+    k_max: int = 1024
+    n_max: int = 64
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, MAX_DIM)
+        _check_int("cols", self.cols, 1, MAX_DIM)
+        a, w = get_format(self.a_format), get_format(self.w_format)
+        # Format objects are accepted and stored by name, so the config stays plain text.
+        object.__setattr__(self, "a_format", a.name)
+        object.__setattr__(self, "w_format", w.name)
+        if a.scaled != w.scaled:
+            raise ValueError(f"int8 only pairs with int8, not a_format={a.name} with "
+                             f"w_format={w.name}")
+        sp = parse_sparsity(self.sparsity)
+        if isinstance(self.sparsity, list) or sp != self.sparsity:
+            object.__setattr__(self, "sparsity", tuple(sp))
+        n, m = self.sparsity
+        for v in (n, m):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"Sparsity must be two whole numbers N:M, not {n!r}:{m!r}")
+        if m not in SPARSITY_GROUPS:
+            raise ValueError(f"N:M sparsity needs M in {{1, 2, 4, 8, 16}}, not {n}:{m}")
+        if not 0 < n <= m:
+            raise ValueError(f"N:M sparsity needs 0 < N <= M, not {n}:{m}")
+        _check_int("block_size", self.block_size, 1)
+        if self.block_size % m:
+            raise ValueError(f"block_size must be a multiple of the sparsity group M={m}, "
+                             f"not {self.block_size}")
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                             f"not {self.dataflow!r}")
+        _check_int("m_max", self.m_max, 1)
+        _check_int("k_max", self.k_max, 1)
+        _check_int("n_max", self.n_max, 1)
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def name(self):
+        """Default top-level name, e.g. ``nmmx_os_8x8_mxfp4e2m1_2of4``."""
+        a, w = self.a_fmt, self.w_fmt
+        fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
+        return f"nmmx_{self.dataflow}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
+
+    def to_dict(self):
+        d = asdict(self)
+        d["sparsity"] = f"{self.n_keep}:{self.m_group}"
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    # -- formats and sparsity -------------------------------------------------------------
+
+    @property
+    def a_fmt(self):
+        return get_format(self.a_format)
+
+    @property
+    def w_fmt(self):
+        return get_format(self.w_format)
+
+    @property
+    def scaled(self):
+        """MX engine (E8M0 block scales, binary32 output) rather than plain int8."""
+        return self.a_fmt.scaled
+
+    @property
+    def n_keep(self):
+        return self.sparsity[0]
+
+    @property
+    def m_group(self):
+        return self.sparsity[1]
+
+    @property
+    def dense(self):
+        """N == M: every position is stored, indices are implicit, no select muxes."""
+        return self.n_keep == self.m_group
+
+    @property
+    def index_bits(self):
+        """Width of one stored metadata index (0 when dense: the index is implicit)."""
+        return 0 if self.dense else (self.m_group - 1).bit_length()
+
+    @property
+    def scale_bits(self):
+        return 8 if self.scaled else 0
+
+    @property
+    def groups_per_block(self):
+        return self.block_size // self.m_group
+
+    @property
+    def slots_per_block(self):
+        """Stored weight values per MX block: ``block_size * N / M``."""
+        return self.groups_per_block * self.n_keep
+
+    # -- datapath widths -----------------------------------------------------------------
+
+    @property
+    def product_lsb_exp(self):
+        """Exponent of one unit of the exact product (and of the block accumulator)."""
+        return self.a_fmt.lsb_exp + self.w_fmt.lsb_exp
+
+    @property
+    def sig_product_bits(self):
+        return self.a_fmt.sig_bits + self.w_fmt.sig_bits
+
+    @property
+    def product_shift_max(self):
+        return self.a_fmt.max_shift + self.w_fmt.max_shift
+
+    @property
+    def product_bits(self):
+        """Signed width of one exact product in units of ``2**product_lsb_exp``."""
+        return (self.a_fmt.max_int * self.w_fmt.max_int).bit_length() + 1
+
+    @property
+    def block_acc_bits(self):
+        """Signed width of the exact block accumulator: no block sum ever rounds or wraps."""
+        if not self.scaled:
+            return 32
+        return (self.a_fmt.max_int * self.w_fmt.max_int * self.slots_per_block).bit_length() + 1
+
+    @property
+    def acc_bits(self):
+        """Output word width: binary32 for MX engines, int32 for int8."""
+        return 32
+
+    # -- packed words (manifest word layouts are built from these) ---------------------------
+
+    @property
+    def a_group_bits(self):
+        """One activation group: M element codes, element k at bits [k*bits, (k+1)*bits)."""
+        return self.m_group * self.a_fmt.bits
+
+    @property
+    def w_slot_bits(self):
+        """One stored weight slot: value code in the low bits, then its index."""
+        return self.w_fmt.bits + self.index_bits
+
+    @property
+    def w_group_bits(self):
+        return self.n_keep * self.w_slot_bits
+
+    # -- buffer geometry ---------------------------------------------------------------------
+
+    @property
+    def kp_max(self):
+        """``k_max`` rounded up to whole MX blocks (the engine pads K with zeros)."""
+        return ceil(self.k_max / self.block_size) * self.block_size
+
+    @property
+    def groups_max(self):
+        return self.kp_max // self.m_group
+
+    @property
+    def blocks_max(self):
+        return self.kp_max // self.block_size
+
+    @property
+    def m_tiles_max(self):
+        return ceil(self.m_max / self.rows)
+
+    @property
+    def n_tiles_max(self):
+        return ceil(self.n_max / self.cols)
+
+    def padded_k(self, k):
+        """K rounded up to whole MX blocks."""
+        return ceil(k / self.block_size) * self.block_size
+
+    def check_gemm(self, m, k, n):
+        """Raise ``ValueError`` if an M x K x N GEMM does not fit the engine's buffers."""
+        for name, v, hi in (("M", m, self.m_max), ("K", k, self.k_max), ("N", n, self.n_max)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"GEMM {name} must be a whole number, not {v!r}")
+            if not 1 <= v <= hi:
+                raise ValueError(f"GEMM {name}={v} does not fit this engine "
+                                 f"({name.lower()}_max={hi})")

@@ -1,0 +1,1 @@
+"""nmmx hardware: Amaranth components of the sparse MX GEMM engine."""

@@ -1,0 +1,1 @@
+"""nmmx verification: cocotb on Verilator, bit-exact against golden."""

@@ -1,0 +1,1 @@
+"""nmmx area estimation with Yosys."""
