@@ -5,5 +5,11 @@ Pure numpy.  See ``golden/README.md`` for the numerics contract.
 
 from .formats import Format, FORMATS, get_format, format_names
 from .config import Config, parse_sparsity
+from .quant import MXTensor, quantize_mx, dequantize_mx
+from .sparse import prune_nm, compress_nm, decompress_nm
+from .gemm import EncodedOperands, encode_operands, gemm_encoded, gemm, round_to_binary32
 
 __all__ = ["Format", "FORMATS", "get_format", "format_names", "Config", "parse_sparsity"]
+__all__ += ["quantize_mx", "dequantize_mx", "MXTensor", "prune_nm", "compress_nm",
+            "decompress_nm"]
+__all__ += ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm", "round_to_binary32"]

@@ -1,0 +1,218 @@
+"""N:M structured weight sparsity along K: pruning and the compressed (values, indices) form.
+
+Group ``g`` covers positions ``g*M .. g*M + M - 1`` along the pruned axis; the axis is
+treated as zero-padded to a whole number of groups.  The compressed form stores, per
+group, N values and N indices in ``0 .. M-1``; slot ``s`` of group ``g`` sits at position
+``g*N + s`` of the (shortened) axis, so values and indices have the input's shape with
+the axis length replaced by ``ceil(length / M) * N``.
+
+Order in nmmx is prune, then quantize: the quantizer maps zero to a zero code, so a pruned
+tensor stays pruned (see ``golden/README.md``).
+"""
+
+from math import ceil
+
+import numpy as np
+
+from .quant import _check_axis, _real_array
+
+__all__ = ["prune_nm", "compress_nm", "decompress_nm"]
+
+
+def _check_nm(n, m):
+    for v in (n, m):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"Sparsity must be two whole numbers N:M, not {n!r}:{m!r}")
+    if not 0 < n <= m:
+        raise ValueError(f"N:M sparsity needs 0 < N <= M, not {n}:{m}")
+    return int(n), int(m)
+
+
+def _groups(w, m, axis):
+    """``w`` with ``axis`` moved last, zero-padded and split into ``(..., G, M)`` groups."""
+    wm = np.moveaxis(w, axis, -1)
+    length = wm.shape[-1]
+    g = ceil(length / m)
+    padded = np.pad(wm, [(0, 0)] * (wm.ndim - 1) + [(0, g * m - length)])
+    return padded.reshape(wm.shape[:-1] + (g, m)), length
+
+
+def _ungroup(groups, length, axis):
+    flat = groups.reshape(groups.shape[:-2] + (-1,))[..., :length]
+    return np.moveaxis(flat, -1, axis)
+
+
+def prune_nm(w, n, m, axis=0):
+    """Keep the N largest magnitudes in every group of M consecutive positions along ``axis``.
+
+    Parameters
+    ----------
+    w : array_like of real numbers
+        Weights (K along ``axis``; the GEMM's W is K x N, so ``axis=0``).
+    n, m : int
+        Keep ``n`` of every ``m`` (``0 < n <= m``).  ``n == m`` returns a copy.
+    axis : int
+        The K axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``w``'s shape and dtype, with the pruned nonzeros set to ``+0`` (zeros already
+        there, including ``-0.0``, are left alone).  Ties in ``|w|``
+        go to the lower position; NaN counts as larger than every number and ties with
+        ``+-Inf`` (so specials are kept, not hidden by pruning).  A group already having
+        at most ``n`` nonzeros is unchanged.
+
+    Raises
+    ------
+    TypeError
+        ``w`` is not real numbers, or ``n``, ``m``, ``axis`` are not whole numbers.
+    ValueError
+        ``not 0 < n <= m``, a scalar ``w`` or ``axis`` out of range.
+    """
+    n, m = _check_nm(n, m)
+    w = _real_array(w, "w")
+    axis = _check_axis(axis, w.ndim, "w")
+    groups, length = _groups(w, m, axis)
+    key = np.abs(groups.astype(np.float64))
+    key = np.where(np.isnan(key), np.inf, key)
+    # rank[i] = how many positions beat position i: larger key, or equal key and lower index.
+    ki, kj = key[..., :, None], key[..., None, :]
+    lower = np.tri(m, k=-1, dtype=bool)  # lower[i, j]: j < i
+    beats = (kj > ki) | ((kj == ki) & lower)
+    rank = beats.sum(axis=-1)
+    pruned = np.where((rank < n) | (groups == 0), groups, np.zeros((), dtype=groups.dtype))
+    return _ungroup(pruned, length, axis).copy()
+
+
+def compress_nm(w, n, m, axis=0):
+    """Compress an N:M-sparse tensor to ``(values, indices)``.
+
+    Parameters
+    ----------
+    w : array_like of real numbers
+        At most ``n`` nonzeros (NaN counts as nonzero) in every group of ``m`` along
+        ``axis``, e.g. the output of :func:`prune_nm`.
+    n, m : int
+        Sparsity N:M.
+    axis : int
+        The K axis.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        ``w``'s dtype; ``w``'s shape with ``axis`` of length ``ceil(length / m) * n``.
+        Slot ``s`` of group ``g`` is at position ``g*n + s``.
+    indices : numpy.ndarray of uint8 (wider only if ``m > 256``)
+        Same shape: the position of each slot inside its group, strictly ascending within
+        a group.  A group with fewer than ``n`` nonzeros fills its spare slots with the
+        zeros at its lowest unused positions (the stored value is ``w``'s own zero there,
+        ``+0`` or ``-0.0``; a zero that is not stored decompresses to ``+0``).
+
+    Raises
+    ------
+    TypeError
+        ``w`` is not real numbers, or ``n``, ``m``, ``axis`` are not whole numbers.
+    ValueError
+        ``not 0 < n <= m``, a scalar ``w``, ``axis`` out of range, or a group with more
+        than ``n`` nonzeros (the first such group is named).
+    """
+    n, m = _check_nm(n, m)
+    w = _real_array(w, "w")
+    axis = _check_axis(axis, w.ndim, "w")
+    groups, _ = _groups(w, m, axis)
+    nz = groups != 0
+    count = nz.sum(axis=-1)
+    over = count > n
+    if over.any():
+        where = np.unravel_index(np.argmax(over.reshape(-1)), over.shape)
+        g, other = int(where[-1]), tuple(int(i) for i in where[:-1])
+        at = f" at index {other} of the other axes" if other else ""
+        raise ValueError(f"Group {g} (positions {g * m}..{g * m + m - 1} along axis {axis}"
+                         f"{at}) has {int(count[where])} nonzeros, more than {n}:{m} "
+                         f"sparsity allows")
+    # Chosen slots: every nonzero, plus the lowest-positioned zeros to make up n.
+    zero_rank = np.cumsum(~nz, axis=-1)
+    chosen = nz | (zero_rank <= (n - count)[..., None])
+    # A stable sort of "not chosen" lists the chosen positions first, in ascending order.
+    idx = np.argsort(~chosen, axis=-1, kind="stable")[..., :n]
+    values = np.take_along_axis(groups, idx, axis=-1)
+    gshape = groups.shape[:-2] + (groups.shape[-2] * n,)
+    index_dtype = np.min_scalar_type(m - 1)
+    return (np.moveaxis(values.reshape(gshape), -1, axis).copy(),
+            np.moveaxis(idx.astype(index_dtype).reshape(gshape), -1, axis).copy())
+
+
+def decompress_nm(values, indices, n, m, axis=0, *, length=None):
+    """Scatter ``(values, indices)`` back to the dense N:M-sparse tensor.
+
+    Parameters
+    ----------
+    values : array_like of real numbers
+        Stored slot values, layout as returned by :func:`compress_nm`.
+    indices : array_like of integers
+        Slot positions inside their group, ``0 .. m-1``, same shape as ``values``.  They
+        need not be ascending; slots that share a position add up there (the same
+        "sum over stored slots" that the GEMM computes).
+    n, m : int
+        Sparsity N:M.
+    axis : int
+        The K axis.
+    length : int, optional
+        Original length of ``axis`` (default: every group whole, ``groups * m``).  The
+        padded tail beyond ``length`` must hold only zeros and is dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``values``' dtype; ``values``' shape with ``axis`` of length ``length``.  Positions
+        that no slot names are ``+0``; a stored ``-0.0`` stays ``-0.0``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``values``, non-integer ``indices``, or ``n``, ``m``, ``axis``,
+        ``length`` that are not whole numbers.
+    ValueError
+        Shapes that do not fit, an index outside ``0 .. m-1``, ``length`` outside the
+        groups' span, or a nonzero value in the padded tail.
+    """
+    n, m = _check_nm(n, m)
+    values = _real_array(values, "values")
+    indices = np.asarray(indices)
+    if indices.dtype == np.bool_ or indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, not values of dtype {indices.dtype}")
+    axis = _check_axis(axis, values.ndim, "values")
+    if indices.shape != values.shape:
+        raise ValueError(f"indices must have the shape of values {values.shape}, not "
+                         f"{indices.shape}")
+    slots = values.shape[axis]
+    if slots % n:
+        raise ValueError(f"values must hold a whole number of groups of {n} slots along "
+                         f"axis {axis}, not {slots}")
+    ngroups = slots // n
+    if length is None:
+        length = ngroups * m
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+        raise TypeError(f"length must be a whole number, not {length!r}")
+    if not (ngroups - 1) * m < length <= ngroups * m and not (ngroups == 0 == length):
+        raise ValueError(f"length {length} does not fit {ngroups} groups of {m}")
+    bad = (indices < 0) | (indices >= m)
+    if bad.any():
+        raise ValueError(f"Sparsity index {int(indices.reshape(-1)[np.argmax(bad.reshape(-1))])}"
+                         f" is out of range 0..{m - 1}")
+    vm = np.moveaxis(values, axis, -1).reshape(values.shape[:axis] + values.shape[axis + 1:]
+                                               + (ngroups, n))
+    im = np.moveaxis(indices, axis, -1).astype(np.intp).reshape(vm.shape)
+    dense = np.zeros(vm.shape[:-1] + (m,), dtype=values.dtype)
+    # Start named positions at -0.0 so that adding a stored -0.0 keeps its sign
+    # (-0.0 + x == x for every x, including +0.0 and -0.0).
+    if dense.dtype.kind == "f":
+        np.put_along_axis(dense, im, -0.0, axis=-1)
+    lead = np.indices(vm.shape, sparse=True)
+    np.add.at(dense, tuple(lead[:-1]) + (im,), vm)
+    flat = dense.reshape(dense.shape[:-2] + (ngroups * m,))
+    tail = flat[..., length:]
+    if np.any(tail != 0):
+        raise ValueError(f"A nonzero value lies in the padded tail beyond length {length}")
+    return np.moveaxis(flat[..., :length], -1, axis).copy()
