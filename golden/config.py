@@ -198,6 +198,16 @@ class Config:
         return (self.a_fmt.max_int * self.w_fmt.max_int).bit_length() + 1
 
     @property
+    def product_has_inf(self):
+        """Some element format of this config encodes +-Inf, so a product can be +-Inf."""
+        return self.a_fmt.inf or self.w_fmt.inf
+
+    @property
+    def product_has_nan(self):
+        """A product can be NaN: a format encodes NaN, or Inf x 0 is possible."""
+        return self.a_fmt.nan != "none" or self.w_fmt.nan != "none" or self.product_has_inf
+
+    @property
     def block_acc_bits(self):
         """Signed width of the exact block accumulator: no block sum ever rounds or wraps."""
         if not self.scaled:
@@ -260,3 +270,161 @@ class Config:
             if not 1 <= v <= hi:
                 raise ValueError(f"GEMM {name}={v} does not fit this engine "
                                  f"({name.lower()}_max={hi})")
+
+    # -- timing: the exact cycle model of hw.engine.Engine -----------------------------------
+    # Owned by the engine (hw/engine.py implements exactly this schedule); the sim
+    # regressions assert cnt_cycles == cycles(m, k, n) for every run.
+
+    @property
+    def issue_latency(self):
+        """Cycles from the clock edge that samples ``start`` to the first group's buffer
+        read address (the controller registers the shape first)."""
+        return 1
+
+    @property
+    def buffer_read_latency(self):
+        """Synchronous buffer read: data reaches the array one cycle after its address."""
+        return 1
+
+    @property
+    def pe_latency(self):
+        """Cycles from a PE seeing a tile's last group to its result register holding the
+        tile's output (MX: products, block accumulator, converter, binary32 adder; int8:
+        products, int32 accumulator)."""
+        return 4 if self.scaled else 2
+
+    @property
+    def drain_latency(self):
+        """Cycles from a tile's bottom-left result being ready to the tile's last C-buffer
+        write: R results leave each column's shift chain one per cycle, columns C-1 later."""
+        return self.rows + self.cols - 1
+
+    @property
+    def tile_fifo_depth(self):
+        """Tiles whose drain is pending while later tiles issue (a tile is drained
+        ``buffer_read_latency + rows - 1 + pe_latency`` cycles after its last group, and
+        tiles start at least ``rows`` cycles apart)."""
+        lag = self.buffer_read_latency + self.rows - 1 + self.pe_latency
+        return 1 << (ceil(lag / self.rows) + 1).bit_length()
+
+    def groups(self, k):
+        """Groups G streamed per tile for a run-time K (K padded to whole blocks)."""
+        return self.padded_k(k) // self.m_group
+
+    def tiles(self, m, n):
+        """Output tiles of an M x N result: ceil(M/R) * ceil(N/C)."""
+        return ceil(m / self.rows) * ceil(n / self.cols)
+
+    def tile_period(self, k):
+        """Cycles between the first groups of consecutive tiles: ``max(G, R)``.  A column's
+        drain chain needs R cycles per tile, so short-K tiles wait for it."""
+        return max(self.groups(k), self.rows)
+
+    def cycles(self, m, k, n):
+        """Exact ``cnt_cycles`` of an M x K x N GEMM: cycles with ``busy`` high.
+
+        ``issue_latency + (T-1)*P + G - 1`` is the cycle of the last group's read
+        address; the bottom-left PE sees it ``buffer_read_latency + R - 1`` cycles later,
+        holds the result ``pe_latency`` cycles after that, and the last C write follows
+        ``drain_latency`` cycles later.
+        """
+        self.check_gemm(m, k, n)
+        t, g, p = self.tiles(m, n), self.groups(k), self.tile_period(k)
+        return (self.issue_latency + (t - 1) * p + g - 1 + self.buffer_read_latency
+                + self.rows - 1 + self.pe_latency + self.drain_latency)
+
+    def issued_slots(self, m, k, n):
+        """Exact ``cnt_issued``: multiplier slots issued with valid rows and columns
+        (each group of a tile with rv valid rows and cv valid columns adds rv*cv*N)."""
+        self.check_gemm(m, k, n)
+        return self.groups(k) * self.n_keep * m * n
+
+    def stall_cycles(self, m, k, n):
+        """Exact ``cnt_stall``: busy cycles in which no group is issued."""
+        return self.cycles(m, k, n) - self.tiles(m, n) * self.groups(k)
+
+    def utilization(self, m, k, n):
+        """``issued / (R * C * N * cycles)`` predicted by the model."""
+        return self.issued_slots(m, k, n) / (self.rows * self.cols * self.n_keep
+                                             * self.cycles(m, k, n))
+
+    def scalesim_cycles(self, m, k, n):
+        """SCALE-Sim's output-stationary estimate ceil(M/R)*ceil(N/C)*(G + R + C - 2)."""
+        self.check_gemm(m, k, n)
+        return self.tiles(m, n) * (self.groups(k) + self.rows + self.cols - 2)
+
+    @property
+    def timing_formula(self):
+        """The cycle model as text (for the manifest)."""
+        return ("cycles(m, k, n) = issue_latency + (T-1)*P + G - 1 + buffer_read_latency "
+                "+ (rows-1) + pe_latency + drain_latency, where "
+                "G = ceil(k/block_size)*block_size/m_group, "
+                "T = ceil(m/rows)*ceil(n/cols), P = max(G, rows), "
+                "drain_latency = rows + cols - 1; issued(m, k, n) = G*n_keep*m*n; "
+                "stall(m, k, n) = cycles - T*G")
+
+    # -- engine buffers and ports (hw.engine.Engine and the manifest read these) -------------
+
+    @property
+    def a_data_depth(self):
+        """Words per A data bank: ``m_tiles_max * groups_max`` (one group per word)."""
+        return self.m_tiles_max * self.groups_max
+
+    @property
+    def a_scale_depth(self):
+        """Words per A scale bank (MX only): ``m_tiles_max * blocks_max``."""
+        return self.m_tiles_max * self.blocks_max if self.scaled else 0
+
+    @property
+    def w_data_depth(self):
+        """Words per W data bank: ``n_tiles_max * groups_max``."""
+        return self.n_tiles_max * self.groups_max
+
+    @property
+    def w_scale_depth(self):
+        """Words per W scale bank (MX only): ``n_tiles_max * blocks_max``."""
+        return self.n_tiles_max * self.blocks_max if self.scaled else 0
+
+    @property
+    def c_depth(self):
+        """Words of the C buffer: ``m_max * n_tiles_max``, each C lanes of 32 bits."""
+        return self.m_max * self.n_tiles_max
+
+    @property
+    def wr_bank_bits(self):
+        return max(1, (max(self.rows, self.cols) - 1).bit_length())
+
+    @property
+    def wr_addr_bits(self):
+        deepest = max(self.a_data_depth, self.a_scale_depth, self.w_data_depth,
+                      self.w_scale_depth)
+        return max(1, (deepest - 1).bit_length())
+
+    @property
+    def wr_data_bits(self):
+        return max(self.a_group_bits, self.w_group_bits, self.scale_bits)
+
+    @property
+    def rd_addr_bits(self):
+        return max(1, (self.c_depth - 1).bit_length())
+
+    @property
+    def c_word_bits(self):
+        return self.acc_bits * self.cols
+
+    @property
+    def m_bits(self):
+        return self.m_max.bit_length()
+
+    @property
+    def k_bits(self):
+        return self.k_max.bit_length()
+
+    @property
+    def n_bits(self):
+        return self.n_max.bit_length()
+
+    @property
+    def counter_bits(self):
+        """Width of the performance counters."""
+        return 48

@@ -1,0 +1,147 @@
+"""The R x C output-stationary systolic array and its per-column drain chains."""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import Config
+from .pe import PE, PEInstance, a_group_layout, w_group_layout, control_layout
+
+__all__ = ["Array"]
+
+
+class Array(wiring.Component):
+    """R x C grid of :class:`hw.pe.PE`: activations flow right, weights flow down.
+
+    Row r's activation group, its block scale and the group control enter PE(r, 0) and
+    move one PE to the right per cycle; column c's weight slots and scale enter PE(0, c)
+    and move one PE down per cycle.  The caller skews the inputs (row r and column c
+    start r and c cycles late) so that PE(r, c) sees matching groups.
+
+    Each PE keeps its finished tile result in its result register.  When the bottom PE
+    of a column publishes a tile (the last of the column to do so, because of the
+    skew), the column loads all R results into a shift chain that then emits one result
+    per cycle, bottom row first, on ``drain_data[c]``; the PEs meanwhile already
+    accumulate the next tile, so draining never stalls the array as long as tiles are
+    at least R cycles apart.
+
+    Parameters
+    ----------
+    config : golden.Config
+    pe_module : str or None
+        When given, the PEs are :class:`hw.pe.PEInstance` references to a PE module of
+        that name emitted separately (the generator's mode); otherwise full :class:`PE`
+        components (the Python simulator's mode).
+
+    Members
+    -------
+    a : In(ArrayLayout(a_group_layout, R))
+        Activation group entering each row.
+    a_scale : In(ArrayLayout(8, R))
+        E8M0 scale entering each row (MX only).
+    ctl : In(ArrayLayout(control_layout, R))
+        Group control entering each row (travels with the activations).
+    w : In(ArrayLayout(w_group_layout, C))
+        Weight slots entering each column.
+    w_scale : In(ArrayLayout(8, C))
+        E8M0 scale entering each column (MX only).
+    drain_load : Out(C)
+        Bit c is high in the cycle column c's chain loads a tile's R results; the chain
+        emits them on the next R cycles.
+    drain_data : Out(ArrayLayout(32, C))
+        Bottom of each column's chain: row R-1's result in the first cycle after the
+        load, then R-2, ..., 0.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`.
+
+    Latency: PE(r, c) sees a row-r/column-c input r + c cycles after it enters; a tile's
+    ``drain_load[c]`` is high ``R - 1 + c + config.pe_latency`` cycles after its last
+    group entered row 0 (with zero row/column skew at the inputs).
+    """
+
+    def __init__(self, config, *, pe_module=None):
+        if not isinstance(config, Config):
+            self._MustUse__silence = True   # never elaborated: no "unused" warning
+            raise TypeError(f"Array needs a golden.Config, not {config!r}")
+        self._config = config
+        self._pe_module = pe_module
+        R, C = config.rows, config.cols
+        members = {
+            "a": In(data.ArrayLayout(a_group_layout(config), R)),
+            "ctl": In(data.ArrayLayout(control_layout, R)),
+            "w": In(data.ArrayLayout(w_group_layout(config), C)),
+            "drain_load": Out(C),
+            "drain_data": Out(data.ArrayLayout(32, C)),
+        }
+        if config.scaled:
+            members["a_scale"] = In(data.ArrayLayout(8, R))
+            members["w_scale"] = In(data.ArrayLayout(8, C))
+        super().__init__(members)
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        R, C = cfg.rows, cfg.cols
+        m = Module()
+        if self._pe_module is None:
+            make = lambda: PE(cfg)
+        else:
+            make = lambda: PEInstance(cfg, self._pe_module)
+        pes = [[make() for _ in range(C)] for _ in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+
+        # Horizontal links: activations, their scale and the control, one register per PE.
+        for r in range(R):
+            a, ctl = self.a[r], self.ctl[r]
+            a_scale = self.a_scale[r] if cfg.scaled else None
+            for c in range(C):
+                pe = pes[r][c]
+                m.d.comb += [pe.a.eq(a), pe.ctl.eq(ctl)]
+                if cfg.scaled:
+                    m.d.comb += pe.a_scale.eq(a_scale)
+                if c + 1 < C:
+                    a_next = Signal.like(pe.a, name=f"a_{r}_{c + 1}")
+                    ctl_next = Signal.like(pe.ctl, name=f"ctl_{r}_{c + 1}")
+                    m.d.sync += [a_next.eq(a), ctl_next.eq(ctl)]
+                    a, ctl = a_next, ctl_next
+                    if cfg.scaled:
+                        s_next = Signal(8, name=f"a_scale_{r}_{c + 1}")
+                        m.d.sync += s_next.eq(a_scale)
+                        a_scale = s_next
+
+        # Vertical links: weight slots and their scale.
+        for c in range(C):
+            w = self.w[c]
+            w_scale = self.w_scale[c] if cfg.scaled else None
+            for r in range(R):
+                pe = pes[r][c]
+                m.d.comb += pe.w.eq(w)
+                if cfg.scaled:
+                    m.d.comb += pe.w_scale.eq(w_scale)
+                if r + 1 < R:
+                    w_next = Signal.like(pe.w, name=f"w_{r + 1}_{c}")
+                    m.d.sync += w_next.eq(w)
+                    w = w_next
+                    if cfg.scaled:
+                        s_next = Signal(8, name=f"w_scale_{r + 1}_{c}")
+                        m.d.sync += s_next.eq(w_scale)
+                        w_scale = s_next
+
+        # Drain chains: load on the bottom PE's publish, otherwise shift down by one.
+        for c in range(C):
+            load = pes[R - 1][c].result_valid
+            chain = [Signal(32, name=f"drain_{r}_{c}") for r in range(R)]
+            with m.If(load):
+                m.d.sync += [chain[r].eq(pes[r][c].result) for r in range(R)]
+            with m.Else():
+                m.d.sync += [chain[r].eq(chain[r - 1]) for r in range(1, R)]
+            m.d.comb += [self.drain_load[c].eq(load), self.drain_data[c].eq(chain[R - 1])]
+        return m

@@ -1,0 +1,255 @@
+"""One processing element of the output-stationary array.
+
+The PE owns one output element C[i, j].  Each cycle it takes one group of M activation
+codes and the N stored weight slots (value + index) of the same K range, selects the N
+activations the indices name, multiplies them exactly and sums them into an exact
+fixed-point block accumulator.  At each MX block end the block sum is scaled, rounded
+once to binary32 and added into the binary32 output accumulator; an ``int8`` engine
+instead accumulates the exact products into an int32 that wraps.
+"""
+
+from amaranth import (Value, Module, Instance, ClockSignal, ResetSignal, Signal, Mux, Cat,
+                      unsigned, signed)
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import Config
+from . import units
+
+__all__ = ["PE", "PEInstance", "a_group_layout", "w_group_layout", "control_layout"]
+
+
+def a_group_layout(config):
+    """One activation group: M element codes, element t at bits [t*a_bits, (t+1)*a_bits)."""
+    return data.ArrayLayout(unsigned(config.a_fmt.bits), config.m_group)
+
+
+def w_slot_layout(config):
+    """One stored weight slot: the value code in the low bits, its index above it."""
+    fields = {"value": unsigned(config.w_fmt.bits)}
+    if not config.dense:
+        fields["index"] = unsigned(config.index_bits)
+    return data.StructLayout(fields)
+
+
+def w_group_layout(config):
+    """The N stored weight slots of one group, slot s at bits [s*slot_bits, ...)."""
+    return data.ArrayLayout(w_slot_layout(config), config.n_keep)
+
+
+#: Per-group control that travels with the activations through the array.
+control_layout = data.StructLayout({
+    "valid": 1,     # a group is present this cycle
+    "tfirst": 1,    # first group of an output tile: restart the output accumulator
+    "bfirst": 1,    # first group of an MX block: restart the block accumulator
+    "blast": 1,     # last group of an MX block: convert and accumulate the block
+    "tlast": 1,     # last group of the tile: publish the result
+})
+
+
+def pe_signature(config):
+    """The PE's ports (see :class:`PE`); shared by :class:`PE` and :class:`PEInstance`."""
+    members = {
+        "a": In(a_group_layout(config)),
+        "w": In(w_group_layout(config)),
+        "ctl": In(control_layout),
+        "result": Out(32),
+        "result_valid": Out(1),
+    }
+    if config.scaled:
+        members["a_scale"] = In(8)
+        members["w_scale"] = In(8)
+    return wiring.Signature(members)
+
+
+class PE(wiring.Component):
+    """Processing element: sparse select, N exact multipliers and the accumulators.
+
+    Parameters
+    ----------
+    config : golden.Config
+        Engine configuration; the PE builds only the logic the config needs (no select
+        muxes when dense, no scale, converter or float logic for ``int8``).
+
+    Members
+    -------
+    a : In(a_group_layout(config))
+        Activation group.
+    w : In(w_group_layout(config))
+        Stored weight slots of the group.
+    a_scale, w_scale : In(8)
+        E8M0 block scales of the activation row and the weight column (MX only).
+    ctl : In(control_layout)
+        Group control (valid, tile/block first/last).
+    result : Out(32)
+        The finished output: binary32 bits (MX) or int32 (int8).  Holds its value until
+        the next tile's result replaces it.
+    result_valid : Out(1)
+        High for one cycle when ``result`` takes a new tile's value.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`.
+
+    Latency and throughput: one group per cycle with no stall for every config (a block
+    may end every cycle); ``result_valid`` rises ``config.pe_latency`` cycles after the
+    cycle in which the tile's last group is on the inputs.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, Config):
+            self._MustUse__silence = True   # never elaborated: no "unused" warning
+            raise TypeError(f"PE needs a golden.Config, not {config!r}")
+        self._config = config
+        super().__init__(pe_signature(config))
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+
+        # -- sparse select: the N activations the slot indices name --------------------
+        if cfg.dense:
+            acts = [self.a[s] for s in range(cfg.n_keep)]
+        else:
+            m.submodules.select = sel = units.SparseSelect(cfg)
+            a_bits = cfg.a_fmt.bits
+            m.d.comb += [sel.group.eq(self.a),
+                         sel.index.eq(Cat(*(self.w[s].index for s in range(cfg.n_keep))))]
+            selected = Value.cast(sel.selected)
+            acts = [selected[s * a_bits:(s + 1) * a_bits] for s in range(cfg.n_keep)]
+
+        # -- stage 1: N exact products, summed and registered --------------------------
+        acc_shape = signed(cfg.block_acc_bits)
+        psum = Signal(acc_shape)
+        ctl1 = Signal(control_layout)
+        m.d.sync += ctl1.eq(self.ctl)
+        products = []
+        flags = {"nan": [], "inf_pos": [], "inf_neg": []}
+        for s in range(cfg.n_keep):
+            mul = units.Multiplier(cfg)
+            m.submodules[f"mul{s}"] = mul
+            m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(self.w[s].value)]
+            products.append(mul.product)
+            if cfg.scaled:
+                for k in flags:
+                    flags[k].append(getattr(mul, k))
+        total = products[0]
+        for p in products[1:]:
+            total = total + p
+        m.d.sync += psum.eq(total)
+
+        if not cfg.scaled:
+            # -- int8 stage 2: int32 accumulator with two's-complement wraparound -------
+            acc = Signal(signed(32))
+            nxt = Signal(signed(32))
+            m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
+            m.d.sync += self.result_valid.eq(0)
+            with m.If(ctl1.valid):
+                m.d.sync += acc.eq(nxt)
+                with m.If(ctl1.tlast):
+                    m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
+            return m
+
+        # Special-value flags exist only where the formats can produce them (an E4M3
+        # product can be NaN but never Inf; FP6/FP4/INT products are always finite).
+        names = (["nan"] if cfg.product_has_nan else []) + (
+            ["inf_pos", "inf_neg"] if cfg.product_has_inf else [])
+        flag1 = {k: Signal(name=f"{k}1") for k in names}
+        a_scale1, w_scale1 = Signal(8), Signal(8)
+        m.d.sync += [flag1[k].eq(_any(flags[k])) for k in names]
+        m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
+
+        # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
+        bacc = Signal(acc_shape)
+        flag2 = {k: Signal(name=f"block_{k}") for k in names}
+        a_scale2, w_scale2 = Signal(8), Signal(8)
+        blk_done = Signal()          # bacc holds a finished block this cycle
+        blk_tfirst = Signal()        # ... which is the first block of its tile
+        blk_tlast = Signal()         # ... which is the last block of its tile
+        tfirst_seen = Signal()       # the running block started a tile
+        bsum = Signal(acc_shape)
+        m.d.comb += bsum.eq(Mux(ctl1.bfirst, 0, bacc) + psum)
+        m.d.sync += blk_done.eq(ctl1.valid & ctl1.blast)
+        with m.If(ctl1.valid):
+            started_tile = Mux(ctl1.bfirst, ctl1.tfirst, tfirst_seen)
+            m.d.sync += [flag2[k].eq(flag1[k] | (~ctl1.bfirst & flag2[k])) for k in names]
+            m.d.sync += [
+                bacc.eq(bsum),
+                a_scale2.eq(a_scale1),
+                w_scale2.eq(w_scale1),
+                tfirst_seen.eq(started_tile),
+                blk_tfirst.eq(started_tile),
+                blk_tlast.eq(ctl1.tlast),
+            ]
+
+        # -- stage 3: scale and round the block sum once to binary32 -------------------
+        m.submodules.convert = conv = units.BlockConverter(cfg)
+        m.d.comb += [
+            conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
+        ]
+        m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
+        term = Signal(32)
+        term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
+        m.d.sync += [
+            term.eq(conv.result),
+            term_valid.eq(blk_done),
+            term_tfirst.eq(blk_tfirst),
+            term_tlast.eq(blk_tlast),
+        ]
+
+        # -- stage 4: binary32 output accumulator (starts from +0.0 each tile) ---------
+        m.submodules.add = add = units.Float32Adder()
+        acc = Signal(32)
+        m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
+        m.d.sync += self.result_valid.eq(0)
+        with m.If(term_valid):
+            m.d.sync += acc.eq(add.sum)
+            with m.If(term_tlast):
+                m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
+        return m
+
+
+def _any(bits):
+    out = bits[0]
+    for b in bits[1:]:
+        out = out | b
+    return out
+
+
+
+class PEInstance(wiring.Component):
+    """A reference to a separately emitted :class:`PE` module, with the PE's signature.
+
+    The generator emits the PE once as the Verilog module ``module_name`` and builds the
+    array from these references, so that the netlist holds one PE definition instead of
+    R x C copies (elaboration stays fast and synthesis sees one PE to report).  The
+    Python simulator cannot run an instance of a foreign module: tests use :class:`PE`.
+
+    Parameters
+    ----------
+    config : golden.Config
+    module_name : str
+        Name of the emitted PE module (ports named after the PE's signature members,
+        plus ``clk`` and ``rst``).
+    """
+
+    def __init__(self, config, module_name):
+        if not isinstance(module_name, str) or not module_name:
+            raise TypeError(f"PE module name must be a non-empty string, not {module_name!r}")
+        self._config = config
+        self._module_name = module_name
+        super().__init__(pe_signature(config))
+
+    def elaborate(self, platform):
+        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for name, member in self.signature.members.items():
+            prefix = "i_" if member.flow == In else "o_"
+            ports[prefix + name] = Value.cast(getattr(self, name))
+        m = Module()
+        m.submodules.pe = Instance(self._module_name, **ports)
+        return m

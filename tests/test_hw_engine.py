@@ -1,0 +1,318 @@
+"""Amaranth-simulator tests of the PE and of small engines against the golden model.
+
+Python simulation is slow, so every case here is tiny; the Verilator regressions in
+``sim/`` cover the large configs.  Expected delays come from ``Config``'s timing model,
+never from numbers typed in here.
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden import Config
+from golden.gemm import EncodedOperands, encode_operands, gemm_encoded
+from golden.pack import pack_operands, pack_fields, unpack_c, c_read_addresses
+from hw.engine import Engine
+from hw.pe import PE
+
+
+def _random_encoded(config, m, k, n, rng, *, specials=False):
+    """Random encoded operands covering every code (and random sparse indices)."""
+    kp = config.padded_k(k)
+    groups = kp // config.m_group
+    nb = kp // config.block_size if config.scaled else 0
+    a_codes = rng.integers(0, 1 << config.a_fmt.bits, (m, kp), dtype=np.uint8)
+    a_codes[:, k:] = 0
+    w_values = rng.integers(0, 1 << config.w_fmt.bits, (groups, config.n_keep, n),
+                            dtype=np.uint8)
+    if config.dense:
+        w_indices = np.broadcast_to(np.arange(config.n_keep, dtype=np.uint8)[None, :, None],
+                                    w_values.shape).copy()
+    else:
+        w_indices = rng.integers(0, config.m_group, w_values.shape, dtype=np.uint8)
+    # Scales near the bias keep most results finite; the extremes exercise Inf/zero.
+    lo, hi = (0, 256) if specials else (117, 138)
+    a_scales = rng.integers(lo, hi, (m, nb), dtype=np.uint8)
+    w_scales = rng.integers(lo, hi, (nb, n), dtype=np.uint8)
+    return EncodedOperands(a_codes=a_codes, a_scales=a_scales, w_values=w_values,
+                           w_indices=w_indices, w_scales=w_scales, m=m, k=k, n=n)
+
+
+def run_engine(config, runs):
+    """Load, start and read back each ``EncodedOperands`` of ``runs`` in one simulation.
+
+    Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
+    it and ``counters`` a dict of the four performance counters.
+    """
+    dut = Engine(config)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    results = []
+
+    async def bench(ctx):
+        for enc in runs:
+            for sel, bank, addr, word in pack_operands(config, enc):
+                ctx.set(dut.wr_en, 1)
+                ctx.set(dut.wr_sel, sel)
+                ctx.set(dut.wr_bank, bank)
+                ctx.set(dut.wr_addr, addr)
+                ctx.set(dut.wr_data, word)
+                await ctx.tick()
+            ctx.set(dut.wr_en, 0)
+            ctx.set(dut.m, enc.m)
+            ctx.set(dut.k, enc.k)
+            ctx.set(dut.n, enc.n)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            assert ctx.get(dut.busy) and not ctx.get(dut.done)
+            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
+            for _ in range(limit):
+                if ctx.get(dut.done):
+                    break
+                await ctx.tick()
+            assert ctx.get(dut.done), "engine never finished"
+            assert not ctx.get(dut.busy)
+            counters = {name: ctx.get(getattr(dut, name))
+                        for name in ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")}
+            words = []
+            for addr in c_read_addresses(config, enc.m):
+                ctx.set(dut.rd_addr, addr)
+                await ctx.tick()
+                words.append(ctx.get(dut.rd_data))
+            results.append((unpack_c(config, words, enc.m, enc.n), counters))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def _check(config, enc, c, counters):
+    want = gemm_encoded(enc, config)
+    if config.scaled:
+        np.testing.assert_array_equal(c.view(np.uint32), want.view(np.uint32))
+    else:
+        np.testing.assert_array_equal(c, want)
+    m, k, n = enc.m, enc.k, enc.n
+    assert counters == {
+        "cnt_cycles": config.cycles(m, k, n),
+        "cnt_issued": config.issued_slots(m, k, n),
+        "cnt_stall": config.stall_cycles(m, k, n),
+        "cnt_tiles": config.tiles(m, n),
+    }
+
+
+def test_int8_engine_2x3():
+    # m and n are not multiples of R and C; K is not a multiple of the block; the second
+    # run has fewer groups than rows (tiles then start R cycles apart).
+    config = Config(rows=2, cols=3, a_format="int8", w_format="int8", sparsity=(2, 4),
+                    block_size=8, m_max=5, k_max=24, n_max=7)
+    rng = np.random.default_rng(1)
+    runs = [_random_encoded(config, 5, 19, 7, rng), _random_encoded(config, 3, 3, 4, rng)]
+    for enc, (c, counters) in zip(runs, run_engine(config, runs)):
+        _check(config, enc, c, counters)
+
+
+def test_mxfp4_engine_2x2_sparse():
+    config = Config(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1",
+                    sparsity=(2, 4), block_size=8, m_max=3, k_max=16, n_max=4)
+    rng = np.random.default_rng(2)
+    runs = [_random_encoded(config, 3, 13, 4, rng), _random_encoded(config, 2, 16, 3, rng)]
+    for enc, (c, counters) in zip(runs, run_engine(config, runs)):
+        _check(config, enc, c, counters)
+
+
+def test_mxfp8_engine_specials_block_equals_group():
+    # block_size == M: a block ends every cycle; E5M2 has Inf and NaN codes and the
+    # scales span the whole E8M0 range (including the NaN scale).
+    config = Config(rows=2, cols=1, a_format="mxfp8_e5m2", w_format="mxfp8_e5m2",
+                    sparsity=(1, 2), block_size=2, m_max=2, k_max=8, n_max=2)
+    rng = np.random.default_rng(3)
+    runs = [_random_encoded(config, 2, 8, 2, rng, specials=True)]
+    for enc, (c, counters) in zip(runs, run_engine(config, runs)):
+        _check(config, enc, c, counters)
+
+
+def test_engine_from_float_operands_1x1_dense():
+    config = Config(rows=1, cols=1, a_format="mxint8", w_format="mxfp6_e3m2",
+                    sparsity=(2, 2), block_size=4, m_max=2, k_max=8, n_max=2)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((2, 7)).astype(np.float32)
+    w = rng.standard_normal((7, 2)).astype(np.float32)
+    enc = encode_operands(a, w, config)
+    (c, counters), = run_engine(config, [enc])
+    _check(config, enc, c, counters)
+
+
+def test_pe_latency_and_blocks():
+    """The bare PE: two tiles back to back, results after ``pe_latency`` cycles."""
+    config = Config(rows=1, cols=1, a_format="mxfp6_e2m3", w_format="mxint4",
+                    sparsity=(1, 4), block_size=8, m_max=1, k_max=16, n_max=1)
+    rng = np.random.default_rng(5)
+    encs = [_random_encoded(config, 1, 16, 1, rng) for _ in range(2)]
+    gpb, M, a_bits = config.groups_per_block, config.m_group, config.a_fmt.bits
+    dut = PE(config)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    seen = []
+
+    async def bench(ctx):
+        cycle = 0
+        for enc in encs:
+            groups = enc.w_values.shape[0]
+            for g in range(groups):
+                group = enc.a_codes[0, g * M:(g + 1) * M]
+                ctx.set(dut.a.as_value(), int(pack_fields(group, a_bits)))
+                ctx.set(dut.w.as_value(), int(enc.w_values[g, 0, 0])
+                        | int(enc.w_indices[g, 0, 0]) << config.w_fmt.bits)
+                ctx.set(dut.a_scale, int(enc.a_scales[0, g // gpb]))
+                ctx.set(dut.w_scale, int(enc.w_scales[g // gpb, 0]))
+                ctx.set(dut.ctl, {"valid": 1, "tfirst": g == 0, "bfirst": g % gpb == 0,
+                                  "blast": g % gpb == gpb - 1, "tlast": g == groups - 1})
+                await ctx.tick()
+                cycle += 1
+                if ctx.get(dut.result_valid):
+                    seen.append((cycle, ctx.get(dut.result)))
+        ctx.set(dut.ctl, {"valid": 0, "tfirst": 0, "bfirst": 0, "blast": 0, "tlast": 0})
+        for _ in range(config.pe_latency + 2):
+            await ctx.tick()
+            cycle += 1
+            if ctx.get(dut.result_valid):
+                seen.append((cycle, ctx.get(dut.result)))
+
+    sim.add_testbench(bench)
+    sim.run()
+    groups = encs[0].w_values.shape[0]
+    # Tile t's last group is on the inputs in cycle t*groups + groups - 1 (counting from 0,
+    # i.e. the value of ``cycle`` after that many ticks); result_valid is high
+    # pe_latency cycles later.
+    want_cycles = [t * groups + groups - 1 + config.pe_latency for t in range(2)]
+    assert [cyc for cyc, _ in seen] == want_cycles
+    for (_, bits), enc in zip(seen, encs):
+        want = gemm_encoded(enc, config)
+        assert bits == int(want.view(np.uint32)[0, 0])
+
+
+def test_mxfp8_engine_forced_specials():
+    """Inf * 0, +Inf, -Inf, Inf - Inf across blocks, NaN codes and NaN scales."""
+    config = Config(rows=2, cols=2, a_format="mxfp8_e5m2", w_format="mxfp8_e5m2",
+                    sparsity=(2, 4), block_size=8, m_max=2, k_max=24, n_max=4)
+    rng = np.random.default_rng(6)
+    enc = _random_encoded(config, 2, 24, 4, rng)
+    pinf, ninf, nan, one, zero = 0x7C, 0xFC, 0x7F, 0x3C, 0x00
+    for codes in (enc.a_codes, enc.w_values):   # random codes finite, specials placed
+        codes[(codes & 0x7C) == 0x7C] = one
+    enc.w_indices[:, 0, :] = 0            # slot 0 of every group reads position 0
+    enc.a_codes[:, 0::4] = one            # ... which is finite unless set below
+    enc.a_codes[0, 0] = pinf              # row 0, block 0: +Inf
+    enc.a_codes[1, 0] = ninf              # row 1, block 0: -Inf
+    enc.a_codes[1, 8] = pinf              # row 1, block 1: +Inf (Inf - Inf over blocks)
+    enc.w_values[2, 0, :] = one           # ... times +1
+    enc.w_values[0, 0, :] = [zero, one, one, one]  # column 0: Inf * 0 = NaN
+    enc.w_values[4, 0, 2] = nan           # column 2, block 2: NaN weight code
+    enc.w_scales[1, 3] = 0xFF             # column 3, block 1: NaN scale
+    want = gemm_encoded(enc, config)
+    bits = want.view(np.uint32)
+    assert np.isnan(want).sum() == 7 and want[0, 1] == np.inf
+    assert (bits[np.isnan(want)] == 0x7FC00000).all()
+    (c, counters), = run_engine(config, [enc])
+    _check(config, enc, c, counters)
+
+
+@pytest.mark.parametrize("rows,cols", [(8, 8), (16, 4), (3, 5)])
+@pytest.mark.parametrize("sparsity", [(1, 1), (2, 2), (4, 4), (1, 2), (2, 4), (1, 4),
+                                      (2, 8), (4, 8), (1, 16)])
+def test_model_meets_utilization_and_speedup_targets(rows, cols, sparsity):
+    """The cycle model of the engine meets the issue's performance targets."""
+    n, mg = sparsity
+    config = Config(rows=rows, cols=cols, sparsity=sparsity, block_size=32,
+                    m_max=4 * rows, n_max=4 * cols, k_max=max(1024, 4 * (rows + cols) * mg))
+    gm, gn = 4 * rows, 4 * cols
+    k = 4 * (rows + cols) * mg            # K / m_group == 4 (R + C)
+    k = config.padded_k(k)
+    assert config.utilization(gm, k, gn) >= 0.95
+    dense = Config(rows=rows, cols=cols, sparsity=(n, n), block_size=32,
+                   m_max=gm, n_max=gn, k_max=k)
+    speedup = dense.cycles(gm, k, gn) / config.cycles(gm, k, gn)
+    assert speedup >= 0.95 * mg / n
+    # scalesim's estimate is never better than this engine's back-to-back tiles.
+    assert config.cycles(gm, k, gn) <= config.scalesim_cycles(gm, k, gn)
+
+
+def test_model_small_k_tiles_wait_for_the_drain():
+    config = Config(rows=4, cols=2, sparsity=(2, 4), block_size=4, m_max=8, k_max=64,
+                    n_max=4)
+    # G = 2 < R = 4: tiles start R cycles apart, and the gap is counted as stall.
+    assert config.groups(8) == 2 and config.tile_period(8) == 4
+    t = config.tiles(8, 4)
+    assert config.stall_cycles(8, 8, 4) == config.cycles(8, 8, 4) - 2 * t
+    assert config.cycles(8, 8, 4) - config.cycles(4, 8, 2) == (t - 1) * 4
+    with pytest.raises(ValueError, match=r"^GEMM K=65 does not fit this engine \(k_max=64\)$"):
+        config.cycles(8, 65, 4)
+
+
+def test_engine_wide_words_1x2():
+    # A groups of 16 x 6 = 96 bits: the write stream uses Python ints above 64 bits.
+    config = Config(rows=1, cols=2, a_format="mxfp6_e3m2", w_format="mxfp8_e4m3",
+                    sparsity=(4, 16), block_size=16, m_max=2, k_max=48, n_max=3)
+    rng = np.random.default_rng(7)
+    enc = _random_encoded(config, 2, 40, 3, rng)
+    writes = pack_operands(config, enc)
+    assert writes.data.dtype == object and max(writes.data) >= 1 << 64
+    (c, counters), = run_engine(config, [enc])
+    _check(config, enc, c, counters)
+
+
+def test_pack_fields_matches_python_ints():
+    rng = np.random.default_rng(8)
+    for bits, count in [(6, 16), (12, 16), (4, 4), (8, 8), (10, 7)]:
+        fields = rng.integers(0, 1 << bits, (5, count))
+        got = pack_fields(fields, bits)
+        want = [sum(int(v) << (bits * f) for f, v in enumerate(row)) for row in fields]
+        assert [int(x) for x in got] == want
+        assert got.dtype == (np.uint64 if bits * count <= 64 else object)
+
+
+def test_pack_operands_layout_and_errors():
+    config = Config(rows=2, cols=2, a_format="mxint4", w_format="mxint4", sparsity=(1, 4),
+                    block_size=8, m_max=3, k_max=16, n_max=3)
+    rng = np.random.default_rng(9)
+    enc = _random_encoded(config, 3, 16, 3, rng)
+    w = pack_operands(config, enc)
+    by_sel = {s: [(b, a, d) for sel, b, a, d in w if sel == s] for s in range(4)}
+    # Row 2 lives in bank 0 at tile-row 1: address groups_max + g.
+    g = 3
+    word = dict(((b, a), d) for b, a, d in by_sel[0])[(0, config.groups_max + g)]
+    assert word == int(pack_fields(enc.a_codes[2, 4 * g:4 * g + 4], 4))
+    # Column 2's W slot: value in the low 4 bits, its index above.
+    word = dict(((b, a), d) for b, a, d in by_sel[2])[(0, config.groups_max + g)]
+    assert word == int(enc.w_values[g, 0, 2]) | int(enc.w_indices[g, 0, 2]) << 4
+    assert len(by_sel[1]) == 3 * 2 and len(by_sel[3]) == 2 * 3
+    with pytest.raises(TypeError, match=r"^pack_operands needs EncodedOperands, not dict$"):
+        pack_operands(config, {})
+    small = Config(rows=2, cols=2, a_format="mxint4", w_format="mxint4", sparsity=(1, 4),
+                   block_size=8, m_max=2, k_max=16, n_max=3)
+    with pytest.raises(ValueError, match=r"^GEMM M=3 does not fit this engine \(m_max=2\)$"):
+        pack_operands(small, enc)
+    with pytest.raises(ValueError, match=r"^unpack_c needs 6 C words for 3 rows, not 5$"):
+        unpack_c(config, [0] * 5, 3, 3)
+
+
+def test_components_need_a_config():
+    from hw.array import Array
+    for cls in (PE, Array, Engine):
+        with pytest.raises(TypeError, match=rf"^{cls.__name__} needs a golden.Config, not 8$"):
+            cls(8)
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 2)])
+def test_engine_one_group_per_tile(rows, cols):
+    # G = 1: with R = 1 a tile starts every cycle (the most tiles in flight at once);
+    # with R = 3 tiles start R cycles apart while the drain chains empty.
+    config = Config(rows=rows, cols=cols, a_format="mxfp4_e2m1", w_format="mxint8",
+                    sparsity=(2, 4), block_size=4, m_max=4, k_max=4, n_max=3)
+    rng = np.random.default_rng(10 + rows)
+    enc = _random_encoded(config, 4, 3, 3, rng)
+    assert config.groups(3) == 1 and config.tile_period(3) == rows
+    (c, counters), = run_engine(config, [enc])
+    _check(config, enc, c, counters)
