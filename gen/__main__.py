@@ -1,0 +1,57 @@
+"""``python -m gen``: generate one nmmx engine (Verilog + JSON manifest).
+
+Example::
+
+    python -m gen --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 -o build/
+
+writes ``build/nmmx_os_8x8_mxfp4e2m1_2of4.v`` and ``.json``.  Bad input prints one
+sentence on stderr, exits with status 2 and writes nothing.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+                       list_formats_text, run_cli)
+from gen.generate import check_top_name, generate
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="python -m gen",
+        description="Generate an N:M-sparse MX systolic GEMM engine: TOP.v and its "
+                    "JSON manifest TOP.json.")
+    add_config_flags(parser)
+    parser.add_argument("-o", "--out", default="build", metavar="DIR",
+                        help="output directory, created if missing [default: build]")
+    parser.add_argument("--name", default=None, metavar="TOP",
+                        help="top-level module and file name [default: the config's name, "
+                             "e.g. nmmx_os_8x8_mxfp8e4m3_2of4]")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="do not print the written paths")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.list_formats:
+        print(list_formats_text())
+        return 0
+    config = config_from_args(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"Output directory {args.out!r} is an existing file")
+    try:
+        name = check_top_name(config.name if args.name is None else args.name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    t0 = time.monotonic()
+    v_path, j_path = generate(config, out, name)
+    if not args.quiet:
+        print(f"wrote {v_path} and {j_path} in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

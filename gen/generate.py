@@ -1,0 +1,213 @@
+"""Turn a :class:`golden.Config` into ``TOP.v`` (Verilog) and ``TOP.json`` (manifest).
+
+The manifest is what the testbench and the synthesis flow read instead of re-deriving
+anything: the config, every derived width, the buffer geometry and word layouts with
+bit ranges, the latencies and cycle model, and the top's port list.  Output is
+deterministic: the same config and name give byte-identical files (no source
+locations, paths or timestamps).
+"""
+
+import json
+import re
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from golden.config import Config
+from golden.pack import WR_SEL
+from hw.engine import Engine
+from hw.pe import PE
+
+__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Manifest schema version: bump when a key changes meaning.
+MANIFEST_SCHEMA = 1
+
+
+def nmmx_version():
+    """The installed nmmx version, or the one in ``pyproject.toml`` of a source tree."""
+    try:
+        return metadata.version("nmmx")
+    except metadata.PackageNotFoundError:
+        pass
+    import tomllib
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    with open(pyproject, "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def check_top_name(name):
+    """Raise ``ValueError`` unless ``name`` is a plain Verilog identifier."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValueError(f"Top-level name must be a Verilog identifier (letters, digits, "
+                         f"underscores, not starting with a digit), not {name!r}")
+    return name
+
+
+def build_verilog(config, name):
+    """Return ``(verilog_text, engine)`` for the engine top ``name``.
+
+    The PE is emitted once as module ``{name}_pe`` and instantiated R x C times, so that
+    elaboration time does not grow with the PE count and synthesis sees one PE.
+    """
+    pe_name = f"{name}_pe"
+    pe_text = verilog.convert(PE(config), name=pe_name, emit_src=False)
+    engine = Engine(config, pe_module=pe_name)
+    top_text = verilog.convert(engine, name=name, emit_src=False)
+    return top_text + pe_text, engine
+
+
+def _fields(prefix, count, width, base=0):
+    return [{"name": f"{prefix}[{i}]", "lsb": base + i * width,
+             "msb": base + (i + 1) * width - 1} for i in range(count)]
+
+
+def _word_layouts(cfg):
+    a_bits, w_bits = cfg.a_fmt.bits, cfg.w_fmt.bits
+    slots = []
+    for s in range(cfg.n_keep):
+        base = s * cfg.w_slot_bits
+        slots.append({"name": f"slot[{s}].value", "lsb": base, "msb": base + w_bits - 1})
+        if not cfg.dense:
+            slots.append({"name": f"slot[{s}].index", "lsb": base + w_bits,
+                          "msb": base + cfg.w_slot_bits - 1})
+    out = {
+        "a_data": {"width": cfg.a_group_bits,
+                   "fields": _fields("a", cfg.m_group, a_bits),
+                   "meaning": "a[t] = element code of K index g*m_group + t"},
+        "w_data": {"width": cfg.w_group_bits, "fields": slots,
+                   "meaning": "slot s: weight code, then its position inside the group "
+                              "of m_group (no index when dense: slot s is position s)"},
+    }
+    if cfg.scaled:
+        out["a_scale"] = {"width": 8, "fields": [{"name": "e8m0", "lsb": 0, "msb": 7}],
+                          "meaning": "E8M0 scale of block b of row i"}
+        out["w_scale"] = {"width": 8, "fields": [{"name": "e8m0", "lsb": 0, "msb": 7}],
+                          "meaning": "E8M0 scale of block b of column j"}
+    out["c"] = {"width": cfg.c_word_bits, "fields": _fields("lane", cfg.cols, cfg.acc_bits),
+                "meaning": ("binary32 bit pattern" if cfg.scaled else
+                            "int32 two's complement") + " of C[i, (j div cols)*cols + lane]"}
+    return out
+
+
+def _buffers(cfg, engine):
+    addr = {
+        "a_data": "bank = i mod rows, addr = (i div rows) * groups_max + g",
+        "a_scale": "bank = i mod rows, addr = (i div rows) * blocks_max + b",
+        "w_data": "bank = j mod cols, addr = (j div cols) * groups_max + g",
+        "w_scale": "bank = j mod cols, addr = (j div cols) * blocks_max + b",
+        "c": "addr = i * n_tiles_max + (j div cols), lane = j mod cols",
+    }
+    out = {}
+    for name, (banks, depth, width) in engine.buffers().items():
+        entry = {"banks": banks, "depth": depth, "word_bits": width, "address": addr[name]}
+        if name in WR_SEL:
+            entry["wr_sel"] = WR_SEL[name]
+        out[name] = entry
+    return out
+
+
+def _ports(engine):
+    ports = [{"name": "clk", "dir": "in", "width": 1},
+             {"name": "rst", "dir": "in", "width": 1}]
+    for path, member, value in engine.signature.flatten(engine):
+        ports.append({"name": "_".join(str(p) for p in path),
+                      "dir": "in" if member.flow == wiring.In else "out",
+                      "width": len(value.as_value() if hasattr(value, "as_value")
+                                   else value)})
+    return ports
+
+
+def manifest(config, name, engine):
+    """The manifest dictionary for the engine ``name`` built from ``config``."""
+    cfg = config
+    derived = {key: getattr(cfg, key) for key in (
+        "scaled", "n_keep", "m_group", "dense", "index_bits", "scale_bits",
+        "groups_per_block", "slots_per_block", "product_lsb_exp", "product_bits",
+        "product_has_nan", "product_has_inf", "block_acc_bits", "acc_bits",
+        "a_group_bits", "w_slot_bits", "w_group_bits", "kp_max", "groups_max",
+        "blocks_max", "m_tiles_max", "n_tiles_max", "wr_bank_bits", "wr_addr_bits",
+        "wr_data_bits", "rd_addr_bits", "c_word_bits", "m_bits", "k_bits", "n_bits",
+        "counter_bits")}
+    derived["a_bits"] = cfg.a_fmt.bits
+    derived["w_bits"] = cfg.w_fmt.bits
+    timing = {key: getattr(cfg, key) for key in (
+        "issue_latency", "buffer_read_latency", "pe_latency", "drain_latency",
+        "tile_fifo_depth")}
+    timing.update({
+        "formula": cfg.timing_formula,
+        "tile_period": "P = max(G, rows)",
+        "scalesim_formula": "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)",
+        "throughput": "one group of m_group K positions per cycle per PE",
+    })
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "nmmx_version": nmmx_version(),
+        "top": name,
+        "verilog": f"{name}.v",
+        "pe_module": f"{name}_pe",
+        "config": cfg.to_dict(),
+        "derived": derived,
+        "word_layouts": _word_layouts(cfg),
+        "buffers": _buffers(cfg, engine),
+        "wr_sel": dict(WR_SEL),
+        "timing": timing,
+        "ports": _ports(engine),
+        "counters": ["cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles"],
+        "clock": {"name": "clk", "reset": "rst", "reset_kind": "synchronous, active high"},
+    }
+
+
+def generate(config, out_dir, name=None):
+    """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths.
+
+    Both files are produced in a temporary directory and moved into ``out_dir`` only on
+    success, so a failure leaves nothing behind.
+
+    Parameters
+    ----------
+    config : golden.Config
+    out_dir : str or os.PathLike
+        Created if missing.
+    name : str or None
+        Top-level module name (default ``config.name``).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The Verilog file and the manifest.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`.
+    ValueError
+        ``name`` is not a Verilog identifier, or ``out_dir`` is an existing file.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"generate needs a golden.Config, not {config!r}")
+    name = check_top_name(config.name if name is None else name)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"Output directory {str(out_dir)!r} is an existing file")
+    text, engine = build_verilog(config, name)
+    info = manifest(config, name, engine)
+    tmp = Path(tempfile.mkdtemp(prefix="nmmx_gen_"))
+    try:
+        (tmp / f"{name}.v").write_text(text)
+        (tmp / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for suffix in (".v", ".json"):
+            dst = out_dir / f"{name}{suffix}"
+            shutil.move(str(tmp / f"{name}{suffix}"), str(dst))
+            paths.append(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths[0], paths[1]
