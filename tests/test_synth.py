@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from amaranth import Cat, Module
+from amaranth import Cat, Instance, Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,6 +47,21 @@ class _Pair(wiring.Component):
         m.d.comb += [m0.x.eq(self.a), m0.y.eq(self.b), m1.y.eq(self.a), m1.x.eq(self.b),
                      wide.x.eq(Cat(self.a, self.b[:4])), wide.y.eq(Cat(self.b, self.a[:4]))]
         m.d.sync += self.s.eq(m0.p + m1.p + wide.p)
+        return m
+
+
+class _TwoRefs(wiring.Component):
+    """Two references to a separately converted 8-bit ``_Mul`` module named ``mul8``."""
+
+    def __init__(self):
+        super().__init__({"a": In(8), "b": In(8), "s": Out(17)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p0, p1 = Signal(16), Signal(16)
+        m.submodules.u0 = Instance("mul8", i_x=self.a, i_y=self.b, o_p=p0)
+        m.submodules.u1 = Instance("mul8", i_x=self.b, i_y=self.b, o_p=p1)
+        m.d.comb += self.s.eq(p0 + p1)
         return m
 
 
@@ -151,6 +166,30 @@ def test_small_design_report(tmp_path):
     assert r["transistors"] > 4 * r["logic_ge"] * 0.5
 
 
+def test_separately_converted_module_counts_once_per_reference(tmp_path):
+    alone = flow.synthesize(_Mul(8), name="m", cache=tmp_path)
+    r = flow.synthesize(lambda: {"refs": _TwoRefs(), "mul8": _Mul(8)}, name="refs",
+                        cache=tmp_path)
+    mods = r["modules"]
+    assert set(mods) == {"_TwoRefs", "_Mul"}
+    # The referenced module is the very netlist of _Mul(8) (a cache hit), counted twice.
+    assert mods["_Mul"]["key"] == alone["modules"]["_Mul"]["key"]
+    assert mods["_Mul"]["count"] == 2 and r["synthesized"] == 1
+    assert r["instances"]["refs.u0"] == r["instances"]["refs.u1"] == mods["_Mul"]["key"]
+    assert mods["_Mul"]["example"] == "refs.u0"
+    assert r["logic_ge"] == pytest.approx(
+        mods["_TwoRefs"]["ge"] + 2 * alone["logic_ge"], abs=0.05)
+    assert r["logic_ge"] == pytest.approx(mods["_TwoRefs"]["ge_hier"], abs=0.05)
+
+
+def test_module_dict_must_contain_the_top(tmp_path):
+    part = _Mul(4)
+    part._MustUse__silence = True       # rejected before elaboration
+    with pytest.raises(ValueError,
+                       match=r"^The design's modules \['x'\] do not include the top 'top'$"):
+        flow.synthesize({"x": part}, name="top", cache=tmp_path)
+
+
 def test_memories_are_counted_in_bits_not_flip_flops(tmp_path):
     small = flow.synthesize(_WithMemory(16, 64), name="m", cache=tmp_path)
     big = flow.synthesize(_WithMemory(16, 256), name="m", cache=tmp_path)
@@ -210,7 +249,8 @@ def test_array_area_grows_linearly_in_pes(cache):
     for rows, cols in ((1, 1), (1, 2), (2, 2), (2, 3)):
         r = flow.estimate_area(_cfg(rows=rows, cols=cols, **kw), top="array", cache=cache)
         types = r["types"]
-        assert types["PE"]["count"] == rows * cols
+        # One PE module, referenced rows * cols times (as the generator emits it).
+        assert types["PE"]["count"] == rows * cols and types["PE"]["variants"] == 1
         assert types["Multiplier"]["count"] == 2 * rows * cols
         area[rows * cols] = r["logic_ge"]
     per_pe = [area[n] / n for n in sorted(area)]
@@ -270,8 +310,12 @@ def test_overlapping_design_synthesizes_only_new_modules(tmp_path):
     cfg = _cfg(format="int8", sparsity=(2, 4), rows=1, cols=2)
     pe = flow.estimate_area(cfg, top="pe", cache=tmp_path)
     arr = flow.estimate_area(cfg, top="array", cache=tmp_path)
-    # The array reuses the PE's leaf modules; only the array and its PE variants are new.
-    assert 0 < arr["synthesized"] < len(arr["modules"])
+    # The array refers to the very PE module synthesized for --top pe: only the array
+    # and its (empty) PEInstance wrappers are new.
+    new = [m for m in arr["modules"].values() if m["class"] in ("Array", "PEInstance")]
+    assert 0 < arr["synthesized"] == len(new) < len(arr["modules"])
+    assert pe["modules"]["PE"]["key"] == arr["modules"]["PE"]["key"]
+    assert arr["modules"]["PE"]["ge_hier"] == pe["modules"]["PE"]["ge_hier"]
     assert pe["modules"]["Multiplier"]["key"] == arr["modules"]["Multiplier"]["key"]
     assert arr["modules"]["Multiplier"]["ge"] == pe["modules"]["Multiplier"]["ge"]
 
