@@ -1,0 +1,90 @@
+"""``python -m sim``: simulate one GEMM on a generated engine, bit-exact against golden.
+
+Prints one summary (PASS/FAIL, mismatches, cycles against the model, utilization,
+dense-equivalent MACs per cycle, simulation speed, build time).  Exit status: 0 when every
+output matches and the cycle count equals the model, 1 otherwise, 2 on bad arguments.
+"""
+
+import json
+import re
+import sys
+
+from gen.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
+from gen.flags import list_formats_text
+
+__all__ = ["main", "parse_gemm"]
+
+
+def parse_gemm(text):
+    """``"64x256x32"`` -> ``(64, 256, 32)``; raise :class:`UsageError` naming the text."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if m is None:
+        raise UsageError(f"--gemm must be written MxKxN with whole numbers, not {text!r}")
+    dims = tuple(int(v) for v in m.groups())
+    if min(dims) < 1:
+        raise UsageError(f"--gemm dimensions must be at least 1, not {text!r}")
+    return dims
+
+
+def _parser():
+    from .stimulus import DATA_CLASSES
+    p = ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    add_config_flags(p)
+    g = p.add_argument_group("simulation")
+    g.add_argument("--gemm", default=None, metavar="MxKxN",
+                   help="GEMM shape; M and N may exceed the engine maxima (split into runs), "
+                        "K may not [default: m_max x k_max x n_max]")
+    g.add_argument("--seed", default="0", help="stimulus seed [default: 0]")
+    g.add_argument("--data", default="gaussian", choices=list(DATA_CLASSES),
+                   help="stimulus class [default: gaussian]")
+    g.add_argument("--waves", action="store_true",
+                   help="record FST waves (also WAVES=1); the summary names the file")
+    g.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the report as JSON")
+    g.add_argument("--replay", default=None, metavar="FILE",
+                   help="re-run the GEMM stored in a replay file written by a failing run "
+                        "(configuration flags are then ignored)")
+    g.add_argument("--verbose", action="store_true", help="stream build and simulator logs")
+    return p
+
+
+def main(argv=None):
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.list_formats:
+        print(list_formats_text())
+        return 0
+    from .run import REPORT_KEYS, format_report, load_replay, simulate_cases, Case
+    try:
+        seed = int(args.seed, 10)
+    except ValueError:
+        raise UsageError(f"--seed must be a whole number, not {args.seed!r}") from None
+    if args.replay:
+        try:
+            config, case = load_replay(args.replay)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    else:
+        config = config_from_args(args)
+        m, k, n = (parse_gemm(args.gemm) if args.gemm
+                   else (config.m_max, config.k_max, config.n_max))
+        if k > config.k_max:
+            raise UsageError(f"GEMM K={k} does not fit this engine (k_max={config.k_max}); "
+                             f"K is never split across runs")
+        case = Case(m, k, n, data=args.data, seed=seed)
+    report = simulate_cases(config, [case], waves=args.waves, verbose=args.verbose)[0]
+    print(format_report(report))
+    if args.json:
+        out = {key: report[key] for key in REPORT_KEYS}
+        out.update({key: report[key] for key in ("data", "gemm", "stall_cycles", "tiles",
+                                                 "cycles_match_model") if key in report})
+        for key in ("replay", "waves"):
+            if key in report:
+                out[key] = report[key]
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

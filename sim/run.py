@@ -1,0 +1,467 @@
+"""Simulate GEMMs on the generated engine and check them bit for bit against golden.
+
+:func:`simulate` is the API that ``python -m sim``, the regressions and the design-space
+sweep call.  It generates the engine (``gen.generate``), builds it once per Verilog hash
+(:mod:`sim.build`), precomputes the buffer words and the golden results with numpy, runs
+the cocotb testbench (:mod:`sim.tb`) once for all jobs, and turns the counters into the
+cycle and utilization report.  GEMMs larger than the engine's buffers are split into
+engine runs along M and N (never K).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from math import ceil
+from pathlib import Path
+
+import numpy as np
+
+from golden.config import Config
+from golden.gemm import EncodedOperands, gemm_encoded
+from golden.pack import pack_operands
+
+from .build import build_model, build_root, run_cocotb
+from .stimulus import DATA_CLASSES, make_operands
+from .wrapper import TIMING_ARGS, WRAPPER_TOP, clock_wrapper
+
+__all__ = ["simulate", "simulate_cases", "Case", "engine_model", "format_report",
+           "load_replay", "replay"]
+
+#: The report keys of :func:`simulate` that ``python -m sim --json`` writes.
+REPORT_KEYS = ("passed", "mismatches", "outputs", "cycles", "model_cycles",
+               "scalesim_cycles", "issued_macs", "utilization", "effective_macs_per_cycle",
+               "peak_macs_per_cycle", "sim_cycles_per_second", "build_seconds", "seed",
+               "config")
+
+
+class Case:
+    """One GEMM to simulate.
+
+    Parameters
+    ----------
+    m, k, n : int
+        GEMM shape; M and N may exceed the engine's maxima (split into runs), K may not.
+    data : str
+        Stimulus class (:data:`sim.stimulus.DATA_CLASSES`).
+    seed : int
+    enc : golden.gemm.EncodedOperands, optional
+        Operands to use instead of generating them (replay).
+    """
+
+    def __init__(self, m, k, n, *, data="gaussian", seed=0, enc=None):
+        self.m, self.k, self.n = m, k, n
+        self.data, self.seed, self.enc = data, seed, enc
+
+
+def _check_case(config, case):
+    for name, v in (("M", case.m), ("K", case.k), ("N", case.n)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"GEMM {name} must be a whole number, not {v!r}")
+        if v < 1:
+            raise ValueError(f"GEMM {name} must be at least 1, not {v}")
+    if case.k > config.k_max:
+        raise ValueError(f"GEMM K={case.k} does not fit this engine (k_max={config.k_max}); "
+                         f"K is never split across runs")
+    if case.data not in DATA_CLASSES:
+        raise ValueError(f"Stimulus class must be one of {', '.join(DATA_CLASSES)}, "
+                         f"not {case.data!r}")
+
+
+# -- generation and build ----------------------------------------------------------------
+
+_generated = {}
+
+
+def _generate(config):
+    """Generate the engine once per process; return ``(verilog_path, manifest)``."""
+    key = (str(build_root()), config)
+    if key in _generated:
+        return _generated[key]
+    from gen.generate import generate
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    out = build_root() / "gen" / f"{config.name}_{digest.hexdigest()[:12]}"
+    # Generate privately, then rename into the shared directory: a rename on one file
+    # system is atomic, so a worker never reads another worker's half-written file.
+    private = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    verilog_tmp, manifest_tmp = generate(config, private)
+    out.mkdir(parents=True, exist_ok=True)
+    verilog_path, manifest_path = out / Path(verilog_tmp).name, out / Path(manifest_tmp).name
+    os.replace(verilog_tmp, verilog_path)
+    os.replace(manifest_tmp, manifest_path)
+    shutil.rmtree(private, ignore_errors=True)
+    manifest = json.loads(manifest_path.read_text())
+    _generated[key] = (verilog_path, manifest)
+    return _generated[key]
+
+
+def _write_if_changed(path, text):
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def engine_model(config, *, waves=False, hdl_clock=True, public=None):
+    """Generate and build (or reuse) the cocotb model of ``config``'s engine.
+
+    Parameters
+    ----------
+    config : Config
+    waves : bool
+        FST tracing (also ``WAVES=1``).
+    hdl_clock : bool
+        Wrap the engine in :mod:`sim.wrapper`'s clock-generating top (faster).
+    public : str, optional
+        :data:`sim.build.PUBLIC_MODES` key.
+
+    Returns
+    -------
+    model : sim.build.Model
+    verilog_path : pathlib.Path
+        The generated engine Verilog.
+    top : str
+        The engine's module name.
+    """
+    verilog_path, manifest = _generate(config)
+    top = manifest["top"]
+    sources = [verilog_path]
+    toplevel, extra = top, ()
+    if hdl_clock:
+        wrap = verilog_path.with_name(f"{WRAPPER_TOP}_{top}.v")
+        ports = [(p["name"], "input" if p["dir"] == "in" else "output", p["width"])
+                 for p in manifest["ports"]]
+        _write_if_changed(wrap, clock_wrapper(top, ports, clock=manifest["clock"]["name"]))
+        sources.append(wrap)
+        toplevel, extra = WRAPPER_TOP, TIMING_ARGS
+    model = build_model(sources, toplevel, waves=waves, public=public, extra_args=extra)
+    return model, verilog_path, top
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+def _sub(enc, config, i0, i1, j0, j1):
+    """The operands of rows ``i0:i1`` and columns ``j0:j1`` of a GEMM."""
+    return EncodedOperands(
+        a_codes=np.ascontiguousarray(enc.a_codes[i0:i1]),
+        a_scales=np.ascontiguousarray(enc.a_scales[i0:i1]),
+        w_values=np.ascontiguousarray(enc.w_values[:, :, j0:j1]),
+        w_indices=np.ascontiguousarray(enc.w_indices[:, :, j0:j1]),
+        w_scales=np.ascontiguousarray(enc.w_scales[:, j0:j1]),
+        m=i1 - i0, k=enc.k, n=j1 - j0)
+
+
+def _limbs(data, bits):
+    count = max(1, ceil(bits / 64))
+    out = np.zeros((len(data), count), np.uint64)
+    if data.dtype != object:
+        out[:, 0] = data
+        return out
+    vals = data.tolist()
+    for q in range(count):
+        out[:, q] = [(v >> (64 * q)) & 0xFFFFFFFFFFFFFFFF for v in vals]
+    return out
+
+
+def _cycle_limit(config, m, k, n):
+    """Cycles the testbench waits for ``done`` before declaring the engine hung."""
+    return 2 * config.cycles(m, k, n) + 1000
+
+
+def _plan(config, case):
+    """Encoded operands, golden result and per-run jobs of one case."""
+    enc = case.enc if case.enc is not None else make_operands(
+        config, case.m, case.k, case.n, case.data, case.seed)
+    expect = gemm_encoded(enc, config)
+    jobs = []
+    for i0 in range(0, case.m, config.m_max):
+        i1 = min(case.m, i0 + config.m_max)
+        for j0 in range(0, case.n, config.n_max):
+            j1 = min(case.n, j0 + config.n_max)
+            jobs.append((i0, i1, j0, j1, _sub(enc, config, i0, i1, j0, j1)))
+    return enc, expect, jobs
+
+
+def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
+                   verbose=False, stream=None):
+    """Simulate several GEMMs in one simulator run; return one report per case.
+
+    Parameters
+    ----------
+    config : Config
+    cases : sequence of Case
+    waves, hdl_clock, public
+        As :func:`engine_model`.
+    verbose : bool
+        Stream the simulator log.
+    stream : file, optional
+        Where mismatch reports go (default ``sys.stderr``).
+
+    Returns
+    -------
+    list of dict
+        The :func:`simulate` report of each case.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A shape or stimulus class is invalid, or K exceeds ``k_max``.
+    RuntimeError
+        The build failed, or the simulator stopped without writing results.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"simulate needs a golden.Config, not {type(config).__name__}")
+    stream = sys.stderr if stream is None else stream
+    for case in cases:
+        _check_case(config, case)
+    model, verilog_path, top = engine_model(config, waves=waves, hdl_clock=hdl_clock,
+                                            public=public)
+    plans = [_plan(config, case) for case in cases]
+    payload = {"config": json.dumps(config.to_dict()), "hdl_clock": bool(hdl_clock),
+               "counters": json.dumps(_generate(config)[1]["counters"])}
+    j = 0
+    for _enc, _expect, jobs in plans:
+        for (i0, i1, j0, j1, sub) in jobs:
+            w = pack_operands(config, sub)
+            payload.update({
+                f"j{j}_shape": np.array([sub.m, sub.k, sub.n], np.int64),
+                f"j{j}_limit": _cycle_limit(config, sub.m, sub.k, sub.n),
+                f"j{j}_sel": w.sel.astype(np.int64), f"j{j}_bank": w.bank,
+                f"j{j}_addr": w.addr, f"j{j}_data": _limbs(w.data, config.wr_data_bits),
+                f"j{j}_expect": np.ascontiguousarray(_expect[i0:i1, j0:j1]).view(np.uint32),
+            })
+            j += 1
+    payload["jobs"] = j
+    io_dir = model.build_dir / "io"
+    io_dir.mkdir(exist_ok=True)
+    stem = f"{os.getpid()}_{time.time_ns()}"
+    src, dst = io_dir / f"{stem}_in.npz", io_dir / f"{stem}_out.npz"
+    np.savez(src, **payload)
+    t0 = time.perf_counter()
+    run_dir, _ok = run_cocotb(model, "sim.tb", verbose=verbose,
+                              extra_env={"NMMX_SIM_IN": str(src), "NMMX_SIM_OUT": str(dst)})
+    wall = time.perf_counter() - t0
+    if not dst.exists():
+        log = run_dir / "sim.log"
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        raise RuntimeError(f"The simulation of {config.name} wrote no results; see {log}"
+                           f"\n{tail}")
+    with np.load(dst) as f:
+        res = {key: f[key] for key in f.files}
+    src.unlink()
+    dst.unlink()
+    reports = []
+    j = 0
+    for case, (enc, expect, jobs) in zip(cases, plans):
+        got = np.zeros((case.m, case.n), np.uint32)
+        runs = []
+        hung = False
+        for (i0, i1, j0, j1, sub) in jobs:
+            if f"j{j}_c" not in res:
+                # The engine hung (or an earlier job did): no results for this run.
+                hung = True
+                got[i0:i1, j0:j1] = ~np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)
+                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": [0, 0, 0, 0],
+                             "seconds": 0.0, "sim_cycles": 0, "load_seconds": 0.0})
+            else:
+                got[i0:i1, j0:j1] = res[f"j{j}_c"]
+                runs.append({"shape": (sub.m, sub.k, sub.n),
+                             "counters": res[f"j{j}_counters"].tolist(),
+                             "seconds": float(res[f"j{j}_seconds"]),
+                             "sim_cycles": int(res[f"j{j}_sim_cycles"]),
+                             "load_seconds": float(res[f"j{j}_load_seconds"])})
+            j += 1
+        report = _report(config, case, enc, expect, got, runs, model, wall)
+        report["hung"] = hung
+        if hung:
+            report["passed"] = False
+        report["run_dir"] = str(run_dir)
+        if model.waves:
+            fst = run_dir / "dump.fst"
+            report["waves"] = str(fst if fst.exists() else run_dir / "dump.vcd")
+        if not report["passed"]:
+            report["replay"] = str(_write_replay(config, case, enc, run_dir))
+            print(_mismatch_text(config, case, enc, expect, got, report), file=stream)
+        reports.append(report)
+    if all(r["passed"] for r in reports) and not model.waves:
+        # Long sweeps run thousands of GEMMs: keep run directories only when they hold
+        # something to look at (waves, or the logs and replay files of a failure).
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for r in reports:
+            del r["run_dir"]
+    return reports
+
+
+def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock=True,
+             public=None, verbose=False, enc=None):
+    """Simulate one ``m x k x n`` GEMM on ``config``'s engine; return its report.
+
+    Parameters
+    ----------
+    config : Config
+    m, k, n : int
+        GEMM shape: M and N may exceed ``m_max``/``n_max`` (the GEMM is split into engine
+        runs along M and N and the report covers the whole GEMM); K may not.
+    seed : int
+        Stimulus seed (printed in every report).
+    data : str
+        Stimulus class (:data:`sim.stimulus.DATA_CLASSES`).
+    waves : bool
+        Record FST waves (also ``WAVES=1``); the report names the file.
+    hdl_clock, public, verbose
+        See :func:`simulate_cases`.
+    enc : golden.gemm.EncodedOperands, optional
+        Use these operands instead of generating them.
+
+    Returns
+    -------
+    dict
+        :data:`REPORT_KEYS` plus ``data``, ``gemm``, ``stall_cycles``, ``tiles``, ``runs``,
+        ``cycles_match_model``, ``build_cached``, ``c_bits`` (the engine's C as uint32
+        bit patterns, shape (m, n)); ``run_dir`` (logs) and ``replay`` on
+        failure, ``run_dir`` and ``waves`` with waves.  ``passed`` requires every output bit-exact and
+        ``cycles == model_cycles``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad shape or stimulus class, or K above ``k_max``.
+    """
+    return simulate_cases(config, [Case(m, k, n, data=data, seed=seed, enc=enc)],
+                          waves=waves, hdl_clock=hdl_clock, public=public,
+                          verbose=verbose)[0]
+
+
+# -- reports -----------------------------------------------------------------------------
+
+def _report(config, case, enc, expect, got, runs, model, wall):
+    exp_bits = np.ascontiguousarray(expect).view(np.uint32)
+    mismatches = int((exp_bits != got).sum())
+    cnt = np.array([r["counters"] for r in runs], np.int64)
+    cycles, issued, stall, tiles = (int(v) for v in cnt.sum(axis=0))
+    model_cycles = sum(config.cycles(*r["shape"]) for r in runs)
+    scalesim = sum(config.scalesim_cycles(*r["shape"]) for r in runs)
+    compute_s = sum(r["seconds"] for r in runs)
+    sim_cycles = sum(r["sim_cycles"] for r in runs)
+    slots = config.rows * config.cols * config.n_keep
+    return {
+        "passed": mismatches == 0 and cycles == model_cycles,
+        "mismatches": mismatches,
+        "outputs": int(exp_bits.size),
+        "cycles": cycles,
+        "model_cycles": model_cycles,
+        "scalesim_cycles": scalesim,
+        "issued_macs": issued,
+        "utilization": issued / (slots * cycles) if cycles else 0.0,
+        "effective_macs_per_cycle": case.m * case.k * case.n / cycles if cycles else 0.0,
+        "peak_macs_per_cycle": config.rows * config.cols * config.m_group,
+        "sim_cycles_per_second": sim_cycles / compute_s if compute_s else 0.0,
+        "build_seconds": model.build_seconds,
+        "seed": case.seed,
+        "config": config.to_dict(),
+        "data": case.data,
+        "gemm": [case.m, case.k, case.n],
+        "stall_cycles": stall,
+        "tiles": tiles,
+        "runs": runs,
+        "cycles_match_model": cycles == model_cycles,
+        "build_cached": model.cached,
+        "cold_build_seconds": model.cold_build_seconds,
+        "load_seconds": sum(r["load_seconds"] for r in runs),
+        "wall_seconds": wall,
+        "c_bits": got,
+    }
+
+
+def format_report(r):
+    """One readable summary of a :func:`simulate` report."""
+    cfg = Config.from_dict(r["config"])
+    m, k, n = r["gemm"]
+    lines = [
+        f"{'PASS' if r['passed'] else 'FAIL'}  {cfg.name}  gemm {m}x{k}x{n}  "
+        f"data={r['data']} seed={r['seed']}",
+        f"  outputs     {r['outputs']} compared bit for bit, {r['mismatches']} mismatches",
+        f"  cycles      {r['cycles']} (model {r['model_cycles']}"
+        f"{', MATCH' if r['cycles_match_model'] else ', MISMATCH'}; "
+        f"SCALE-Sim {cfg.dataflow.upper()} {r['scalesim_cycles']}) "
+        f"in {len(r['runs'])} engine run(s)",
+        f"  utilization {r['utilization']:.4f} of {cfg.rows}x{cfg.cols}x{cfg.n_keep} "
+        f"multiplier slots  (issued {r['issued_macs']}, stall cycles {r['stall_cycles']})",
+        f"  MACs/cycle  {r['effective_macs_per_cycle']:.2f} dense-equivalent "
+        f"(peak {r['peak_macs_per_cycle']})",
+        f"  speed       {r['sim_cycles_per_second'] / 1e6:.3f} M simulated cycles/s during "
+        f"compute; load {r['load_seconds']:.2f} s",
+        f"  build       {r['build_seconds']:.2f} s "
+        f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
+    ]
+    if r.get("waves"):
+        lines.append(f"  waves       {r['waves']}")
+    if r.get("replay"):
+        lines.append(f"  replay      python -m sim --replay {r['replay']}")
+    return "\n".join(lines)
+
+
+def _mismatch_text(config, case, enc, expect, got, report):
+    exp_bits = np.ascontiguousarray(expect).view(np.uint32)
+    bad = np.argwhere(exp_bits != got)
+    lines = [f"MISMATCH seed={case.seed} data={case.data} gemm={case.m}x{case.k}x{case.n} "
+             f"config={json.dumps(config.to_dict())}"]
+    if report["mismatches"]:
+        i, j = (int(v) for v in bad[0])
+        _, terms = gemm_encoded(enc, config, terms=True)
+        t = np.ascontiguousarray(terms[:, i, j])
+        tb = t.view(np.uint32) if t.dtype == np.float32 else t.astype(np.int64) & 0xFFFFFFFF
+        lines.append(f"  first mismatch at (i={i}, j={j}): expected 0x{int(exp_bits[i, j]):08x} "
+                     f"({expect[i, j]!r}), actual 0x{int(got[i, j]):08x}; "
+                     f"{report['mismatches']} of {report['outputs']} outputs differ")
+        lines.append("  per-block terms: " + ", ".join(
+            f"b{b}=0x{int(x):08x}({v!r})" for b, (x, v) in enumerate(zip(tb, t.tolist()))))
+    if report.get("hung"):
+        lines.append("  done never rose within 2 * config.cycles + 1000 cycles; outputs "
+                     "of the hung runs count as mismatches")
+    if not report["cycles_match_model"]:
+        lines.append(f"  cnt_cycles {report['cycles']} != config.cycles "
+                     f"{report['model_cycles']}")
+    lines.append(f"  reproduce: python -m sim --replay {report['replay']}")
+    return "\n".join(lines)
+
+
+# -- replay files ------------------------------------------------------------------------
+
+def _write_replay(config, case, enc, run_dir):
+    path = Path(run_dir) / f"replay_{config.name}_{case.data}_seed{case.seed}.npz"
+    np.savez(path, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed,
+             shape=np.array([enc.m, enc.k, enc.n], np.int64), a_codes=enc.a_codes,
+             a_scales=enc.a_scales, w_values=enc.w_values, w_indices=enc.w_indices,
+             w_scales=enc.w_scales)
+    return path
+
+
+def load_replay(path):
+    """Read a replay file; return ``(config, Case)`` with the stored operands.
+
+    Raises
+    ------
+    ValueError
+        The file is not an nmmx replay file.
+    """
+    try:
+        with np.load(path) as f:
+            config = Config.from_dict(json.loads(str(f["config"])))
+            m, k, n = (int(v) for v in f["shape"])
+            enc = EncodedOperands(a_codes=f["a_codes"], a_scales=f["a_scales"],
+                                  w_values=f["w_values"], w_indices=f["w_indices"],
+                                  w_scales=f["w_scales"], m=m, k=k, n=n)
+            case = Case(m, k, n, data=str(f["data"]), seed=int(f["seed"]), enc=enc)
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path} is not an nmmx replay file ({e})") from None
+    return config, case
+
+
+def replay(path, **kwargs):
+    """Re-run the GEMM stored in a replay file; return its report."""
+    config, case = load_replay(path)
+    return simulate_cases(config, [case], **kwargs)[0]
