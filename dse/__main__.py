@@ -1,0 +1,295 @@
+"""``python -m dse``: sweep engine configurations and report throughput per area
+against numerical error.
+
+Example (3 formats x 3 sparsities x 2 array sizes, plus mixed-format pairs)::
+
+    python -m dse --sweep dse/example_sweep.toml -o out/dse
+
+or with flags only (each flag takes a comma-separated list; the sweep is the cross
+product)::
+
+    python -m dse --format mxfp8_e4m3,mxfp6_e2m3,mxfp4_e2m1 --sparsity 4:4,2:4,1:4 \\
+        --rows 4,8 --cols 4,8 --gemm 64x512x64,64x1024x64 -o out/dse
+
+A sweep file (TOML) uses the flag names as keys (``a_format`` or ``a-format``); a value
+is a scalar or a list.  Flags given on the command line override the file.  Each
+``[[extra]]`` table adds one more cross product that inherits the top-level engine keys
+it does not set, e.g. a mixed-format pair::
+
+    format = ["mxfp8_e4m3", "mxfp6_e2m3", "mxfp4_e2m1"]
+    sparsity = ["4:4", "2:4", "1:4"]
+    rows = [4, 8]
+    [[extra]]
+    a_format = "mxfp8_e4m3"
+    w_format = "mxfp4_e2m1"
+
+Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
+(evaluation error, or an RTL run that differs from golden or from the cycle model).
+"""
+
+import argparse
+import shlex
+import sys
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
+                       list_formats_text, run_cli)
+from golden.config import Config
+
+from .sweep import Settings, parse_shape, run_sweep
+from . import data as _data
+
+_CONFIG_KEYS = [f.name for f in fields(Config)] + ["format"]
+_INT_CONFIG_KEYS = {f.name for f in fields(Config) if isinstance(getattr(Config(), f.name), int)}
+
+#: Non-config keys of a sweep file: name -> (kind, default).
+_OPTIONS = {
+    "gemm": ("str_list", "64x512x64"),
+    "eval_shape": ("str", "64x256x64"),
+    "weights": ("str", None),
+    "weights_pattern": ("str", "*"),
+    "seed": ("int", 0),
+    "simulate": ("bool", False),
+    "sim_gemm": ("str", "8x64x8"),
+    "sim_filter": ("str", "*"),
+    "jobs": ("int", 1),
+    "dask": ("str", None),
+    "out": ("str", None),
+}
+
+_KIND_TEXT = {"int": "a whole number", "str": "a string", "bool": "true or false",
+              "int_list": "a whole number or a list of whole numbers",
+              "str_list": "a string or a list of strings"}
+
+
+def build_parser():
+    p = ArgumentParser(prog="python -m dse", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_flags(p, multi=True)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
+    g.add_argument("-o", "--out", metavar="DIR", help="output directory (required)")
+    g.add_argument("--gemm", metavar="LIST",
+                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64]")
+    g.add_argument("--eval-shape", metavar="MxKxN",
+                   help="shape of the numerical-error GEMMs [default: 64x256x64]")
+    g.add_argument("--weights", metavar="FILE",
+                   help=".npy, .npz or .safetensors weights (2-D tensors read as "
+                        "out_features x in_features) [default: synthetic]")
+    g.add_argument("--weights-pattern", metavar="GLOB",
+                   help="glob on tensor names in --weights [default: *]")
+    g.add_argument("--seed", metavar="INT", help="seed of synthetic data and RTL runs")
+    g.add_argument("--simulate", action="store_true", default=None,
+                   help="also run matching points in RTL; they must match the model")
+    g.add_argument("--sim-gemm", metavar="MxKxN", help="RTL GEMM shape [default: 8x64x8]")
+    g.add_argument("--sim-filter", metavar="GLOB",
+                   help="glob on point names chosen for RTL runs [default: *]")
+    g.add_argument("--jobs", metavar="N", help="local worker processes [default: 1]")
+    g.add_argument("--dask", metavar="tcp://HOST:PORT",
+                   help="run the points on this Dask distributed scheduler")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _kind_of(key):
+    if key in _CONFIG_KEYS:
+        return "int_list" if key in _INT_CONFIG_KEYS else "str_list"
+    return _OPTIONS[key][0]
+
+
+def _check_value(where, key, value):
+    """Type-check one sweep-file value; return it as the flag's text form."""
+    kind = _kind_of(key)
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    ok = {"int": is_int(value), "str": isinstance(value, str),
+          "bool": isinstance(value, bool),
+          "int_list": is_int(value) or (isinstance(value, list) and bool(value)
+                                        and all(is_int(v) for v in value)),
+          "str_list": isinstance(value, str) or (isinstance(value, list) and bool(value)
+                                                 and all(isinstance(v, str) for v in value)),
+          }[kind]
+    if not ok:
+        raise UsageError(f"Key {key!r} in {where} must be {_KIND_TEXT[kind]}, not {value!r}")
+    if kind.endswith("_list"):
+        items = value if isinstance(value, list) else [value]
+        bad = [v for v in items if isinstance(v, str) and ("," in v or not v.strip())]
+        if bad:
+            raise UsageError(f"Key {key!r} in {where} has a bad item {bad[0]!r}")
+        return ",".join(str(v) for v in items)
+    return value
+
+
+def _normalize_table(where, table, allowed):
+    out = {}
+    for raw, value in table.items():
+        key = raw.replace("-", "_")
+        if key not in allowed:
+            raise UsageError(f"Unknown key {raw!r} in {where}; known keys are "
+                             f"{', '.join(sorted(allowed))}")
+        if key in out:
+            raise UsageError(f"Key {raw!r} appears twice in {where}")
+        out[key] = _check_value(where, key, value)
+    return out
+
+
+def read_sweep_file(path):
+    """Parse a sweep file into ``(top, extras)``: normalized key -> flag-form value.
+
+    Raises :class:`UsageError` naming the file and the bad key or value.
+    """
+    path = Path(path)
+    where = f"sweep file {str(path)!r}"
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"Cannot read {where} ({e.strerror})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"The {where} is not valid TOML ({e})") from None
+    extras = doc.pop("extra", [])
+    if not isinstance(extras, list) or not all(isinstance(t, dict) for t in extras):
+        raise UsageError(f"Key 'extra' in {where} must be an array of tables ([[extra]])")
+    top = _normalize_table(where, doc, set(_CONFIG_KEYS) | set(_OPTIONS))
+    # Paths in the file are relative to the file, so a sweep file travels with its data.
+    for key in ("weights",):
+        if key in top and not Path(top[key]).is_absolute():
+            top[key] = str(path.parent / top[key])
+    extra_tables = [_normalize_table(f"[[extra]] table {i + 1} of {where}", t,
+                                     set(_CONFIG_KEYS))
+                    for i, t in enumerate(extras)]
+    return top, extra_tables
+
+
+def _configs(args, top, extras):
+    """The union of the sweeps, in order, without duplicates."""
+    base = argparse.Namespace(**{k: getattr(args, k) for k in _CONFIG_KEYS})
+    for k in _CONFIG_KEYS:
+        if getattr(base, k) is None and k in top:
+            setattr(base, k, top[k])
+    sweeps = [base]
+    for t in extras:
+        ns = argparse.Namespace(**vars(base))
+        fmt_keys = {"format", "a_format", "w_format"}
+        if fmt_keys & set(t):
+            # An extra table that names formats replaces all inherited format keys.
+            for k in fmt_keys:
+                setattr(ns, k, None)
+        for k, v in t.items():
+            setattr(ns, k, v)
+        sweeps.append(ns)
+    out = []
+    for ns in sweeps:
+        for c in configs_from_args(ns, multi=True):
+            if c not in out:
+                out.append(c)
+    return out
+
+
+def _option(args, top, key):
+    v = getattr(args, key, None)
+    if v is None:
+        v = top.get(key)
+    return _OPTIONS[key][1] if v is None else v
+
+
+def _int_option(args, top, key, lo):
+    v = _option(args, top, key)
+    try:
+        v = int(v)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{key.replace('_', '-')} must be a whole number, "
+                         f"not {v!r}") from None
+    if v < lo:
+        raise UsageError(f"--{key.replace('_', '-')} must be at least {lo}, not {v}")
+    return v
+
+
+def _shape_option(text, flag):
+    try:
+        return parse_shape(text)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
+def prepare(argv):
+    """Parse and validate everything; return ``(configs, settings, options)``.
+
+    Raises :class:`UsageError` on any bad input, before anything is written.
+    """
+    args = build_parser().parse_args(argv)
+    if args.list_formats:
+        return None, None, {"list_formats": True}
+    top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
+    configs = _configs(args, top, extras)
+    out = _option(args, top, "out")
+    if not out:
+        raise UsageError("An output directory is required (-o DIR or 'out' in the sweep file)")
+    gemm_text = _option(args, top, "gemm")
+    gemms = []
+    for part in gemm_text.split(","):
+        shape = _shape_option(part, "--gemm")
+        if shape not in gemms:
+            gemms.append(shape)
+    weights = _option(args, top, "weights")
+    pattern = _option(args, top, "weights_pattern")
+    digest = None
+    eval_shape = _shape_option(_option(args, top, "eval_shape"), "--eval-shape")
+    if weights is not None:
+        try:
+            _data.load_weights(weights, pattern)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        digest = _data.file_digest(weights)
+    simulate = bool(_option(args, top, "simulate"))
+    settings = Settings(gemms=tuple(gemms), eval_shape=eval_shape,
+                        seed=_int_option(args, top, "seed", 0), weights=weights,
+                        weights_pattern=pattern, weights_digest=digest,
+                        simulate=simulate,
+                        sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
+                        sim_filter=_option(args, top, "sim_filter"))
+    for c in configs:
+        try:
+            settings.check(c)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    if simulate and not any(settings.simulates(c) for c in configs):
+        raise UsageError(f"--sim-filter {settings.sim_filter!r} matches no point of the "
+                         f"sweep")
+    options = {"out": Path(out), "jobs": _int_option(args, top, "jobs", 1),
+               "dask": _option(args, top, "dask"), "plots": not args.no_plots,
+               "progress": not args.no_progress}
+    return configs, settings, options
+
+
+def main(argv=None, *, area_fn=None, simulate_fn=None):
+    """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    configs, settings, opt = prepare(argv)
+    if opt.get("list_formats"):
+        print(list_formats_text())
+        return 0
+    out = opt["out"]
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
+    res = run_sweep(configs, settings, out, jobs=opt["jobs"], dask=opt["dask"],
+                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+    print(f"dse: {res.evaluated} evaluated, {res.cached} from cache", file=sys.stderr)
+    if res.failures:
+        for msg in res.failures:
+            print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {len(res.failures)} point(s) failed; no report written",
+              file=sys.stderr)
+        return 1
+    from .report import write_all
+    write_all(res.rows, out, settings=settings, plots=opt["plots"],
+              command="python -m dse " + shlex.join(argv))
+    print(f"dse: wrote {out / 'results.csv'} and {out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

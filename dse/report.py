@@ -1,0 +1,362 @@
+"""Sweep outputs: ``results.csv``, ``report.md`` and the PNG plots.
+
+Every statement in the report's findings is computed from the rows; nothing is
+written that the numbers do not show.
+"""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from .metrics import pareto_front
+
+__all__ = ["write_csv", "write_report", "write_plots", "write_all", "PARETO_X", "PARETO_Y"]
+
+#: Objectives of the Pareto front: dense-equivalent MACs per cycle per kGE of total area
+#: (logic and buffers) against the pooled relative Frobenius error of the GEMM output.
+PARETO_X = "tpa_total"
+PARETO_Y = "err_rel_fro"
+#: The same front with logic area only (buffers excluded: their size is set by
+#: m_max/k_max/n_max and the element widths, and can dominate the total).
+PARETO_X_LOGIC = "tpa_logic"
+
+_FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
+          "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
+          "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_bits", "transistors",
+          "macs_per_cycle", "utilization", "tpa_total", "tpa_logic", "err_rel_fro",
+          "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
+
+
+def _columns(rows):
+    seen = [c for c in _FIRST if any(c in r for r in rows)]
+    rest = sorted({k for r in rows for k in r} - set(seen))
+    return seen + rest
+
+
+def _cell(v):
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    if isinstance(v, float):
+        return repr(v)
+    return "" if v is None else v
+
+
+def _mark_pareto(rows):
+    """Mark ``pareto`` (total area) and ``pareto_logic`` (logic only) on every row and
+    return the two fronts."""
+    fronts = []
+    for x, col in ((PARETO_X, "pareto"), (PARETO_X_LOGIC, "pareto_logic")):
+        front = pareto_front(rows, maximize=x, minimize=PARETO_Y)
+        on = set(front)
+        for i, r in enumerate(rows):
+            r[col] = i in on
+        fronts.append([rows[i] for i in front])
+    return fronts
+
+
+def write_csv(rows, path):
+    """One row per point: the config and every figure (nested values as JSON)."""
+    cols = _columns(rows)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_cell(r.get(c)) for c in cols])
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{digits}f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _fmt_pair(r):
+    a, w = r["a_format"], r["w_format"]
+    return a if a == w else f"A {a} / W {w}"
+
+
+def _table(header, body):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(out)
+
+
+def _point_table(rows):
+    header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "MAC/cycle",
+              "util.", "MAC/cycle/kGE", "rel. error", "SQNR dB", "max abs err"]
+    body = [[r["name"], _fmt_pair(r), r["sparsity"], f'{r["rows"]}x{r["cols"]}',
+             _fmt(r["logic_ge"] / 1000), _fmt(r["total_ge"] / 1000),
+             _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]), _fmt(r["tpa_total"]),
+             _fmt(r["err_rel_fro"]), _fmt(r["err_sqnr_db"]), _fmt(r["err_max_abs"])]
+            for r in rows]
+    return _table(header, body)
+
+
+def _order_rows(rows):
+    return [r for r in rows if r["n_keep"] != r["m_group"]]
+
+
+def _numeric_key(r):
+    # Array size does not change the numerics, so the order table lists each
+    # (formats, sparsity, block) once.
+    return (r["a_format"], r["w_format"], r["sparsity"], r["block_size"])
+
+
+def _unique_numerics(rows):
+    seen, out = set(), []
+    for r in rows:
+        if _numeric_key(r) not in seen:
+            seen.add(_numeric_key(r))
+            out.append(r)
+    return out
+
+
+def _order_table(rows):
+    header = ["formats", "N:M", "weight err PtQ", "weight err QtP", "output err PtQ",
+              "output err QtP", "SQNR dB PtQ", "SQNR dB QtP", "better order"]
+    body = []
+    for r in _unique_numerics(_order_rows(rows)):
+        pq, qp = r["pq_rel_fro"], r["qp_rel_fro"]
+        better = "equal" if pq == qp else ("prune first" if pq < qp else "quantize first")
+        body.append([_fmt_pair(r), r["sparsity"], _fmt(r["pq_w_rel_fro"]),
+                     _fmt(r["qp_w_rel_fro"]), _fmt(pq), _fmt(qp), _fmt(r["pq_sqnr_db"]),
+                     _fmt(r["qp_sqnr_db"]), better])
+    return _table(header, body)
+
+
+def _settings_labels(settings):
+    """GEMM labels in the order the sweep gave them."""
+    return ["x".join(map(str, g)) for g in settings.gemms]
+
+
+def _shape_labels(rows):
+    labs = []
+    for r in rows:
+        for k in r:
+            if k.startswith("cycles@") and k[7:] not in labs:
+                labs.append(k[7:])
+    return labs
+
+
+def findings(rows, front, labs=None):
+    """Short statements read off the numbers (each names the points it compares)."""
+    out = []
+    best_t = max(rows, key=lambda r: r[PARETO_X])
+    best_e = min(rows, key=lambda r: r[PARETO_Y])
+    out.append(f"Highest throughput per area: {best_t['name']} with "
+               f"{_fmt(best_t[PARETO_X])} dense-equivalent MAC/cycle/kGE "
+               f"(relative error {_fmt(best_t[PARETO_Y])}).")
+    out.append(f"Lowest error: {best_e['name']} with relative error "
+               f"{_fmt(best_e[PARETO_Y])} ({_fmt(best_e['err_sqnr_db'])} dB SQNR) at "
+               f"{_fmt(best_e[PARETO_X])} MAC/cycle/kGE.")
+    out.append(f"{len(front)} of {len(rows)} points are on the Pareto front: "
+               + ", ".join(r["name"] for r in front) + ".")
+    buf = [r["buffer_ge"] / r["total_ge"] for r in rows if r["total_ge"] > 0]
+    if buf:
+        out.append(f"Buffers are {_fmt(100 * min(buf))}% to {_fmt(100 * max(buf))}% of the "
+                   f"total area; the logic-only front has "
+                   f"{sum(bool(r.get('pareto_logic')) for r in rows)} points.")
+    # Sparsity: compare each sparse point with the dense point of the same array,
+    # formats and group size M; one line per (formats, N:M) over all array sizes.
+    dense = {(r["rows"], r["cols"], r["a_format"], r["w_format"], r["m_group"],
+              r["block_size"]): r for r in rows if r["n_keep"] == r["m_group"]}
+    groups = {}
+    for r in rows:
+        d = dense.get((r["rows"], r["cols"], r["a_format"], r["w_format"], r["m_group"],
+                       r["block_size"]))
+        if d is not None and d is not r:
+            groups.setdefault((_fmt_pair(r), r["sparsity"], d["sparsity"]), []).append((r, d))
+    for (pair, sp, dsp), pts in groups.items():
+        gain = [r[PARETO_X] / d[PARETO_X] for r, d in pts]
+        mpc = {r["macs_per_cycle"] == d["macs_per_cycle"] for r, d in pts}
+        arrays = ", ".join(f'{r["rows"]}x{r["cols"]}' for r, _ in pts)
+        span = _fmt(min(gain)) if min(gain) == max(gain) else \
+            f"{_fmt(min(gain))} to {_fmt(max(gain))}"
+        r0, d0 = pts[0]
+        out.append(f"{pair} {sp} versus {dsp} ({arrays}): throughput per area x{span}"
+                   + (", at the same MAC/cycle" if mpc == {True} else "")
+                   + f"; relative error {_fmt(d0[PARETO_Y])} -> {_fmt(r0[PARETO_Y])}.")
+    sparse = _unique_numerics(_order_rows(rows))
+    if sparse:
+        pq_better = sum(r["pq_rel_fro"] < r["qp_rel_fro"] for r in sparse)
+        qp_better = sum(r["qp_rel_fro"] < r["pq_rel_fro"] for r in sparse)
+        out.append(f"Order study on {len(sparse)} sparse format/sparsity combinations: "
+                   f"prune-then-quantize had the lower output error on {pq_better}, "
+                   f"quantize-then-prune on {qp_better}, equal on "
+                   f"{len(sparse) - pq_better - qp_better}.")
+        worst = max(sparse, key=lambda r: abs(r["qp_rel_fro"] - r["pq_rel_fro"]))
+        out.append(f"Largest order difference: {_fmt_pair(worst)} {worst['sparsity']}, "
+                   f"relative error {_fmt(worst['pq_rel_fro'])} (prune first) versus "
+                   f"{_fmt(worst['qp_rel_fro'])} (quantize first).")
+    labs = labs or _shape_labels(rows)
+    if len(labs) > 1:
+        mean = {lab: sum(r[f"utilization@{lab}"] for r in rows) / len(rows) for lab in labs}
+        lo, hi = min(mean, key=mean.get), max(mean, key=mean.get)
+        out.append(f"Mean utilization is lowest on GEMM {lo} ({_fmt(mean[lo])}) and "
+                   f"highest on {hi} ({_fmt(mean[hi])}).")
+    bad = [r for r in rows if r.get("effective_check", 0) > 1e-3]
+    if bad:
+        out.append("Warning: golden.gemm differs by more than 1e-3 (relative) from the "
+                   "product of the effective operands on " + ", ".join(r["name"] for r in bad)
+                   + "; the order study's effective operands may not match the engine.")
+    sims = [r for r in rows if "sim_cycles" in r]
+    if sims:
+        out.append(f"RTL runs on {len(sims)} points matched golden and took exactly the "
+                   f"modelled cycles.")
+    return out
+
+
+def write_report(rows, path, *, front, front_logic, settings, command=None):
+    """Write ``report.md``: settings, all points, the Pareto front, the order table,
+    utilization per GEMM shape and the findings."""
+    labs = _settings_labels(settings)
+    ev = "x".join(map(str, settings.eval_shape))
+    src = (f"`{settings.weights}` (tensors matching `{settings.weights_pattern}`, cropped "
+           f"to K x N = {settings.eval_shape[1]} x {settings.eval_shape[2]})"
+           if settings.weights else "synthetic Gaussian weights")
+    parts = [
+        "# nmmx design-space study", "",
+        f"{len(rows)} points.  Throughput is dense-equivalent MACs (M*K*N) per cycle from "
+        f"the engine's exact cycle model, pooled over GEMMs {', '.join(labs)}; throughput "
+        f"per area divides it by total area (logic and buffers) in kGE.  Error is "
+        f"golden.gemm against the float64 product of the original, unpruned operands "
+        f"(so it includes the loss of magnitude pruning without retraining), pooled over weights from {src} and Gaussian "
+        f"and Student-t (with outlier channels) activations of {ev} (MxKxN), seed "
+        f"{settings.seed}.",
+    ]
+    if command:
+        parts += ["", f"Command: `{command}`"]
+    parts += ["", "## Findings", ""] + [f"- {f}" for f in findings(rows, front, labs)]
+    parts += ["", "## Pareto front (throughput per area vs relative error)", "",
+              _point_table(front), "", "![Pareto](pareto.png)", "",
+              "## Pareto front on logic area (buffers excluded)", "",
+              _point_table(front_logic),
+              "", "## All points", "", _point_table(rows)]
+    if _order_rows(rows):
+        parts += ["", "## Prune/quantize order", "",
+                  "PtQ prunes N:M on the float weights, then MX-quantizes (what the engine "
+                  "and golden.gemm do); QtP MX-quantizes, then prunes on the dequantized "
+                  "magnitudes.  Weight error compares the dequantized effective weights "
+                  "with the original weights; output error is the product of the "
+                  "dequantized effective operands against the float64 reference.", "",
+                  _order_table(rows)]
+    parts += ["", "## Utilization per GEMM shape", "",
+              _table(["point"] + labs,
+                     [[r["name"]] + [_fmt(r[f"utilization@{lab}"]) for lab in labs]
+                      for r in rows]),
+              "", "![Utilization](utilization.png)", "",
+              "## Area breakdown", "", "![Area](area_breakdown.png)", ""]
+    Path(path).write_text("\n".join(parts))
+
+
+def _pe_categories(rows):
+    return sorted({k for r in rows for k in r if k.startswith("pe_") and k.endswith("_ge")})
+
+
+def write_plots(rows, out_dir, labs=None):
+    """Pareto scatter, stacked area bars and utilization per GEMM shape (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    pairs = list(dict.fromkeys(_fmt_pair(r) for r in rows))
+    sps = list(dict.fromkeys(r["sparsity"] for r in rows))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^v<>ph*"
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+    ys = [r[PARETO_Y] for r in rows]
+    for ax, x, col, what in ((axes[0], PARETO_X, "pareto", "total area"),
+                             (axes[1], PARETO_X_LOGIC, "pareto_logic", "logic only")):
+        for pi, pair in enumerate(pairs):
+            for si, sp in enumerate(sps):
+                sel = [r for r in rows if _fmt_pair(r) == pair and r["sparsity"] == sp]
+                if sel:
+                    ax.scatter([r[x] for r in sel], [r[PARETO_Y] for r in sel], s=30,
+                               color=colors[pi % len(colors)],
+                               marker=markers[si % len(markers)], label=f"{pair} {sp}")
+        fr = sorted((r for r in rows if r[col]), key=lambda r: r[x])
+        ax.step([r[x] for r in fr], [r[PARETO_Y] for r in fr], where="post",
+                color="black", lw=1, label="Pareto front")
+        # Only the front is labelled: labels of every point overlap beyond reading.
+        for r in fr:
+            ax.annotate(r["name"].removeprefix("nmmx_os_"), (r[x], r[PARETO_Y]),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if all(y > 0 for y in ys):
+            ax.set_yscale("log")
+        ax.set_xlabel(f"dense-equivalent MAC/cycle per kGE ({what})")
+        ax.set_ylabel("relative Frobenius error of the GEMM output")
+        ax.set_title(f"Throughput per area ({what}) vs error")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out_dir / "pareto.png", dpi=130)
+    plt.close(fig)
+
+    cats = _pe_categories(rows)
+    names = [r["name"].removeprefix("nmmx_") for r in rows]
+    fig, (ax_l, ax_t) = plt.subplots(2, 1, sharex=True,
+                                     figsize=(max(7, 0.45 * len(rows) + 3), 8))
+    pe_ge = lambda r, c: r.get(c, 0.0) * r.get("pe_count", r["rows"] * r["cols"])
+    stacks = [("PE " + c[3:-3].replace("_", " "), [pe_ge(r, c) / 1000 for r in rows])
+              for c in cats]
+    # Logic outside the PEs: controller, skew, drain, counters, buffer ports.
+    stacks.append(("outside PEs", [max(r["logic_ge"] - sum(pe_ge(r, c) for c in cats), 0.0)
+                                   / 1000 for r in rows]))
+    for ax, parts, title in (
+            (ax_l, stacks, "Logic area by PE function"),
+            (ax_t, [("logic", [r["logic_ge"] / 1000 for r in rows]),
+                    ("buffers", [r["buffer_ge"] / 1000 for r in rows])],
+             "Total area: logic and buffers")):
+        bottom = [0.0] * len(rows)
+        for label, vals in parts:
+            ax.bar(names, vals, bottom=bottom, label=label)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_ylabel("area (kGE)")
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax_t.tick_params(axis="x", labelrotation=90, labelsize=6)
+    fig.tight_layout()
+    fig.savefig(out_dir / "area_breakdown.png", dpi=130)
+    plt.close(fig)
+
+    labs = labs or _shape_labels(rows)
+    # The cycle model depends on the array and the group size only, so many points
+    # share a curve: draw each distinct curve once and name the arrays it covers.
+    curves = {}
+    for r in rows:
+        curve = tuple(r[f"utilization@{lab}"] for lab in labs)
+        curves.setdefault(curve, []).append(r)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for curve, members in curves.items():
+        arrays = sorted({f'{r["rows"]}x{r["cols"]} M={r["m_group"]}' for r in members})
+        ax.plot(labs, curve, marker="o", lw=1,
+                label=f"{', '.join(arrays)} ({len(members)} points)")
+    ax.set_xlabel("GEMM shape (MxKxN)")
+    ax.set_ylabel("utilization (issued / peak multiplier slots)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Utilization vs GEMM shape (cycle model)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "utilization.png", dpi=130)
+    plt.close(fig)
+
+
+def write_all(rows, out_dir, *, settings, command=None, plots=True):
+    """Mark the Pareto front and write every output file into ``out_dir``."""
+    out_dir = Path(out_dir)
+    front, front_logic = _mark_pareto(rows)
+    write_csv(rows, out_dir / "results.csv")
+    write_report(rows, out_dir / "report.md", front=front, front_logic=front_logic,
+                 settings=settings, command=command)
+    if plots:
+        write_plots(rows, out_dir, _settings_labels(settings))
+    return front

@@ -1,0 +1,496 @@
+"""Design-space sweep: evaluate every engine configuration, cache each point, run the
+points through a ``concurrent.futures``-style executor.
+
+One *point* is one :class:`golden.Config`.  Evaluating it gives
+
+- area from the synthesis flow (``synth.flow.estimate_area``);
+- cycles, utilization and dense-equivalent MACs per cycle from the engine's analytical
+  cycle model (``Config.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
+  (``sim.run.simulate``) whose cycle count must equal the model's;
+- the numerical error of ``golden.gemm`` against a float64 product of the original
+  (unpruned, unquantized) operands, so that the error includes what pruning costs;
+- for sparse points, the prune-then-quantize versus quantize-then-prune order study.
+
+Each finished point is written atomically to ``OUT/points/<key>.json``; the key hashes
+the config and every setting that changes the figures, so a rerun of an interrupted
+sweep skips the finished points.
+"""
+
+import concurrent.futures as cf
+import fnmatch
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+
+import numpy as np
+
+from golden.config import Config
+from . import data as _data
+from .metrics import ErrorStats
+
+__all__ = ["Settings", "parse_shape", "shape_label", "point_key", "evaluate_point",
+           "run_sweep", "SweepResult", "InlineExecutor"]
+
+#: Bumped whenever the meaning of a cached figure changes, so stale caches are ignored.
+SCHEMA = 1
+
+
+def parse_shape(text):
+    """Parse ``"64x512x64"`` into ``(64, 512, 64)``; raise ``ValueError`` naming it."""
+    if not isinstance(text, str):
+        raise TypeError(f"A GEMM shape must be written MxKxN, not {text!r}")
+    parts = text.strip().lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"A GEMM shape must be written MxKxN with positive whole "
+                         f"numbers, not {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def shape_label(shape):
+    return "x".join(str(v) for v in shape)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything besides the config that changes a point's figures.
+
+    Parameters
+    ----------
+    gemms : tuple of (int, int, int)
+        GEMM shapes (M, K, N) for the cycle model.
+    eval_shape : (int, int, int)
+        M x K x N of the numerical-error GEMMs (weights from a file are cropped to K x N).
+    seed : int
+        Seed of the synthetic data and of the RTL runs.
+    weights : str or None
+        Weights file (``.npy``, ``.npz``, ``.safetensors``); synthetic weights if None.
+    weights_pattern : str
+        Glob on tensor names in ``weights``.
+    weights_digest : str or None
+        SHA-256 of ``weights`` (keys the cache on the file's content, not its name).
+    simulate : bool
+        Run the RTL on points whose name matches ``sim_filter``.
+    sim_gemm : (int, int, int)
+        GEMM shape of the RTL runs.
+    sim_filter : str
+        Glob on :attr:`Config.name` choosing the simulated subset.
+    """
+
+    gemms: tuple = ((64, 512, 64),)
+    eval_shape: tuple = (64, 256, 64)
+    seed: int = 0
+    weights: str | None = None
+    weights_pattern: str = "*"
+    weights_digest: str | None = None
+    simulate: bool = False
+    sim_gemm: tuple = (8, 64, 8)
+    sim_filter: str = "*"
+
+    def simulates(self, config):
+        """Whether ``config`` is in the RTL-checked subset."""
+        return self.simulate and fnmatch.fnmatchcase(config.name, self.sim_filter)
+
+    def check(self, config):
+        """Raise ``ValueError`` if a GEMM shape does not fit ``config``'s buffers."""
+        for shape in self.gemms:
+            try:
+                config.check_gemm(*shape)
+            except ValueError as e:
+                raise ValueError(f"GEMM {shape_label(shape)} does not fit {config.name}: "
+                                 f"{e}") from None
+        if self.simulates(config):
+            try:
+                config.check_gemm(*self.sim_gemm)
+            except ValueError as e:
+                raise ValueError(f"RTL GEMM {shape_label(self.sim_gemm)} does not fit "
+                                 f"{config.name}: {e}") from None
+
+
+def point_key(config, settings):
+    """Cache key of one point: SHA-256 over the config and the settings that matter."""
+    s = asdict(settings)
+    s.pop("weights")  # the digest stands for the file; moving the file keeps the cache
+    if not settings.simulates(config):
+        for k in ("sim_gemm", "sim_filter"):
+            s.pop(k)
+        s["simulate"] = False
+    blob = json.dumps({"schema": SCHEMA, "config": config.to_dict(), "settings": s},
+                      sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+# -- numerics --------------------------------------------------------------------------
+
+def _int8_codes(x, axis):
+    """Symmetric int8 codes of ``x`` with one float scale per slice along ``axis``.
+
+    The int8 engine has no block scales, so the caller scales the operands: one scale
+    per activation row and per weight column (``axis`` is K) factors out of the GEMM as
+    ``C[i, j] * sa[i] * sw[j]``.  Returns ``(codes, scale)`` with ``scale`` broadcastable
+    against ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    amax = np.max(np.abs(x), axis=axis, keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    return np.clip(np.rint(x / scale), -127, 127), scale
+
+
+def _roundtrip(x, fmt, block_size, axis):
+    """Quantize along K (``axis``) and dequantize: the effective operand, float64."""
+    from golden.quant import quantize_mx, dequantize_mx
+    if fmt == "int8":
+        codes, scale = _int8_codes(x, axis)
+        return codes * scale
+    q = quantize_mx(x, fmt, block_size=block_size, axis=axis)
+    return dequantize_mx(q).astype(np.float64)
+
+
+def _prune(w, sparsity):
+    """Keep the N largest magnitudes of every group of M along K (axis 0)."""
+    from golden.sparse import prune_nm
+    n, m = sparsity
+    return np.asarray(prune_nm(np.asarray(w), n, m, axis=0), dtype=np.float64)
+
+
+def _engine_gemm(a, w, config):
+    """What the engine outputs for float operands ``a`` and ``w``, as float64."""
+    from golden.gemm import gemm
+    kw = dict(a_format=config.a_format, w_format=config.w_format,
+              sparsity=config.sparsity, block_size=config.block_size)
+    if config.scaled:
+        return np.asarray(gemm(a, w, **kw), dtype=np.float64)
+    # Prune the float weights before rounding them to codes (rounding can tie two
+    # magnitudes); golden's prune then finds every group already N:M and keeps it.
+    a_codes, sa = _int8_codes(a, axis=1)
+    w_codes, sw = _int8_codes(_prune(w, config.sparsity), axis=0)
+    c = gemm(a_codes.astype(np.int8), w_codes.astype(np.int8), **kw)
+    return np.asarray(c, dtype=np.float64) * sa * sw
+
+
+_WEIGHT_CACHE = {}
+
+
+def _weight_set(settings, block_size):
+    """Named ``K x N`` weights of the error study (cached per process)."""
+    key = (settings.weights, settings.weights_digest, settings.weights_pattern,
+           settings.eval_shape, settings.seed, block_size)
+    if key not in _WEIGHT_CACHE:
+        _, k, n = settings.eval_shape
+        if settings.weights is None:
+            ws = {"synthetic": _data.synthetic_weights(k, n, settings.seed)}
+        else:
+            ws = {name: _data.crop_weight(w, k, n, block_size)
+                  for name, w in _data.load_weights(settings.weights,
+                                                    settings.weights_pattern).items()}
+        _WEIGHT_CACHE.clear()
+        _WEIGHT_CACHE[key] = ws
+    return _WEIGHT_CACHE[key]
+
+
+def evaluate_numerics(config, settings):
+    """Error figures of one config (they do not depend on the array size).
+
+    Returns a flat dict: pooled output error (``err_*``), output error per activation
+    kind (``err_<kind>_*``), error of the effective weights (``werr_*``) and, for sparse
+    configs, the order study (``pq_*`` prune-then-quantize, ``qp_*``
+    quantize-then-prune).  Every reference is the float64 product of the original
+    operands.
+    """
+    a_fmt, w_fmt = config.a_format, config.w_format
+    bs, sp = config.block_size, config.sparsity
+    total, werr = ErrorStats(), ErrorStats()
+    per_kind = {kind: ErrorStats() for kind in _data.ACTIVATION_KINDS}
+    pq_w, qp_w, pq_out, qp_out = ErrorStats(), ErrorStats(), ErrorStats(), ErrorStats()
+    # Largest relative gap between golden.gemm and the float64 product of the
+    # prune-then-quantize effective operands: shows that the order study's effective
+    # operands are the ones the engine really uses.
+    check = 0.0
+    m = settings.eval_shape[0]
+    for w in _weight_set(settings, bs).values():
+        w64 = w.astype(np.float64)
+        w_pq = _roundtrip(_prune(w, sp), w_fmt, bs, axis=0)
+        werr.add(w64, w_pq)
+        if not config.dense:
+            w_qp = _prune(_roundtrip(w, w_fmt, bs, axis=0), sp)
+            pq_w.add(w64, w_pq)
+            qp_w.add(w64, w_qp)
+        for kind in _data.ACTIVATION_KINDS:
+            a = _data.synthetic_activations(m, w.shape[0], kind, settings.seed)
+            ref = a.astype(np.float64) @ w64
+            out = _engine_gemm(a, w, config)
+            total.add(ref, out)
+            per_kind[kind].add(ref, out)
+            a_eff = _roundtrip(a, a_fmt, bs, axis=1)
+            eff = a_eff @ w_pq
+            scale = max(float(np.linalg.norm(eff)), np.finfo(np.float64).tiny)
+            check = max(check, float(np.linalg.norm(out - eff)) / scale)
+            if not config.dense:
+                pq_out.add(ref, eff)
+                qp_out.add(ref, a_eff @ w_qp)
+    row = {**total.as_dict("err_"), **werr.as_dict("werr_"), "effective_check": check}
+    for kind, st in per_kind.items():
+        row.update(st.as_dict(f"err_{kind}_"))
+    for prefix, st in (("pq_w_", pq_w), ("qp_w_", qp_w), ("pq_", pq_out), ("qp_", qp_out)):
+        row.update(st.as_dict(prefix) if not config.dense else
+                   {f"{prefix}{k}": math.nan for k in ("rel_fro", "max_abs", "sqnr_db")})
+    return row
+
+
+# -- one point -------------------------------------------------------------------------
+
+def _default_area_fn():
+    from synth.flow import estimate_area
+    return estimate_area
+
+
+def _default_simulate_fn():
+    from sim.run import simulate
+    return simulate
+
+
+def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
+    """Evaluate one point and return its flat result row.
+
+    Parameters
+    ----------
+    config : Config
+    settings : Settings
+    area_fn : callable, optional
+        ``area_fn(config, top="engine") -> dict`` (default ``synth.flow.estimate_area``).
+    simulate_fn : callable, optional
+        ``simulate_fn(config, m, k, n, seed=...) -> dict`` (default
+        ``sim.run.simulate``); only called when ``settings.simulates(config)``.
+
+    Returns
+    -------
+    dict
+        The row.  ``sim_ok`` is False, and ``sim_message`` says why, when the RTL run
+        failed or its cycle count differs from the model's.
+    """
+    area_fn = area_fn or _default_area_fn()
+    row = {"key": point_key(config, settings), "name": config.name, **config.to_dict(),
+           "a_bits": config.a_fmt.bits, "w_bits": config.w_fmt.bits,
+           "n_keep": config.n_keep, "m_group": config.m_group, "pes": config.rows * config.cols}
+
+    t0 = time.perf_counter()
+    area = area_fn(config, top="engine")
+    row["area_seconds"] = time.perf_counter() - t0
+    for k in ("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
+              "yosys_seconds"):
+        row[k] = area.get(k, math.nan)
+    # pe_breakdown is the GE of ONE PE by function; the plots multiply by pe_count.
+    for k, v in sorted((area.get("pe_breakdown") or {}).items()):
+        row[f"pe_{k}_ge"] = v
+    modules = area.get("modules") or {}
+    row["modules"] = {label: m.get("ge_total") if isinstance(m, dict) else m
+                      for label, m in sorted(modules.items())}
+    # PEs that synthesize differently (e.g. at the array edge) are separate modules.
+    pe_count = sum(m.get("count", 0) for m in modules.values()
+                   if isinstance(m, dict) and m.get("class") == "PE")
+    row["pe_count"] = pe_count or config.rows * config.cols
+
+    # Cycle model.  Dense-equivalent MACs are M*K*N of the GEMM as asked (K unpadded);
+    # utilization is the model's issued-slot fraction, pooled over shapes by cycles.
+    macs = cycles = busy_slots = 0
+    for shape in settings.gemms:
+        lab = shape_label(shape)
+        c = config.cycles(*shape)
+        util = config.utilization(*shape)
+        mac = shape[0] * shape[1] * shape[2]
+        row[f"cycles@{lab}"] = c
+        row[f"scalesim_cycles@{lab}"] = config.scalesim_cycles(*shape)
+        row[f"issued_slots@{lab}"] = config.issued_slots(*shape)
+        row[f"macs_per_cycle@{lab}"] = mac / c
+        row[f"utilization@{lab}"] = util
+        macs += mac
+        cycles += c
+        busy_slots += util * c
+    row["macs_per_cycle"] = macs / cycles
+    row["utilization"] = busy_slots / cycles
+    row["tpa_total"] = row["macs_per_cycle"] / (row["total_ge"] / 1000.0)
+    row["tpa_logic"] = row["macs_per_cycle"] / (row["logic_ge"] / 1000.0)
+
+    t0 = time.perf_counter()
+    row.update(evaluate_numerics(config, settings))
+    row["numerics_seconds"] = time.perf_counter() - t0
+
+    row["sim_ok"] = True
+    if settings.simulates(config):
+        simulate_fn = simulate_fn or _default_simulate_fn()
+        shape = settings.sim_gemm
+        model = config.cycles(*shape)
+        res = simulate_fn(config, *shape, seed=settings.seed)
+        row.update({"sim_gemm": shape_label(shape), "sim_cycles": res.get("cycles"),
+                    "sim_model_cycles": model, "sim_passed": bool(res.get("passed")),
+                    "sim_mismatches": res.get("mismatches"),
+                    "sim_utilization": res.get("utilization")})
+        problems = []
+        if res.get("mismatches"):
+            problems.append(f"RTL output differs from golden in {res.get('mismatches')} "
+                            f"values")
+        if res.get("cycles") != model:
+            problems.append(f"RTL took {res.get('cycles')} cycles but the model says "
+                            f"{model}")
+        issued = config.issued_slots(*shape)
+        if "issued_macs" in res and res["issued_macs"] != issued:
+            problems.append(f"RTL issued {res['issued_macs']} multiplier slots but the "
+                            f"model says {issued}")
+        if not problems and not res.get("passed"):
+            problems.append("RTL run did not pass")
+        if problems:
+            row["sim_ok"] = False
+            row["sim_message"] = (f"point {config.name} (GEMM {shape_label(shape)}): "
+                                  + "; ".join(problems))
+    return row
+
+
+def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn):
+    # Executors ship plain dicts; the config is rebuilt (and re-validated) in the worker.
+    return evaluate_point(Config.from_dict(config_dict), settings, area_fn, simulate_fn)
+
+
+# -- cache -----------------------------------------------------------------------------
+
+def _write_json_atomic(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=True)  # keep row order: GEMMs as given
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read_cached(path, key):
+    try:
+        with open(path) as f:
+            row = json.load(f)
+    except (OSError, ValueError):
+        return None  # missing, or torn by a crash outside the atomic rename: redo it
+    return row if isinstance(row, dict) and row.get("key") == key else None
+
+
+# -- executors -------------------------------------------------------------------------
+
+class InlineExecutor(cf.Executor):
+    """Runs each submitted call at once in this process (``--jobs 1``)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # delivered through the future, like a pool does
+            fut.set_exception(e)
+        return fut
+
+
+def _completed(executor, items, call):
+    """Yield ``(item, future)`` as each finishes.  In-process points run one at a time,
+    so each is cached before the next starts (an interrupt loses at most one)."""
+    if isinstance(executor, InlineExecutor):
+        for i in items:
+            yield i, executor.submit(*call(i))
+        return
+    futures = {executor.submit(*call(i)): i for i in items}
+    for fut in cf.as_completed(futures):
+        yield futures[fut], fut
+
+
+@dataclass
+class SweepResult:
+    """Rows in config order, how many points were evaluated now and how many came from
+    the cache, and the failure messages (empty on success)."""
+
+    rows: list
+    evaluated: int
+    cached: int
+    failures: list = field(default_factory=list)
+
+
+def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
+              simulate_fn=None, progress=True):
+    """Evaluate every config, reusing the cached points in ``out_dir/points``.
+
+    Parameters
+    ----------
+    configs : sequence of Config
+    settings : Settings
+    out_dir : str or Path
+    jobs : int
+        Local worker processes (1 runs the points in this process).
+    dask : str or distributed.Client, optional
+        Scheduler address (``tcp://host:port``) or a connected client; the points then
+        run on that Dask cluster instead of local processes.
+    area_fn, simulate_fn : callable, optional
+        Replacements for the synthesis and RTL functions (see :func:`evaluate_point`).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    SweepResult
+        Failed points are not cached, so a rerun tries them again.
+    """
+    points_dir = Path(out_dir) / "points"
+    keys = [point_key(c, settings) for c in configs]
+    rows = [None] * len(configs)
+    pending = []
+    for i, key in enumerate(keys):
+        rows[i] = _read_cached(points_dir / f"{key}.json", key)
+        if rows[i] is None:
+            pending.append(i)
+    result = SweepResult(rows=rows, evaluated=0, cached=len(configs) - len(pending))
+    if not pending:
+        return result
+
+    client = owned_client = None
+    if dask is not None:
+        from distributed import Client
+        client = dask if isinstance(dask, Client) else Client(dask)
+        owned_client = None if client is dask else client
+        executor = client.get_executor(pure=False)
+    elif jobs > 1:
+        executor = cf.ProcessPoolExecutor(max_workers=jobs)
+    else:
+        executor = InlineExecutor()
+
+    from tqdm import tqdm
+    bar = tqdm(total=len(configs), initial=result.cached, unit="point",
+               disable=not progress, desc="sweep")
+    finished = False
+    try:
+        for i, fut in _completed(executor, pending, lambda i: (
+                _evaluate_from_dict, configs[i].to_dict(), settings, area_fn, simulate_fn)):
+            try:
+                row = fut.result()
+            except Exception as e:
+                result.failures.append(f"point {configs[i].name}: evaluation failed: "
+                                       f"{type(e).__name__}: {e}")
+            else:
+                rows[i] = row
+                result.evaluated += 1
+                if row.get("sim_ok", True):
+                    _write_json_atomic(points_dir / f"{keys[i]}.json", row)
+                else:
+                    result.failures.append(row["sim_message"])
+            bar.update(1)
+        finished = True
+    finally:
+        bar.close()
+        if finished:
+            executor.shutdown(wait=True)
+        elif isinstance(executor, cf.ProcessPoolExecutor):
+            # Interrupted: drop the queued points (finished ones are already cached).
+            executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            executor.shutdown(wait=False)
+        if owned_client is not None:
+            owned_client.close()
+    return result
