@@ -27,7 +27,7 @@ _HELP = {
     "w_format": "weight element format",
     "sparsity": "weight N:M structured sparsity along K (dense is N:N)",
     "block_size": "MX block length along K (multiple of M)",
-    "dataflow": "dataflow of the array",
+    "dataflow": "dataflow of the array: os (output stationary) or ws (weight stationary)",
     "m_max": "largest GEMM M the engine buffers hold",
     "k_max": "largest GEMM K the engine buffers hold",
     "n_max": "largest GEMM N the engine buffers hold",

@@ -22,7 +22,8 @@ from golden.pack import WR_SEL
 from hw.engine import Engine
 from hw.pe import PE
 
-__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
+__all__ = ["generate", "build_verilog", "engine_classes", "manifest", "nmmx_version",
+           "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -50,6 +51,15 @@ def check_top_name(name):
     return name
 
 
+def engine_classes(config):
+    """``(PE class, engine class)`` of ``config.dataflow`` (os: :class:`hw.pe.PE` and
+    :class:`hw.engine.Engine`; ws: :class:`hw.ws.WSPE` and :class:`hw.ws.WSEngine`)."""
+    if config.dataflow == "ws":
+        from hw.ws import WSPE, WSEngine
+        return WSPE, WSEngine
+    return PE, Engine
+
+
 def build_verilog(config, name):
     """Return ``(verilog_text, engine)`` for the engine top ``name``.
 
@@ -57,8 +67,9 @@ def build_verilog(config, name):
     elaboration time does not grow with the PE count and synthesis sees one PE.
     """
     pe_name = f"{name}_pe"
-    pe_text = verilog.convert(PE(config), name=pe_name, emit_src=False)
-    engine = Engine(config, pe_module=pe_name)
+    pe_cls, engine_cls = engine_classes(config)
+    pe_text = verilog.convert(pe_cls(config), name=pe_name, emit_src=False)
+    engine = engine_cls(config, pe_module=pe_name)
     top_text = verilog.convert(engine, name=name, emit_src=False)
     return top_text + pe_text, engine
 
@@ -103,6 +114,8 @@ def _buffers(cfg, engine):
         "w_data": "bank = j mod cols, addr = (j div cols) * groups_max + g",
         "w_scale": "bank = j mod cols, addr = (j div cols) * blocks_max + b",
         "c": "addr = i * n_tiles_max + (j div cols), lane = j mod cols",
+        "acc": "internal (ws): bank = j mod cols, addr = i; partial-sum state between "
+               "weight passes, not host-visible",
     }
     out = {}
     for name, (banks, depth, width) in engine.buffers().items():
@@ -146,6 +159,25 @@ def manifest(config, name, engine):
         "scalesim_formula": "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)",
         "throughput": "one group of m_group K positions per cycle per PE",
     })
+    if cfg.dataflow == "ws":
+        # The output-stationary PE pipeline, drain and tile FIFO do not exist here.
+        for key in ("pe_latency", "drain_latency", "tile_fifo_depth"):
+            del timing[key]
+        timing.update({
+            "tile_period": "Pp = rows*ceil(max(m, ws_min_pass)/rows) cycles per weight pass",
+            "scalesim_formula": "ceil(k/(rows*m_group))*ceil(n/cols)*(2*rows + cols + m - 2)",
+            "throughput": "one activation row per cycle; each PE holds one group of "
+                          "m_group K positions of one column",
+            "ws_fold_groups": cfg.ws_fold_groups,
+            "ws_block_end_rows": list(cfg.ws_block_end_rows),
+            "ws_block_end_latency": cfg.ws_block_end_latency,
+            "ws_bottom_delay": cfg.ws_bottom_delay,
+            "ws_inject_row": cfg.ws_inject_row,
+            "ws_inject_delay": cfg.ws_inject_delay,
+            "ws_min_pass": cfg.ws_min_pass,
+            "ws_carry_exact": cfg.ws_carry_exact,
+            "cnt_tiles": "weight passes",
+        })
     return {
         "schema": MANIFEST_SCHEMA,
         "nmmx_version": nmmx_version(),

@@ -15,7 +15,7 @@ __all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
 #: Dataflows the generator can emit.
-DATAFLOWS = ("os",)
+DATAFLOWS = ("os", "ws")
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
 
@@ -57,7 +57,8 @@ class Config:
     block_size : int
         MX block length along K (a positive multiple of M).
     dataflow : str
-        ``"os"`` (output stationary).
+        ``"os"`` (output stationary, :class:`hw.engine.Engine`) or ``"ws"`` (weight
+        stationary, :class:`hw.ws.WSEngine`).
     m_max, k_max, n_max : int
         Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
 
@@ -329,6 +330,8 @@ class Config:
         ``drain_latency`` cycles later.
         """
         self.check_gemm(m, k, n)
+        if self.dataflow == "ws":
+            return self.ws_cycles(m, k, n)
         t, g, p = self.tiles(m, n), self.groups(k), self.tile_period(k)
         return (self.issue_latency + (t - 1) * p + g - 1 + self.buffer_read_latency
                 + self.rows - 1 + self.pe_latency + self.drain_latency)
@@ -340,8 +343,18 @@ class Config:
         return self.groups(k) * self.n_keep * m * n
 
     def stall_cycles(self, m, k, n):
-        """Exact ``cnt_stall``: busy cycles in which no group is issued."""
+        """Exact ``cnt_stall``: busy cycles in which no group is issued (weight
+        stationary: no activation row)."""
+        if self.dataflow == "ws":
+            return self.cycles(m, k, n) - self.ws_passes(k, n) * m
         return self.cycles(m, k, n) - self.tiles(m, n) * self.groups(k)
+
+    def counted_tiles(self, m, k, n):
+        """Exact ``cnt_tiles``: output tiles (os) or weight passes (ws)."""
+        self.check_gemm(m, k, n)
+        if self.dataflow == "ws":
+            return self.ws_passes(k, n)
+        return self.tiles(m, n)
 
     def utilization(self, m, k, n):
         """``issued / (R * C * N * cycles)`` predicted by the model."""
@@ -349,19 +362,147 @@ class Config:
                                              * self.cycles(m, k, n))
 
     def scalesim_cycles(self, m, k, n):
-        """SCALE-Sim's output-stationary estimate ceil(M/R)*ceil(N/C)*(G + R + C - 2)."""
+        """SCALE-Sim's estimate for this config's dataflow.
+
+        Output stationary: ``ceil(M/R)*ceil(N/C)*(G + R + C - 2)``; weight stationary:
+        ``ceil(K/(R*m_group))*ceil(N/C)*(2R + C + M - 2)``.
+        """
         self.check_gemm(m, k, n)
+        if self.dataflow == "ws":
+            return (ceil(k / (self.rows * self.m_group)) * ceil(n / self.cols)
+                    * (2 * self.rows + self.cols + m - 2))
         return self.tiles(m, n) * (self.groups(k) + self.rows + self.cols - 2)
 
     @property
     def timing_formula(self):
         """The cycle model as text (for the manifest)."""
+        if self.dataflow == "ws":
+            return ("cycles(m, k, n) = issue_latency + F + (P-1)*Pp + m - 1 + "
+                    "ws_bottom_delay + cols - 1, where F = ws_fold_groups, "
+                    "P = ws_folds(k)*ceil(n/cols) weight passes, "
+                    "Pp = rows*ceil(max(m, ws_min_pass)/rows); issued(m, k, n) = "
+                    "G*n_keep*m*n; stall(m, k, n) = cycles - P*m")
         return ("cycles(m, k, n) = issue_latency + (T-1)*P + G - 1 + buffer_read_latency "
                 "+ (rows-1) + pe_latency + drain_latency, where "
                 "G = ceil(k/block_size)*block_size/m_group, "
                 "T = ceil(m/rows)*ceil(n/cols), P = max(G, rows), "
                 "drain_latency = rows + cols - 1; issued(m, k, n) = G*n_keep*m*n; "
                 "stall(m, k, n) = cycles - T*G")
+
+    # -- weight-stationary timing: the exact cycle model of hw.ws.WSEngine ------------------
+    # A weight pass loads the weights of ws_fold_groups K-groups of one column tile into
+    # the PEs (double buffered, while the previous pass streams) and streams every
+    # activation row through them; partial sums flow down, exact inside an MX block, and
+    # block-end units below the rows where blocks end scale, round and add them to the
+    # binary32 partial that flows beside them.
+
+    @property
+    def ws_fold_groups(self):
+        """K-groups per weight pass (array rows in use).  MX: a whole number of blocks
+        (``rows // groups_per_block`` blocks) when a block fits the rows, otherwise the
+        largest divisor of ``groups_per_block`` that fits, so that block ends always sit
+        at the same rows; int8: ``rows``."""
+        gpb = self.groups_per_block
+        if not self.scaled:
+            return self.rows
+        if self.rows >= gpb:
+            return self.rows // gpb * gpb
+        return max(d for d in range(1, self.rows + 1) if gpb % d == 0)
+
+    @property
+    def ws_carry_exact(self):
+        """A block spans several passes (``ws_fold_groups < groups_per_block``), so the
+        exact partial block sum and its special flags are carried from pass to pass in
+        the accumulator memory beside the binary32 partial."""
+        return self.scaled and self.ws_fold_groups < self.groups_per_block
+
+    @property
+    def ws_block_end_rows(self):
+        """Rows below which a block-end unit (converter + binary32 adder) sits."""
+        if not self.scaled:
+            return ()
+        f, gpb = self.ws_fold_groups, self.groups_per_block
+        if self.ws_carry_exact:
+            return (f - 1,)
+        return tuple(r for r in range(f) if (r + 1) % gpb == 0)
+
+    @property
+    def ws_block_end_latency(self):
+        """Pipeline stages of a block-end unit (convert, then add)."""
+        return 2 if self.scaled else 0
+
+    def ws_row_delay(self, r):
+        """Cycles from an activation row's issue (its row-0 buffer address) to array row
+        ``r``, column 0 seeing it: the address skew ``r``, the buffer read and the
+        block-end units above the row."""
+        ends = sum(1 for e in self.ws_block_end_rows if e < r)
+        return self.buffer_read_latency + r + self.ws_block_end_latency * ends
+
+    @property
+    def ws_bottom_delay(self):
+        """Cycles from an activation row's issue to its partial-sum state leaving the
+        bottom of column 0 (registered; column c is c cycles later)."""
+        last = self.ws_fold_groups - 1
+        tail = self.ws_block_end_latency if last in self.ws_block_end_rows else 0
+        return self.ws_row_delay(last) + 1 + tail
+
+    @property
+    def ws_inject_row(self):
+        """Row below which a column's state from the previous pass joins the new partial
+        sums: the first block-end row (MX: the binary32 partial starts there, and a
+        carried exact partial joins the bottom block-end unit), or the bottom (int8)."""
+        if self.scaled:
+            return self.ws_block_end_rows[0]
+        return self.ws_fold_groups - 1
+
+    @property
+    def ws_inject_delay(self):
+        """Cycles from an activation row's issue to its state from the previous pass
+        joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
+        return self.ws_row_delay(self.ws_inject_row) + 1
+
+    @property
+    def ws_min_pass(self):
+        """Shortest pass, the largest of: loading the next pass's F weight words; the
+        next-but-one pass overwriting a weight register only after this pass's last
+        row used it at the bottom (``ws_row_delay(F-1)``, with passes at least m long);
+        and the next pass reading a row's state after this pass wrote it at the bottom
+        (``ws_bottom_delay - ws_inject_delay + 2``)."""
+        return max(self.ws_fold_groups, self.ws_row_delay(self.ws_fold_groups - 1),
+                   self.ws_bottom_delay - self.ws_inject_delay + 2)
+
+    def ws_folds(self, k):
+        """Weight passes along K per column tile: ceil(G / ws_fold_groups)."""
+        return ceil(self.groups(k) / self.ws_fold_groups)
+
+    def ws_passes(self, k, n):
+        """Weight passes of a GEMM: column tiles (outer) times folds along K (inner)."""
+        return self.ws_folds(k) * ceil(n / self.cols)
+
+    def ws_pass_period(self, m):
+        """Cycles per pass: ``rows * ceil(max(m, ws_min_pass) / rows)`` (a multiple of
+        ``rows`` so that the A bank an array row reads never collides with another)."""
+        return self.rows * ceil(max(m, self.ws_min_pass) / self.rows)
+
+    def ws_cycles(self, m, k, n):
+        """Exact ``cnt_cycles`` of the weight-stationary engine.
+
+        The first pass's weights load in ``ws_fold_groups`` cycles, then passes start
+        ``ws_pass_period(m)`` apart (the next pass's weights load during the last
+        ``ws_fold_groups`` cycles of the current one); the last row of the last pass
+        leaves the bottom ``ws_bottom_delay`` cycles after its issue and column C-1
+        writes it C-1 cycles later.
+        """
+        self.check_gemm(m, k, n)
+        passes = self.ws_passes(k, n)
+        return (self.issue_latency + self.ws_fold_groups
+                + (passes - 1) * self.ws_pass_period(m) + m - 1
+                + self.ws_bottom_delay + self.cols - 1)
+
+    @property
+    def ws_acc_depth(self):
+        """Words per column of the weight-stationary accumulator memory (one per row)."""
+        return self.m_max
 
     # -- engine buffers and ports (hw.engine.Engine and the manifest read these) -------------
 

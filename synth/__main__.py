@@ -7,8 +7,12 @@ Example::
 synthesizes every unique module of the engine once with Yosys (cached), then prints one
 row per module type: instances, GE of one instance (its own cells, submodules excluded),
 GE of all instances and share of the logic area; then buffers, totals and the PE
-breakdown.  Bad input prints one sentence on stderr, exits with status 2 and writes
-nothing.
+breakdown.  ``--compare-dataflows`` synthesizes the same config in every dataflow
+(output and weight stationary) and ends with one table of both::
+
+    python -m synth --top array --rows 8 --cols 8 --format mxfp4_e2m1 --compare-dataflows
+
+Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
 import json
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
                        list_formats_text, run_cli)
+from golden.config import Config
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
 __all__ = ["build_parser", "main", "format_table"]
@@ -94,7 +99,8 @@ def main(argv=None):
 
 
 def format_comparison(reports):
-    """One table of every dataflow's figures: logic, PE, buffers and total GE."""
+    """One table of every dataflow's figures: PE count, GE of one PE (with its share of
+    the array's links, see :func:`synth.flow.pe_breakdown`), logic, buffer and total GE."""
     rows = [f"{'dataflow':<9} {'top':<7} {'PEs':>5} {'PE GE':>10} {'logic GE':>12} "
             f"{'buffer GE':>12} {'total GE':>12}"]
     for df, r in reports.items():
@@ -107,6 +113,7 @@ def format_comparison(reports):
 
 
 def _compare(config, args, out):
+    """Synthesize ``config`` in every dataflow; print each report and the comparison."""
     from dataclasses import replace
     from golden.config import DATAFLOWS
     reports = {}
@@ -120,18 +127,13 @@ def _compare(config, args, out):
             print(f"error: {e}", file=sys.stderr)
             return 1
     for df, r in reports.items():
-        print(f"== dataflow {df}: {_config_name(r)}")
+        print(f"== dataflow {df}: {Config.from_dict(r['config']).name}")
         print(format_table(r))
         print()
     print(format_comparison(reports))
     if out is not None:
         out.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
     return 0
-
-
-def _config_name(report):
-    from golden.config import Config
-    return Config.from_dict(report["config"]).name
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def test_round_trip_dict():
      r"mxfp6_e3m2, mxfp4_e2m1, mxint8, mxint4, mxint2, int8"),
     (dict(a_format="int8"), ValueError,
      r"int8 only pairs with int8, not a_format=int8 with w_format=mxfp8_e4m3"),
-    (dict(dataflow="is"), ValueError, r"dataflow must be one of os, not 'is'"),
+    (dict(dataflow="is"), ValueError, r"dataflow must be one of os, ws, not 'is'"),
 ])
 def test_wrong(kw, exc, msg):
     with pytest.raises(exc, match=rf"^{msg}$"):

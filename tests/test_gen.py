@@ -175,7 +175,7 @@ BAD = [
     (["--name", "9top"], r"Top-level name must be a Verilog identifier \(letters, digits, "
                          r"underscores, not starting with a digit\), not '9top'"),
     (["--name", "a-b"], r"Top-level name must be a Verilog identifier .*, not 'a-b'"),
-    (["--dataflow", "ws"], r"dataflow must be one of os, not 'ws'"),
+    (["--dataflow", "is"], r"dataflow must be one of os, ws, not 'is'"),
     (["--bogus"], r"unrecognized arguments: --bogus"),
 ]
 

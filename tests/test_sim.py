@@ -1,8 +1,9 @@
 """Engine regressions in RTL (cocotb on Verilator), bit-exact against golden.
 
 The default run covers every format as activation and as weight, every N:M, the mixed
-W4A8/W6A8/W4A6 pairs, int8, and arrays 1x1, 2x3, 4x4, 8x8 and 16x4, with every
-stimulus class that applies to the config (one build and one simulator run per config).
+W4A8/W6A8/W4A6 pairs, int8, and arrays 1x1, 2x3, 4x4, 8x8 and 16x4, each in both
+dataflows (``os`` and ``ws``), with every stimulus class that applies to the config (one
+build and one simulator run per config).
 ``--slow`` adds the full cross product of format pairs and N:M.  Every case also checks
 ``cnt_cycles == config.cycles(m, k, n)``.
 """
@@ -51,6 +52,8 @@ REGRESSION = [
     _config(8, 8, "int8", "int8", (2, 4), m_max=12, n_max=10),
     _config(2, 2, "mxfp4_e2m1", "mxfp8_e5m2", (4, 8)),
 ]
+# Every configuration class again in the weight-stationary dataflow (hw.ws.WSEngine).
+REGRESSION += [replace(c, dataflow="ws") for c in REGRESSION]
 
 
 def _shapes(config):
