@@ -35,7 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
-                       list_formats_text, run_cli)
+                       run_cli)
 from golden.config import Config
 
 from .sweep import Settings, parse_shape, run_sweep
@@ -221,8 +221,6 @@ def prepare(argv):
     Raises :class:`UsageError` on any bad input, before anything is written.
     """
     args = build_parser().parse_args(argv)
-    if args.list_formats:
-        return None, None, {"list_formats": True}
     top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
     configs = _configs(args, top, extras)
     out = _option(args, top, "out")
@@ -269,9 +267,6 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
-    if opt.get("list_formats"):
-        print(list_formats_text())
-        return 0
     out = opt["out"]
     out.mkdir(parents=True, exist_ok=True)
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       list_formats_text, run_cli)
+                       run_cli)
 from gen.generate import check_top_name, generate
 
 
@@ -35,9 +35,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.list_formats:
-        print(list_formats_text())
-        return 0
     config = config_from_args(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -70,9 +70,20 @@ def add_config_flags(parser, *, multi=False):
                        metavar="LIST" if multi else "FORMAT",
                        help="element format of both operands (overrides neither "
                             "--a-format nor --w-format when those are given)")
-    group.add_argument("--list-formats", action="store_true",
+    group.add_argument("--list-formats", action=_ListFormats,
                        help="list the element formats and exit")
     return group
+
+
+class _ListFormats(argparse.Action):
+    """``--list-formats``: print the format table and exit 0, in every entry point."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(list_formats_text())
+        parser.exit(0)
 
 
 def list_formats_text():
@@ -148,6 +159,8 @@ def run_cli(main, argv=None):
     """Run ``main(argv)``; a :class:`UsageError` becomes one line on stderr and exit 2."""
     try:
         code = main(argv)
+    except SystemExit as e:          # --help, --list-formats
+        return e.code or 0
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

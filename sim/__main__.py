@@ -10,7 +10,6 @@ import re
 import sys
 
 from gen.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
-from gen.flags import list_formats_text
 
 __all__ = ["main", "parse_gemm"]
 
@@ -51,9 +50,6 @@ def _parser():
 def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
-    if args.list_formats:
-        print(list_formats_text())
-        return 0
     from .run import REPORT_KEYS, format_report, load_replay, simulate_cases, Case
     try:
         seed = int(args.seed, 10)

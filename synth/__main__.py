@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       list_formats_text, run_cli)
+                       run_cli)
 from golden.config import Config
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
@@ -75,9 +75,6 @@ def format_table(report):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.list_formats:
-        print(list_formats_text())
-        return 0
     config = config_from_args(args)
     if args.json is not None:
         out = Path(args.json)
