@@ -1,16 +1,36 @@
 """The R x C output-stationary systolic array and its per-column drain chains."""
 
 from amaranth import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from golden.config import Config
-from .pe import PE, PEInstance, a_group_layout, w_group_layout, control_layout
+from .pe import ConfigComponent, PE, PEInstance, a_group_layout, w_group_layout, control_layout
 
-__all__ = ["Array"]
+__all__ = ["Array", "pe_grid"]
 
 
-class Array(wiring.Component):
+def pe_grid(config, rows, cols, pe_module, pe_cls, reference_cls):
+    """``rows`` x ``cols`` PEs, indexed ``[r][c]``, not yet added to a module.
+
+    Parameters
+    ----------
+    config : golden.Config
+    rows, cols : int
+    pe_module : str or None
+        ``None``: full ``pe_cls(config)`` components (the Python simulator's mode);
+        otherwise ``reference_cls(config, pe_module)`` references to a PE module of that
+        name emitted separately (the generator's mode).
+    pe_cls, reference_cls : type
+        The PE class and its :class:`hw.pe.ModuleReference` subclass.
+    """
+    if pe_module is None:
+        make = lambda: pe_cls(config)
+    else:
+        make = lambda: reference_cls(config, pe_module)
+    return [[make() for _ in range(cols)] for _ in range(rows)]
+
+
+class Array(ConfigComponent):
     """R x C grid of :class:`hw.pe.PE`: activations flow right, weights flow down.
 
     Row r's activation group, its block scale and the group control enter PE(r, 0) and
@@ -63,10 +83,6 @@ class Array(wiring.Component):
     """
 
     def __init__(self, config, *, pe_module=None):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True   # never elaborated: no "unused" warning
-            raise TypeError(f"Array needs a golden.Config, not {config!r}")
-        self._config = config
         self._pe_module = pe_module
         R, C = config.rows, config.cols
         members = {
@@ -79,21 +95,13 @@ class Array(wiring.Component):
         if config.scaled:
             members["a_scale"] = In(data.ArrayLayout(8, R))
             members["w_scale"] = In(data.ArrayLayout(8, C))
-        super().__init__(members)
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, members)
 
     def elaborate(self, platform):
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         m = Module()
-        if self._pe_module is None:
-            make = lambda: PE(cfg)
-        else:
-            make = lambda: PEInstance(cfg, self._pe_module)
-        pes = [[make() for _ in range(C)] for _ in range(R)]
+        pes = pe_grid(cfg, R, C, self._pe_module, PE, PEInstance)
         for r in range(R):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]

@@ -1,19 +1,157 @@
-"""The generated top: buffers, skew, tiling controller, drain and performance counters."""
+"""The generated top: buffers, skew, tiling controller, drain and performance counters.
+
+The host interface (ports, buffers, write-port decode, C read, counters) is shared with
+the weight-stationary :class:`hw.ws.WSEngine` through :class:`EngineBase`.
+"""
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.config import Config
 from golden.pack import WR_SEL
 from .array import Array
-from .pe import control_layout
+from .pe import ConfigComponent, control_layout
 
-__all__ = ["Engine", "WR_SEL"]
+__all__ = ["Engine", "EngineBase", "engine_signature", "host_buffers", "skew_chain",
+           "COUNTERS", "WR_SEL"]
+
+#: The performance counter ports, in port order.
+COUNTERS = ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")
 
 
-class Engine(wiring.Component):
+def engine_signature(config):
+    """The host ports every engine of ``config`` has, whatever its dataflow (see
+    :class:`Engine` for their meaning)."""
+    members = {
+        "wr_en": In(1),
+        "wr_sel": In(2),
+        "wr_bank": In(config.wr_bank_bits),
+        "wr_addr": In(config.wr_addr_bits),
+        "wr_data": In(config.wr_data_bits),
+        "rd_addr": In(config.rd_addr_bits),
+        "rd_data": Out(config.c_word_bits),
+        "start": In(1),
+        "m": In(config.m_bits),
+        "k": In(config.k_bits),
+        "n": In(config.n_bits),
+        "busy": Out(1),
+        "done": Out(1),
+    }
+    members.update({name: Out(config.counter_bits) for name in COUNTERS})
+    return wiring.Signature(members)
+
+
+def host_buffers(config):
+    """The buffers the host writes (and C, which it reads): name -> (banks, depth, word
+    bits), in the order the engines build them."""
+    out = {"a_data": (config.rows, config.a_data_depth, config.a_group_bits),
+           "w_data": (config.cols, config.w_data_depth, config.w_group_bits)}
+    if config.scaled:
+        out["a_scale"] = (config.rows, config.a_scale_depth, config.scale_bits)
+        out["w_scale"] = (config.cols, config.w_scale_depth, config.scale_bits)
+    out["c"] = (config.cols, config.c_depth, config.acc_bits)
+    return out
+
+
+def skew_chain(m, first, count, name):
+    """Yield ``first`` and then ``count - 1`` registered copies of it, each one cycle later
+    than the one before (named ``<name>_1`` ...): the stage of array row or column i."""
+    stage = first
+    for i in range(count):
+        if i:
+            nxt = Signal(stage.shape(), name=f"{name}_{i}")
+            m.d.sync += nxt.eq(stage)
+            stage = nxt
+        yield stage
+
+
+class EngineBase(ConfigComponent):
+    """Host interface shared by the engines of both dataflows: the ports of
+    :func:`engine_signature`, the buffers of :func:`host_buffers` and builders for the
+    buffer memories, the C lanes and the performance counters, used by a subclass's
+    ``elaborate``.
+
+    Parameters
+    ----------
+    config : golden.Config
+    pe_module : str or None
+        Build the array from references to a separately emitted PE module of this name
+        (what the generator does) instead of full PEs.
+
+    Members
+    -------
+    See :class:`Engine`.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`.
+    """
+
+    def __init__(self, config, *, pe_module=None):
+        self._pe_module = pe_module
+        super().__init__(config, engine_signature(config))
+
+    def buffers(self):
+        """Describe the on-chip buffers: name -> (banks, depth, word bits)."""
+        return host_buffers(self.config)
+
+    def operand_memories(self, m):
+        """Add one memory per bank of every operand buffer, written through the shared
+        write port; return the lists of the banks' read ports (latency 1) of ``a_data``,
+        ``w_data``, ``a_scale`` and ``w_scale`` (the last two ``None`` for ``int8``)."""
+        ports = {"a_scale": None, "w_scale": None}
+        for name, (banks, depth, width) in host_buffers(self.config).items():
+            if name == "c":
+                continue
+            ports[name] = []
+            for b in range(banks):
+                mem = Memory(shape=unsigned(width), depth=depth, init=[])
+                m.submodules[f"{name}_{b}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [
+                    wp.en.eq(self.wr_en & (self.wr_sel == WR_SEL[name])
+                             & (self.wr_bank == b)),
+                    wp.addr.eq(self.wr_addr),
+                    wp.data.eq(self.wr_data),
+                ]
+                ports[name].append(mem.read_port())
+        return ports["a_data"], ports["w_data"], ports["a_scale"], ports["w_scale"]
+
+    def c_lane(self, m, c, en, addr, value):
+        """Add lane ``c``'s C memory, written with ``value`` at ``addr`` when ``en``;
+        return its data as read at ``rd_addr`` (one cycle later)."""
+        mem = Memory(shape=unsigned(self.config.acc_bits), depth=self.config.c_depth,
+                     init=[])
+        m.submodules[f"c_{c}"] = mem
+        wp = mem.write_port()
+        m.d.comb += [wp.en.eq(en), wp.addr.eq(addr), wp.data.eq(value)]
+        rp = mem.read_port()
+        m.d.comb += rp.addr.eq(self.rd_addr)
+        return rp.data
+
+    def status(self, m):
+        """Add the ``busy`` and ``done`` registers driving the ports of the same name;
+        return them."""
+        busy, done = Signal(name="busy"), Signal(name="done")
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
+        return busy, done
+
+    def counters(self, m, busy, issue):
+        """Add the performance counters: cycles and stalls (busy without ``issue``) count
+        here; the caller counts issued slots and tiles.  Return name -> register, in
+        :data:`COUNTERS` order; the caller clears them on ``start``."""
+        regs = {name: Signal(self.config.counter_bits, name=name) for name in COUNTERS}
+        m.d.comb += [getattr(self, name).eq(reg) for name, reg in regs.items()]
+        with m.If(busy):
+            m.d.sync += regs["cnt_cycles"].eq(regs["cnt_cycles"] + 1)
+            with m.If(~issue):
+                m.d.sync += regs["cnt_stall"].eq(regs["cnt_stall"] + 1)
+        return regs
+
+
+class Engine(EngineBase):
     """Self-contained N:M-sparse MX GEMM engine (output stationary), the generated top.
 
     The host fills the A, A-scale, W and W-scale buffers through the write port
@@ -64,48 +202,6 @@ class Engine(wiring.Component):
     of :class:`golden.Config`).
     """
 
-    def __init__(self, config, *, pe_module=None):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True   # never elaborated: no "unused" warning
-            raise TypeError(f"Engine needs a golden.Config, not {config!r}")
-        self._config = config
-        self._pe_module = pe_module
-        cb = config.counter_bits
-        super().__init__({
-            "wr_en": In(1),
-            "wr_sel": In(2),
-            "wr_bank": In(config.wr_bank_bits),
-            "wr_addr": In(config.wr_addr_bits),
-            "wr_data": In(config.wr_data_bits),
-            "rd_addr": In(config.rd_addr_bits),
-            "rd_data": Out(config.c_word_bits),
-            "start": In(1),
-            "m": In(config.m_bits),
-            "k": In(config.k_bits),
-            "n": In(config.n_bits),
-            "busy": Out(1),
-            "done": Out(1),
-            "cnt_cycles": Out(cb),
-            "cnt_issued": Out(cb),
-            "cnt_stall": Out(cb),
-            "cnt_tiles": Out(cb),
-        })
-
-    @property
-    def config(self):
-        return self._config
-
-    def buffers(self):
-        """Describe the on-chip buffers: name -> (banks, depth, word bits)."""
-        cfg = self._config
-        out = {"a_data": (cfg.rows, cfg.a_data_depth, cfg.a_group_bits),
-               "w_data": (cfg.cols, cfg.w_data_depth, cfg.w_group_bits)}
-        if cfg.scaled:
-            out["a_scale"] = (cfg.rows, cfg.a_scale_depth, cfg.scale_bits)
-            out["w_scale"] = (cfg.cols, cfg.w_scale_depth, cfg.scale_bits)
-        out["c"] = (cfg.cols, cfg.c_depth, cfg.acc_bits)
-        return out
-
     def elaborate(self, platform):
         cfg = self._config
         R, C = cfg.rows, cfg.cols
@@ -115,30 +211,10 @@ class Engine(wiring.Component):
         m.submodules.array = array = Array(cfg, pe_module=self._pe_module)
 
         # -- buffers: one memory per bank, written through the shared write port -------
-        def bank_memories(name, banks, depth, width):
-            mems = []
-            for b in range(banks):
-                mem = Memory(shape=unsigned(width), depth=depth, init=[])
-                m.submodules[f"{name}_{b}"] = mem
-                wp = mem.write_port()
-                m.d.comb += [
-                    wp.en.eq(self.wr_en & (self.wr_sel == WR_SEL[name])
-                             & (self.wr_bank == b)),
-                    wp.addr.eq(self.wr_addr),
-                    wp.data.eq(self.wr_data),
-                ]
-                mems.append(mem.read_port())
-            return mems
-
-        a_rd = bank_memories("a_data", R, cfg.a_data_depth, cfg.a_group_bits)
-        w_rd = bank_memories("w_data", C, cfg.w_data_depth, cfg.w_group_bits)
-        if cfg.scaled:
-            as_rd = bank_memories("a_scale", R, cfg.a_scale_depth, 8)
-            ws_rd = bank_memories("w_scale", C, cfg.w_scale_depth, 8)
+        a_rd, w_rd, as_rd, ws_rd = self.operand_memories(m)
 
         # -- controller state ------------------------------------------------------------
-        busy, done = Signal(), Signal()
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
+        busy, done = self.status(m)
         m_r = Signal(cfg.m_bits)
         k_r = Signal(cfg.k_bits)
         n_r = Signal(cfg.n_bits)
@@ -157,14 +233,10 @@ class Engine(wiring.Component):
         p = Signal(range(max(Gmax, R) + 1))   # cycles since the tile's first group
         waiting = Signal()                # tile issued, waiting out the R-cycle period
         flushing = Signal()               # every tile issued, draining
-        cb = cfg.counter_bits
-        cnt_cycles, cnt_issued = Signal(cb), Signal(cb)
-        cnt_stall, cnt_tiles = Signal(cb), Signal(cb)
-        m.d.comb += [self.cnt_cycles.eq(cnt_cycles), self.cnt_issued.eq(cnt_issued),
-                     self.cnt_stall.eq(cnt_stall), self.cnt_tiles.eq(cnt_tiles)]
-
         issue = Signal()
         m.d.comb += issue.eq(busy & ~waiting & ~flushing)
+        cnt = self.counters(m, busy, issue)
+        cnt_issued, cnt_tiles = cnt["cnt_issued"], cnt["cnt_tiles"]
         block_last = Signal()
         last_g = Signal()
         m.d.comb += [block_last.eq(gb == gpb - 1),
@@ -203,10 +275,6 @@ class Engine(wiring.Component):
                              row_cbase.eq(row_cbase + R * NTmax),
                              c_base.eq(row_cbase + R * NTmax)]
 
-        with m.If(busy):
-            m.d.sync += cnt_cycles.eq(cnt_cycles + 1)
-            with m.If(~issue):
-                m.d.sync += cnt_stall.eq(cnt_stall + 1)
         with m.If(issue):
             m.d.sync += [cnt_issued.eq(cnt_issued + rv * cv * cfg.n_keep), p.eq(p + 1)]
             with m.If(last_g):
@@ -237,7 +305,7 @@ class Engine(wiring.Component):
                 i0.eq(0), j0.eq(0), a_base.eq(0), w_base.eq(0), as_base.eq(0),
                 ws_base.eq(0), row_cbase.eq(0), c_base.eq(0),
                 g.eq(0), gb.eq(0), b.eq(0), kb.eq(0), p.eq(0),
-                cnt_cycles.eq(0), cnt_issued.eq(0), cnt_stall.eq(0), cnt_tiles.eq(0),
+                *(reg.eq(0) for reg in cnt.values()),
             ]
 
         # -- skew: register chains on the read addresses (rows down, columns across) ----
@@ -255,12 +323,7 @@ class Engine(wiring.Component):
             row0.ctl.tlast.eq(last_g),
             col0.w_addr.eq(w_base + g), col0.ws_addr.eq(ws_base + b),
         ]
-        stage = row0
-        for r in range(R):
-            if r:
-                nxt = Signal(row_stage, name=f"row_skew_{r}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
+        for r, stage in enumerate(skew_chain(m, row0, R, "row_skew")):
             m.d.comb += a_rd[r].addr.eq(stage.a_addr)
             m.d.comb += array.a[r].eq(a_rd[r].data)
             if cfg.scaled:
@@ -270,12 +333,7 @@ class Engine(wiring.Component):
             ctl = Signal(control_layout, name=f"row_ctl_{r}")
             m.d.sync += ctl.eq(stage.ctl)
             m.d.comb += array.ctl[r].eq(ctl)
-        stage = col0
-        for c in range(C):
-            if c:
-                nxt = Signal(col_stage, name=f"col_skew_{c}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
+        for c, stage in enumerate(skew_chain(m, col0, C, "col_skew")):
             m.d.comb += [w_rd[c].addr.eq(stage.w_addr), array.w[c].eq(w_rd[c].data)]
             if cfg.scaled:
                 m.d.comb += [ws_rd[c].addr.eq(stage.ws_addr),
@@ -310,21 +368,10 @@ class Engine(wiring.Component):
             lane0.cv.eq(em_cv),
             lane0.fin.eq(em_active & em_last & (em_row == 0)),
         ]
-        stage = lane0
         c_rd = []
-        for c in range(C):
-            if c:
-                nxt = Signal(lane_stage, name=f"lane_skew_{c}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
-            mem = Memory(shape=unsigned(32), depth=cfg.c_depth, init=[])
-            m.submodules[f"c_{c}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.en.eq(stage.we & (stage.cv > c)), wp.addr.eq(stage.addr),
-                         wp.data.eq(array.drain_data[c])]
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(self.rd_addr)
-            c_rd.append(rp.data)
+        for c, stage in enumerate(skew_chain(m, lane0, C, "lane_skew")):
+            c_rd.append(self.c_lane(m, c, stage.we & (stage.cv > c), stage.addr,
+                                    array.drain_data[c]))
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
 
         # The last lane writes the last row of the last tile: the GEMM is complete.

@@ -16,7 +16,113 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 from . import units
 
-__all__ = ["PE", "PEInstance", "a_group_layout", "w_group_layout", "control_layout"]
+__all__ = ["ConfigComponent", "ModuleReference", "PE", "PEInstance", "a_group_layout",
+           "w_group_layout", "control_layout", "any_of", "flag_names", "sparse_products"]
+
+
+class ConfigComponent(wiring.Component):
+    """Base of the components built from a :class:`golden.Config`.
+
+    The constructor arguments are checked (:meth:`validate`) in ``__new__``, before
+    Amaranth's unused-elaboratable bookkeeping exists, so that a rejected component
+    leaves no object behind to warn about at garbage collection.
+
+    Parameters
+    ----------
+    config : golden.Config
+    signature : wiring.Signature or dict
+        The component's ports, built from ``config`` by the subclass.
+
+    Members
+    -------
+    config : golden.Config
+        The configuration the component was built from.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config` (the message names the subclass).
+    """
+
+    def __new__(cls, config, *args, src_loc_at=0, **kwargs):
+        cls.validate(config, *args, **kwargs)
+        # One frame up: an unused-component warning points at the caller, not here.
+        return super().__new__(cls, config, *args, src_loc_at=1 + src_loc_at, **kwargs)
+
+    @classmethod
+    def validate(cls, config, *args, **kwargs):
+        """Raise unless the constructor arguments can build this component (called with
+        them before the object exists; subclasses extend it)."""
+        if not isinstance(config, Config):
+            raise TypeError(f"{cls.__name__} needs a golden.Config, not {config!r}")
+
+    def __init__(self, config, signature):
+        self._config = config
+        super().__init__(signature)
+
+    @property
+    def config(self):
+        return self._config
+
+
+def any_of(bits):
+    """OR of a non-empty list of 1-bit values (a balanced tree is left to synthesis)."""
+    out = bits[0]
+    for b in bits[1:]:
+        out = out | b
+    return out
+
+
+def flag_names(config):
+    """Special-value flags a product of ``config`` can raise: an E4M3 product can be NaN
+    but never Inf, FP6/FP4/INT products are always finite, int8 has none."""
+    if not config.scaled:
+        return []
+    return (["nan"] if config.product_has_nan else []) + (
+        ["inf_pos", "inf_neg"] if config.product_has_inf else [])
+
+
+def sparse_products(m, config, a, w):
+    """Add the sparse select and the N exact multipliers of one PE to ``m`` (combinational).
+
+    Parameters
+    ----------
+    m : Module
+    config : golden.Config
+    a : value of a_group_layout(config)
+        The group of M activation codes.
+    w : value of w_group_layout(config)
+        The N stored weight slots; slot s's index names the activation it multiplies.
+
+    Returns
+    -------
+    total : Value
+        Exact sum of the N products (``config.product_bits`` + log2(N) bits, signed).
+    flags : dict
+        ``flag_names(config)`` -> list of the N multipliers' flag bits.
+    """
+    n = config.n_keep
+    if config.dense:
+        acts = [a[s] for s in range(n)]
+    else:
+        m.submodules.select = sel = units.SparseSelect(config)
+        a_bits = config.a_fmt.bits
+        m.d.comb += [sel.group.eq(a), sel.index.eq(Cat(*(w[s].index for s in range(n))))]
+        selected = Value.cast(sel.selected)
+        acts = [selected[s * a_bits:(s + 1) * a_bits] for s in range(n)]
+    products = []
+    flags = {k: [] for k in flag_names(config)}
+    for s in range(n):
+        mul = units.Multiplier(config)
+        m.submodules[f"mul{s}"] = mul
+        m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(w[s].value)]
+        products.append(mul.product)
+        for k in flags:
+            flags[k].append(getattr(mul, k))
+    total = products[0]
+    for p in products[1:]:
+        total = total + p
+    return total, flags
 
 
 def a_group_layout(config):
@@ -62,7 +168,7 @@ def pe_signature(config):
     return wiring.Signature(members)
 
 
-class PE(wiring.Component):
+class PE(ConfigComponent):
     """Processing element: sparse select, N exact multipliers and the accumulators.
 
     Parameters
@@ -98,49 +204,18 @@ class PE(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True   # never elaborated: no "unused" warning
-            raise TypeError(f"PE needs a golden.Config, not {config!r}")
-        self._config = config
-        super().__init__(pe_signature(config))
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, pe_signature(config))
 
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
 
-        # -- sparse select: the N activations the slot indices name --------------------
-        if cfg.dense:
-            acts = [self.a[s] for s in range(cfg.n_keep)]
-        else:
-            m.submodules.select = sel = units.SparseSelect(cfg)
-            a_bits = cfg.a_fmt.bits
-            m.d.comb += [sel.group.eq(self.a),
-                         sel.index.eq(Cat(*(self.w[s].index for s in range(cfg.n_keep))))]
-            selected = Value.cast(sel.selected)
-            acts = [selected[s * a_bits:(s + 1) * a_bits] for s in range(cfg.n_keep)]
-
-        # -- stage 1: N exact products, summed and registered --------------------------
+        # -- sparse select and stage 1: N exact products, summed and registered ---------
+        total, flags = sparse_products(m, cfg, self.a, self.w)
         acc_shape = signed(cfg.block_acc_bits)
         psum = Signal(acc_shape)
         ctl1 = Signal(control_layout)
         m.d.sync += ctl1.eq(self.ctl)
-        products = []
-        flags = {"nan": [], "inf_pos": [], "inf_neg": []}
-        for s in range(cfg.n_keep):
-            mul = units.Multiplier(cfg)
-            m.submodules[f"mul{s}"] = mul
-            m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(self.w[s].value)]
-            products.append(mul.product)
-            if cfg.scaled:
-                for k in flags:
-                    flags[k].append(getattr(mul, k))
-        total = products[0]
-        for p in products[1:]:
-            total = total + p
         m.d.sync += psum.eq(total)
 
         if not cfg.scaled:
@@ -155,13 +230,11 @@ class PE(wiring.Component):
                     m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
             return m
 
-        # Special-value flags exist only where the formats can produce them (an E4M3
-        # product can be NaN but never Inf; FP6/FP4/INT products are always finite).
-        names = (["nan"] if cfg.product_has_nan else []) + (
-            ["inf_pos", "inf_neg"] if cfg.product_has_inf else [])
+        # Special-value flags exist only where the formats can produce them.
+        names = list(flags)
         flag1 = {k: Signal(name=f"{k}1") for k in names}
         a_scale1, w_scale1 = Signal(8), Signal(8)
-        m.d.sync += [flag1[k].eq(_any(flags[k])) for k in names]
+        m.d.sync += [flag1[k].eq(any_of(flags[k])) for k in names]
         m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
 
         # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
@@ -214,15 +287,47 @@ class PE(wiring.Component):
         return m
 
 
-def _any(bits):
-    out = bits[0]
-    for b in bits[1:]:
-        out = out | b
-    return out
+class ModuleReference(ConfigComponent):
+    """A reference (Amaranth ``Instance``) to a separately emitted module whose ports are
+    the members of ``signature``: inputs ``i_<member>``, outputs ``o_<member>``, plus
+    ``clk`` and ``rst``.  Base of :class:`PEInstance` and :class:`hw.ws.WSPEInstance`.
+
+    Parameters
+    ----------
+    config : golden.Config
+    module_name : str
+        Name of the emitted module.
+    signature : wiring.Signature
+        Its ports.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`, or ``module_name`` is not a non-empty
+        string.
+    """
+
+    @classmethod
+    def validate(cls, config, module_name, *args, **kwargs):
+        super().validate(config)
+        if not isinstance(module_name, str) or not module_name:
+            raise TypeError(f"PE module name must be a non-empty string, not {module_name!r}")
+
+    def __init__(self, config, module_name, signature):
+        self._module_name = module_name
+        super().__init__(config, signature)
+
+    def elaborate(self, platform):
+        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for name, member in self.signature.members.items():
+            prefix = "i_" if member.flow == In else "o_"
+            ports[prefix + name] = Value.cast(getattr(self, name))
+        m = Module()
+        m.submodules.pe = Instance(self._module_name, **ports)
+        return m
 
 
-
-class PEInstance(wiring.Component):
+class PEInstance(ModuleReference):
     """A reference to a separately emitted :class:`PE` module, with the PE's signature.
 
     The generator emits the PE once as the Verilog module ``module_name`` and builds the
@@ -239,17 +344,4 @@ class PEInstance(wiring.Component):
     """
 
     def __init__(self, config, module_name):
-        if not isinstance(module_name, str) or not module_name:
-            raise TypeError(f"PE module name must be a non-empty string, not {module_name!r}")
-        self._config = config
-        self._module_name = module_name
-        super().__init__(pe_signature(config))
-
-    def elaborate(self, platform):
-        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-        for name, member in self.signature.members.items():
-            prefix = "i_" if member.flow == In else "o_"
-            ports[prefix + name] = Value.cast(getattr(self, name))
-        m = Module()
-        m.submodules.pe = Instance(self._module_name, **ports)
-        return m
+        super().__init__(config, module_name, pe_signature(config))

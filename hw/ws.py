@@ -18,16 +18,16 @@ The schedule, latencies and cycle model are the ``ws_*`` members of
 the output-stationary :class:`hw.engine.Engine`, so the same host code drives both.
 """
 
-from amaranth import (Value, Module, Instance, ClockSignal, ResetSignal, Signal, Mux, Cat,
-                      Const, unsigned, signed)
+from amaranth import Module, Signal, Mux, Cat, Const, unsigned, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.config import Config
-from golden.pack import WR_SEL
 from . import units
-from .pe import a_group_layout, w_group_layout
+from .array import pe_grid
+from .engine import EngineBase, host_buffers, skew_chain
+from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, flag_names,
+                 sparse_products, w_group_layout)
 
 __all__ = ["WSPE", "WSPEInstance", "WSBlockEnd", "WSArray", "WSEngine",
            "ws_control_layout", "ws_psum_layout", "ws_state_layout", "ws_load_layout"]
@@ -41,21 +41,13 @@ ws_control_layout = data.StructLayout({
 })
 
 
-def _flag_names(config):
-    """Special-value flags a product of this config can raise."""
-    if not config.scaled:
-        return []
-    return (["nan"] if config.product_has_nan else []) + (
-        ["inf_pos", "inf_neg"] if config.product_has_inf else [])
-
-
 def ws_psum_layout(config):
     """The exact partial sum flowing down a column: the exact block partial and its
     special-value flags (MX), or the wrapping int32 sum (int8)."""
     if not config.scaled:
         return data.StructLayout({"acc": signed(32)})
     fields = {"exact": signed(config.block_acc_bits)}
-    fields.update({k: 1 for k in _flag_names(config)})
+    fields.update({k: 1 for k in flag_names(config)})
     return data.StructLayout(fields)
 
 
@@ -83,19 +75,6 @@ def ws_load_layout(config):
     return data.StructLayout(fields)
 
 
-def _check(config, who):
-    if not isinstance(config, Config):
-        raise TypeError(f"{who} needs a golden.Config, not {config!r}")
-    return config
-
-
-def _any(bits):
-    out = bits[0]
-    for b in bits[1:]:
-        out = out | b
-    return out
-
-
 def ws_pe_signature(config):
     """The ports of :class:`WSPE` (shared by :class:`WSPEInstance`)."""
     return wiring.Signature({
@@ -109,7 +88,7 @@ def ws_pe_signature(config):
     })
 
 
-class WSPE(wiring.Component):
+class WSPE(ConfigComponent):
     """Weight-stationary processing element: N stationary weight slots, sparse select,
     N exact multipliers and the exact partial-sum adder.
 
@@ -143,15 +122,7 @@ class WSPE(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True
-            raise TypeError(f"WSPE needs a golden.Config, not {config!r}")
-        self._config = config
-        super().__init__(ws_pe_signature(config))
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, ws_pe_signature(config))
 
     def elaborate(self, platform):
         cfg = self._config
@@ -180,29 +151,8 @@ class WSPE(wiring.Component):
             for s in range(n):
                 m.d.comb += w[s].index.eq(meta[s * ib:(s + 1) * ib])
 
-        if cfg.dense:
-            acts = [self.a[s] for s in range(cfg.n_keep)]
-        else:
-            m.submodules.select = sel = units.SparseSelect(cfg)
-            a_bits = cfg.a_fmt.bits
-            m.d.comb += [sel.group.eq(self.a),
-                         sel.index.eq(Cat(*(w[s].index for s in range(cfg.n_keep))))]
-            selected = Value.cast(sel.selected)
-            acts = [selected[s * a_bits:(s + 1) * a_bits] for s in range(cfg.n_keep)]
-
-        products = []
-        names = _flag_names(cfg)
-        flags = {k: [] for k in names}
-        for s in range(cfg.n_keep):
-            mul = units.Multiplier(cfg)
-            m.submodules[f"mul{s}"] = mul
-            m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(w[s].value)]
-            products.append(mul.product)
-            for k in names:
-                flags[k].append(getattr(mul, k))
-        total = products[0]
-        for p in products[1:]:
-            total = total + p
+        total, flags = sparse_products(m, cfg, self.a, w)
+        names = list(flags)
         valid = self.ctl.valid
         if not cfg.scaled:
             m.d.sync += self.psum_out.acc.eq(self.psum_in.acc + Mux(valid, total, 0))
@@ -210,32 +160,19 @@ class WSPE(wiring.Component):
         m.d.sync += self.psum_out.exact.eq(self.psum_in.exact + Mux(valid, total, 0))
         for k in names:
             m.d.sync += getattr(self.psum_out, k).eq(
-                getattr(self.psum_in, k) | (valid & _any(flags[k])))
+                getattr(self.psum_in, k) | (valid & any_of(flags[k])))
         return m
 
 
-class WSPEInstance(wiring.Component):
+class WSPEInstance(ModuleReference):
     """A reference to a separately emitted :class:`WSPE` module (see
     :class:`hw.pe.PEInstance`; the generator's mode)."""
 
     def __init__(self, config, module_name):
-        if not isinstance(module_name, str) or not module_name:
-            raise TypeError(f"PE module name must be a non-empty string, not {module_name!r}")
-        self._config = config
-        self._module_name = module_name
-        super().__init__(ws_pe_signature(config))
-
-    def elaborate(self, platform):
-        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-        for name, member in self.signature.members.items():
-            prefix = "i_" if member.flow == In else "o_"
-            ports[prefix + name] = Value.cast(getattr(self, name))
-        m = Module()
-        m.submodules.pe = Instance(self._module_name, **ports)
-        return m
+        super().__init__(config, module_name, ws_pe_signature(config))
 
 
-class WSBlockEnd(wiring.Component):
+class WSBlockEnd(ConfigComponent):
     """Block-end unit below a weight-stationary row where an MX block ends.
 
     When ``ctl.bend`` is set, the exact block sum is scaled by the activation row's and
@@ -274,15 +211,15 @@ class WSBlockEnd(wiring.Component):
     Latency: ``config.ws_block_end_latency`` (2: convert, add) cycles; one row per cycle.
     """
 
-    def __init__(self, config):
-        if not isinstance(config, Config) or not config.scaled:
-            self._MustUse__silence = True   # never elaborated: no "unused" warning
-        _check(config, "WSBlockEnd")
+    @classmethod
+    def validate(cls, config):
+        super().validate(config)
         if not config.scaled:
             raise ValueError(f"WSBlockEnd needs an MX configuration, not "
                              f"a_format={config.a_format} with w_format={config.w_format}")
-        self._config = config
-        super().__init__({
+
+    def __init__(self, config):
+        super().__init__(config, {
             "psum_in": In(ws_psum_layout(config)),
             "fp_in": In(32),
             "a_scale": In(8),
@@ -297,7 +234,7 @@ class WSBlockEnd(wiring.Component):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        names = _flag_names(cfg)
+        names = flag_names(cfg)
         scales = [Signal(8, name=f"w_scale{p}") for p in range(2)]
         with m.If(self.ld_en):
             with m.If(self.ld_sel):
@@ -325,7 +262,7 @@ class WSBlockEnd(wiring.Component):
         return m
 
 
-class WSArray(wiring.Component):
+class WSArray(ConfigComponent):
     """``ws_fold_groups`` x C weight-stationary PEs with block-end units.
 
     Row r holds K-group r of the current pass; activation groups (with the row control
@@ -371,10 +308,6 @@ class WSArray(wiring.Component):
     """
 
     def __init__(self, config, *, pe_module=None):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True
-            raise TypeError(f"WSArray needs a golden.Config, not {config!r}")
-        self._config = config
         self._pe_module = pe_module
         F, C = config.ws_fold_groups, config.cols
         members = {
@@ -386,22 +319,14 @@ class WSArray(wiring.Component):
         }
         if config.scaled:
             members["a_scale"] = In(data.ArrayLayout(8, F))
-        super().__init__(members)
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, members)
 
     def elaborate(self, platform):
         cfg = self._config
         F, C = cfg.ws_fold_groups, cfg.cols
         ends = set(cfg.ws_block_end_rows)
         m = Module()
-        if self._pe_module is None:
-            make = lambda: WSPE(cfg)
-        else:
-            make = lambda: WSPEInstance(cfg, self._pe_module)
-        pes = [[make() for _ in range(C)] for _ in range(F)]
+        pes = pe_grid(cfg, F, C, self._pe_module, WSPE, WSPEInstance)
         units_ = {}
         for r in range(F):
             for c in range(C):
@@ -487,7 +412,7 @@ class WSArray(wiring.Component):
         return m
 
 
-class WSEngine(wiring.Component):
+class WSEngine(EngineBase):
     """Self-contained N:M-sparse MX GEMM engine, weight stationary: the generated top.
 
     Same ports, host buffers, word layouts, counters and C layout as
@@ -525,47 +450,12 @@ class WSEngine(wiring.Component):
     Timing is exactly ``config.cycles(m, k, n)`` busy cycles (``config.ws_cycles``).
     """
 
-    def __init__(self, config, *, pe_module=None):
-        if not isinstance(config, Config):
-            self._MustUse__silence = True
-            raise TypeError(f"WSEngine needs a golden.Config, not {config!r}")
-        self._config = config
-        self._pe_module = pe_module
-        cb = config.counter_bits
-        super().__init__({
-            "wr_en": In(1),
-            "wr_sel": In(2),
-            "wr_bank": In(config.wr_bank_bits),
-            "wr_addr": In(config.wr_addr_bits),
-            "wr_data": In(config.wr_data_bits),
-            "rd_addr": In(config.rd_addr_bits),
-            "rd_data": Out(config.c_word_bits),
-            "start": In(1),
-            "m": In(config.m_bits),
-            "k": In(config.k_bits),
-            "n": In(config.n_bits),
-            "busy": Out(1),
-            "done": Out(1),
-            "cnt_cycles": Out(cb),
-            "cnt_issued": Out(cb),
-            "cnt_stall": Out(cb),
-            "cnt_tiles": Out(cb),
-        })
-
-    @property
-    def config(self):
-        return self._config
-
     def buffers(self):
-        """Describe the on-chip buffers: name -> (banks, depth, word bits)."""
-        cfg = self._config
-        out = {"a_data": (cfg.rows, cfg.a_data_depth, cfg.a_group_bits),
-               "w_data": (cfg.cols, cfg.w_data_depth, cfg.w_group_bits)}
-        if cfg.scaled:
-            out["a_scale"] = (cfg.rows, cfg.a_scale_depth, cfg.scale_bits)
-            out["w_scale"] = (cfg.cols, cfg.w_scale_depth, cfg.scale_bits)
-        out["c"] = (cfg.cols, cfg.c_depth, cfg.acc_bits)
-        out["acc"] = (cfg.cols, cfg.ws_acc_depth, ws_state_layout(cfg).size)
+        """Describe the on-chip buffers: name -> (banks, depth, word bits); the host
+        buffers of :func:`hw.engine.host_buffers` plus the accumulator memories."""
+        out = host_buffers(self.config)
+        out["acc"] = (self.config.cols, self.config.ws_acc_depth,
+                      ws_state_layout(self.config).size)
         return out
 
     def elaborate(self, platform):
@@ -578,28 +468,11 @@ class WSEngine(wiring.Component):
         m = Module()
         m.submodules.array = array = WSArray(cfg, pe_module=self._pe_module)
 
-        def bank_memories(name, banks, depth, width):
-            ports = []
-            for b in range(banks):
-                mem = Memory(shape=unsigned(width), depth=depth, init=[])
-                m.submodules[f"{name}_{b}"] = mem
-                wp = mem.write_port()
-                m.d.comb += [
-                    wp.en.eq(self.wr_en & (self.wr_sel == WR_SEL[name]) & (self.wr_bank == b)),
-                    wp.addr.eq(self.wr_addr), wp.data.eq(self.wr_data)]
-                ports.append(mem.read_port())
-            return ports
-
-        a_rd = bank_memories("a_data", R, cfg.a_data_depth, cfg.a_group_bits)
-        w_rd = bank_memories("w_data", C, cfg.w_data_depth, cfg.w_group_bits)
-        if cfg.scaled:
-            as_rd = bank_memories("a_scale", R, cfg.a_scale_depth, 8)
-            ws_rd = bank_memories("w_scale", C, cfg.w_scale_depth, 8)
+        a_rd, w_rd, as_rd, ws_rd = self.operand_memories(m)
 
         # -- controller state -------------------------------------------------------------
-        busy, done = Signal(), Signal()
+        busy, done = self.status(m)
         pro, flushing = Signal(), Signal()     # loading pass 0's weights / all issued
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
         m_r, k_r, n_r = Signal(cfg.m_bits), Signal(cfg.k_bits), Signal(cfg.n_bits)
         kpad = Signal(range(cfg.kp_max + 1))
         max_period = cfg.ws_pass_period(cfg.m_max)
@@ -652,15 +525,11 @@ class WSEngine(wiring.Component):
                 else:
                     m.d.sync += [dst.gpos.eq(0), dst.b0.eq(d.b0 + F // gpb)]
 
-        cb = cfg.counter_bits
-        cnt_cycles, cnt_issued = Signal(cb), Signal(cb)
-        cnt_stall, cnt_tiles = Signal(cb), Signal(cb)
-        m.d.comb += [self.cnt_cycles.eq(cnt_cycles), self.cnt_issued.eq(cnt_issued),
-                     self.cnt_stall.eq(cnt_stall), self.cnt_tiles.eq(cnt_tiles)]
-
         running = busy & ~pro & ~flushing
         issue = Signal()
         m.d.comb += issue.eq(running & (o < m_r))
+        cnt = self.counters(m, busy, issue)
+        cnt_issued, cnt_tiles = cnt["cnt_issued"], cnt["cnt_tiles"]
         cols_left = Signal(range(cfg.n_max + 1))
         cv = Signal(range(C + 1))
         groups_left = Signal(range(cfg.groups_max + 1))
@@ -676,10 +545,6 @@ class WSEngine(wiring.Component):
                          c_ptr.eq(ld.jt), cnt_tiles.eq(cnt_tiles + 1)]
             advance(ld, ld)
 
-        with m.If(busy):
-            m.d.sync += cnt_cycles.eq(cnt_cycles + 1)
-            with m.If(~issue):
-                m.d.sync += cnt_stall.eq(cnt_stall + 1)
         with m.If(issue):
             m.d.sync += cnt_issued.eq(cnt_issued + rvc * cv * cfg.n_keep)
         with m.If(busy & pro):
@@ -709,7 +574,7 @@ class WSEngine(wiring.Component):
                 kpad.eq((self.k + (bs - 1)) // bs * bs),
                 o.eq(0),
                 ld.eq(0), ld.exists.eq(1),
-                cnt_cycles.eq(0), cnt_issued.eq(0), cnt_stall.eq(0), cnt_tiles.eq(0),
+                *(reg.eq(0) for reg in cnt.values()),
             ]
 
         # -- weight loading: row F-1 first, so that every row's word arrives together ----
@@ -729,12 +594,7 @@ class WSEngine(wiring.Component):
             col0.w_addr.eq(ld.w_base + ld.g0 + lrow),
             col0.ws_addr.eq(ld.ws_base + ld.b0 + (lrow // gpb if not carry else 0)),
         ]
-        stage = col0
-        for c in range(C):
-            if c:
-                nxt = Signal(load_stage, name=f"load_skew_{c}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
+        for c, stage in enumerate(skew_chain(m, col0, C, "load_skew")):
             m.d.comb += w_rd[c].addr.eq(stage.w_addr)
             bus = array.load[c]
             late = Signal(load_stage, name=f"load_rd_{c}")   # waits for the buffer read
@@ -755,13 +615,8 @@ class WSEngine(wiring.Component):
             row0.a_addr.eq(a_ibase + cur.g0), row0.as_addr.eq(as_ibase + cur.b0),
             row0.kb0.eq(cur.kb0), row0.wsel.eq(cur.parity), row0.bend.eq(ends_block(cur)),
         ]
-        stage = row0
         rows = []
-        for r in range(F):
-            if r:
-                nxt = Signal(row_stage, name=f"row_skew_{r}")
-                m.d.sync += nxt.eq(stage)
-                stage = nxt
+        for r, stage in enumerate(skew_chain(m, row0, F, "row_skew")):
             valid = Signal(name=f"row_valid_{r}")
             m.d.comb += valid.eq(stage.valid & (stage.kb0 + r * M < kpad))
             rows.append((stage, valid))
@@ -839,15 +694,8 @@ class WSEngine(wiring.Component):
             wp = acc.write_port()
             m.d.comb += [wp.en.eq(it.valid), wp.addr.eq(it.i),
                          wp.data.eq(array.bottom[c].as_value())]
-            cmem = Memory(shape=unsigned(32), depth=cfg.c_depth, init=[])
-            m.submodules[f"c_{c}"] = cmem
-            cwp = cmem.write_port()
             result = array.bottom[c].fp if cfg.scaled else array.bottom[c].acc
-            m.d.comb += [cwp.en.eq(it.valid & it.last & (it.cv > c)), cwp.addr.eq(it.c_addr),
-                         cwp.data.eq(result)]
-            crp = cmem.read_port()
-            m.d.comb += crp.addr.eq(self.rd_addr)
-            c_rd.append(crp.data)
+            c_rd.append(self.c_lane(m, c, it.valid & it.last & (it.cv > c), it.c_addr, result))
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
 
         # The last column writes the last row of the last pass: the GEMM is complete.

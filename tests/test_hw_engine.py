@@ -9,97 +9,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from engine_harness import check_result, random_encoded, run_engine
 from golden import Config
-from golden.gemm import EncodedOperands, encode_operands, gemm_encoded
-from golden.pack import pack_operands, pack_fields, unpack_c, c_read_addresses
+from golden.gemm import encode_operands, gemm_encoded
+from golden.pack import pack_operands, pack_fields, unpack_c
 from hw.engine import Engine
 from hw.pe import PE
-
-
-def _random_encoded(config, m, k, n, rng, *, specials=False):
-    """Random encoded operands covering every code (and random sparse indices)."""
-    kp = config.padded_k(k)
-    groups = kp // config.m_group
-    nb = kp // config.block_size if config.scaled else 0
-    a_codes = rng.integers(0, 1 << config.a_fmt.bits, (m, kp), dtype=np.uint8)
-    a_codes[:, k:] = 0
-    w_values = rng.integers(0, 1 << config.w_fmt.bits, (groups, config.n_keep, n),
-                            dtype=np.uint8)
-    if config.dense:
-        w_indices = np.broadcast_to(np.arange(config.n_keep, dtype=np.uint8)[None, :, None],
-                                    w_values.shape).copy()
-    else:
-        w_indices = rng.integers(0, config.m_group, w_values.shape, dtype=np.uint8)
-    # Scales near the bias keep most results finite; the extremes exercise Inf/zero.
-    lo, hi = (0, 256) if specials else (117, 138)
-    a_scales = rng.integers(lo, hi, (m, nb), dtype=np.uint8)
-    w_scales = rng.integers(lo, hi, (nb, n), dtype=np.uint8)
-    return EncodedOperands(a_codes=a_codes, a_scales=a_scales, w_values=w_values,
-                           w_indices=w_indices, w_scales=w_scales, m=m, k=k, n=n)
-
-
-def run_engine(config, runs):
-    """Load, start and read back each ``EncodedOperands`` of ``runs`` in one simulation.
-
-    Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
-    it and ``counters`` a dict of the four performance counters.
-    """
-    dut = Engine(config)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    results = []
-
-    async def bench(ctx):
-        for enc in runs:
-            for sel, bank, addr, word in pack_operands(config, enc):
-                ctx.set(dut.wr_en, 1)
-                ctx.set(dut.wr_sel, sel)
-                ctx.set(dut.wr_bank, bank)
-                ctx.set(dut.wr_addr, addr)
-                ctx.set(dut.wr_data, word)
-                await ctx.tick()
-            ctx.set(dut.wr_en, 0)
-            ctx.set(dut.m, enc.m)
-            ctx.set(dut.k, enc.k)
-            ctx.set(dut.n, enc.n)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy) and not ctx.get(dut.done)
-            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
-            for _ in range(limit):
-                if ctx.get(dut.done):
-                    break
-                await ctx.tick()
-            assert ctx.get(dut.done), "engine never finished"
-            assert not ctx.get(dut.busy)
-            counters = {name: ctx.get(getattr(dut, name))
-                        for name in ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")}
-            words = []
-            for addr in c_read_addresses(config, enc.m):
-                ctx.set(dut.rd_addr, addr)
-                await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
-            results.append((unpack_c(config, words, enc.m, enc.n), counters))
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results
-
-
-def _check(config, enc, c, counters):
-    want = gemm_encoded(enc, config)
-    if config.scaled:
-        np.testing.assert_array_equal(c.view(np.uint32), want.view(np.uint32))
-    else:
-        np.testing.assert_array_equal(c, want)
-    m, k, n = enc.m, enc.k, enc.n
-    assert counters == {
-        "cnt_cycles": config.cycles(m, k, n),
-        "cnt_issued": config.issued_slots(m, k, n),
-        "cnt_stall": config.stall_cycles(m, k, n),
-        "cnt_tiles": config.tiles(m, n),
-    }
 
 
 def test_int8_engine_2x3():
@@ -108,18 +23,18 @@ def test_int8_engine_2x3():
     config = Config(rows=2, cols=3, a_format="int8", w_format="int8", sparsity=(2, 4),
                     block_size=8, m_max=5, k_max=24, n_max=7)
     rng = np.random.default_rng(1)
-    runs = [_random_encoded(config, 5, 19, 7, rng), _random_encoded(config, 3, 3, 4, rng)]
+    runs = [random_encoded(config, 5, 19, 7, rng), random_encoded(config, 3, 3, 4, rng)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        _check(config, enc, c, counters)
+        check_result(config, enc, c, counters)
 
 
 def test_mxfp4_engine_2x2_sparse():
     config = Config(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1",
                     sparsity=(2, 4), block_size=8, m_max=3, k_max=16, n_max=4)
     rng = np.random.default_rng(2)
-    runs = [_random_encoded(config, 3, 13, 4, rng), _random_encoded(config, 2, 16, 3, rng)]
+    runs = [random_encoded(config, 3, 13, 4, rng), random_encoded(config, 2, 16, 3, rng)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        _check(config, enc, c, counters)
+        check_result(config, enc, c, counters)
 
 
 def test_mxfp8_engine_specials_block_equals_group():
@@ -128,9 +43,9 @@ def test_mxfp8_engine_specials_block_equals_group():
     config = Config(rows=2, cols=1, a_format="mxfp8_e5m2", w_format="mxfp8_e5m2",
                     sparsity=(1, 2), block_size=2, m_max=2, k_max=8, n_max=2)
     rng = np.random.default_rng(3)
-    runs = [_random_encoded(config, 2, 8, 2, rng, specials=True)]
+    runs = [random_encoded(config, 2, 8, 2, rng, specials=True)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        _check(config, enc, c, counters)
+        check_result(config, enc, c, counters)
 
 
 def test_engine_from_float_operands_1x1_dense():
@@ -141,7 +56,7 @@ def test_engine_from_float_operands_1x1_dense():
     w = rng.standard_normal((7, 2)).astype(np.float32)
     enc = encode_operands(a, w, config)
     (c, counters), = run_engine(config, [enc])
-    _check(config, enc, c, counters)
+    check_result(config, enc, c, counters)
 
 
 def test_pe_latency_and_blocks():
@@ -149,7 +64,7 @@ def test_pe_latency_and_blocks():
     config = Config(rows=1, cols=1, a_format="mxfp6_e2m3", w_format="mxint4",
                     sparsity=(1, 4), block_size=8, m_max=1, k_max=16, n_max=1)
     rng = np.random.default_rng(5)
-    encs = [_random_encoded(config, 1, 16, 1, rng) for _ in range(2)]
+    encs = [random_encoded(config, 1, 16, 1, rng) for _ in range(2)]
     gpb, M, a_bits = config.groups_per_block, config.m_group, config.a_fmt.bits
     dut = PE(config)
     sim = Simulator(dut)
@@ -198,7 +113,7 @@ def test_mxfp8_engine_forced_specials():
     config = Config(rows=2, cols=2, a_format="mxfp8_e5m2", w_format="mxfp8_e5m2",
                     sparsity=(2, 4), block_size=8, m_max=2, k_max=24, n_max=4)
     rng = np.random.default_rng(6)
-    enc = _random_encoded(config, 2, 24, 4, rng)
+    enc = random_encoded(config, 2, 24, 4, rng)
     pinf, ninf, nan, one, zero = 0x7C, 0xFC, 0x7F, 0x3C, 0x00
     for codes in (enc.a_codes, enc.w_values):   # random codes finite, specials placed
         codes[(codes & 0x7C) == 0x7C] = one
@@ -216,7 +131,7 @@ def test_mxfp8_engine_forced_specials():
     assert np.isnan(want).sum() == 7 and want[0, 1] == np.inf
     assert (bits[np.isnan(want)] == 0x7FC00000).all()
     (c, counters), = run_engine(config, [enc])
-    _check(config, enc, c, counters)
+    check_result(config, enc, c, counters)
 
 
 @pytest.mark.parametrize("rows,cols", [(8, 8), (16, 4), (3, 5)])
@@ -256,11 +171,11 @@ def test_engine_wide_words_1x2():
     config = Config(rows=1, cols=2, a_format="mxfp6_e3m2", w_format="mxfp8_e4m3",
                     sparsity=(4, 16), block_size=16, m_max=2, k_max=48, n_max=3)
     rng = np.random.default_rng(7)
-    enc = _random_encoded(config, 2, 40, 3, rng)
+    enc = random_encoded(config, 2, 40, 3, rng)
     writes = pack_operands(config, enc)
     assert writes.data.dtype == object and max(writes.data) >= 1 << 64
     (c, counters), = run_engine(config, [enc])
-    _check(config, enc, c, counters)
+    check_result(config, enc, c, counters)
 
 
 def test_pack_fields_matches_python_ints():
@@ -277,7 +192,7 @@ def test_pack_operands_layout_and_errors():
     config = Config(rows=2, cols=2, a_format="mxint4", w_format="mxint4", sparsity=(1, 4),
                     block_size=8, m_max=3, k_max=16, n_max=3)
     rng = np.random.default_rng(9)
-    enc = _random_encoded(config, 3, 16, 3, rng)
+    enc = random_encoded(config, 3, 16, 3, rng)
     w = pack_operands(config, enc)
     by_sel = {s: [(b, a, d) for sel, b, a, d in w if sel == s] for s in range(4)}
     # Row 2 lives in bank 0 at tile-row 1: address groups_max + g.
@@ -312,7 +227,7 @@ def test_engine_one_group_per_tile(rows, cols):
     config = Config(rows=rows, cols=cols, a_format="mxfp4_e2m1", w_format="mxint8",
                     sparsity=(2, 4), block_size=4, m_max=4, k_max=4, n_max=3)
     rng = np.random.default_rng(10 + rows)
-    enc = _random_encoded(config, 4, 3, 3, rng)
+    enc = random_encoded(config, 4, 3, 3, rng)
     assert config.groups(3) == 1 and config.tile_period(3) == rows
     (c, counters), = run_engine(config, [enc])
-    _check(config, enc, c, counters)
+    check_result(config, enc, c, counters)

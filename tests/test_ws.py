@@ -13,13 +13,11 @@ from math import ceil
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
+from engine_harness import check_result, random_encoded, run_engine
 from golden import Config
 from golden.gemm import gemm_encoded
-from golden.pack import c_read_addresses, pack_operands, unpack_c
 from hw.ws import WSArray, WSBlockEnd, WSEngine, WSPE
-from test_hw_engine import _random_encoded
 
 
 def _ws(**kw):
@@ -110,49 +108,6 @@ def test_components_need_config():
 
 # -- Amaranth simulator: small engines against golden -----------------------------------------
 
-def run_ws_engine(config, runs):
-    """Load, start and read back each encoded GEMM of ``runs`` on a :class:`WSEngine`."""
-    dut = WSEngine(config)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    results = []
-
-    async def bench(ctx):
-        for enc in runs:
-            for sel, bank, addr, word in pack_operands(config, enc):
-                ctx.set(dut.wr_en, 1)
-                ctx.set(dut.wr_sel, sel)
-                ctx.set(dut.wr_bank, bank)
-                ctx.set(dut.wr_addr, addr)
-                ctx.set(dut.wr_data, word)
-                await ctx.tick()
-            ctx.set(dut.wr_en, 0)
-            ctx.set(dut.m, enc.m)
-            ctx.set(dut.k, enc.k)
-            ctx.set(dut.n, enc.n)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy) and not ctx.get(dut.done)
-            for _ in range(2 * config.cycles(enc.m, enc.k, enc.n) + 50):
-                if ctx.get(dut.done):
-                    break
-                await ctx.tick()
-            assert ctx.get(dut.done) and not ctx.get(dut.busy), "engine never finished"
-            counters = {name: ctx.get(getattr(dut, name))
-                        for name in ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")}
-            words = []
-            for addr in c_read_addresses(config, enc.m):
-                ctx.set(dut.rd_addr, addr)
-                await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
-            results.append((unpack_c(config, words, enc.m, enc.n), counters))
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results
-
-
 AMARANTH_CASES = [
     # (config, shapes): K not a multiple of the block, M/N not multiples of R/C, 1x1x1.
     (_ws(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
@@ -180,23 +135,10 @@ AMARANTH_CASES = [
 @pytest.mark.parametrize("config,shapes", AMARANTH_CASES, ids=[c.name for c, _ in AMARANTH_CASES])
 def test_engine_matches_golden(config, shapes, specials):
     rng = np.random.default_rng(7 + specials)
-    runs = [_random_encoded(config, m, k, n, rng, specials=specials) for m, k, n in shapes]
+    runs = [random_encoded(config, m, k, n, rng, specials=specials) for m, k, n in shapes]
     nonzero = 0
-    for enc, (c, counters) in zip(runs, run_ws_engine(config, runs)):
-        want = gemm_encoded(enc, config)
-        if config.scaled:
-            np.testing.assert_array_equal(c.view(np.uint32), want.view(np.uint32))
-            nonzero += np.count_nonzero(want.view(np.uint32) & 0x7FFFFFFF)
-        else:
-            np.testing.assert_array_equal(c, want)
-            nonzero += np.count_nonzero(want)
-        m, k, n = enc.m, enc.k, enc.n
-        assert counters == {
-            "cnt_cycles": config.cycles(m, k, n),
-            "cnt_issued": config.issued_slots(m, k, n),
-            "cnt_stall": config.stall_cycles(m, k, n),
-            "cnt_tiles": config.counted_tiles(m, k, n),
-        }
+    for enc, (c, counters) in zip(runs, run_engine(config, runs)):
+        nonzero += check_result(config, enc, c, counters)
     # The stimulus really reaches the arithmetic (not an all-zero result).
     assert nonzero
 
@@ -208,7 +150,7 @@ def test_block_order_is_k_order():
     accumulator memory would show."""
     config = AMARANTH_CASES[1][0]             # blocks of 4 groups on 2 rows: carried
     rng = np.random.default_rng(3)
-    enc = _random_encoded(config, 1, 24, 1, rng)
+    enc = random_encoded(config, 1, 24, 1, rng)
     bs = config.block_size
     enc.a_codes[:] = 0
     enc.w_values[:] = 0
@@ -222,7 +164,7 @@ def test_block_order_is_k_order():
     enc.a_scales[:] = 127
     enc.w_scales[:, 0] = [127 + 24, 127, 127 + 24][:enc.w_scales.shape[0]]
     assert enc.k // bs == 3
-    (c, _), = run_ws_engine(config, [enc])
+    (c, _), = run_engine(config, [enc])
     want = gemm_encoded(enc, config)
     assert want[0, 0] == 0.0
     np.testing.assert_array_equal(c.view(np.uint32), want.view(np.uint32))
