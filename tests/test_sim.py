@@ -120,7 +120,7 @@ def _slow_configs():
     out = []
     for t, ((a, w), sp) in enumerate(itertools.product(pairs, SPARSITIES)):
         rows, cols = shapes[t % len(shapes)]
-        out.append(_config(rows, cols, a, w, sp))
+        out += [_config(rows, cols, a, w, sp, dataflow=df) for df in DATAFLOWS]
     return out
 
 
