@@ -275,7 +275,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     area_fn = area_fn or _default_area_fn()
     row = {"key": point_key(config, settings), "name": config.name, **config.to_dict(),
            "a_bits": config.a_fmt.bits, "w_bits": config.w_fmt.bits,
-           "n_keep": config.n_keep, "m_group": config.m_group, "pes": config.rows * config.cols}
+           "n_keep": config.n_keep, "m_group": config.m_group, "pes": config.pes}
 
     t0 = time.perf_counter()
     area = area_fn(config, top="engine")
@@ -292,7 +292,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     # PEs that synthesize differently (e.g. at the array edge) are separate modules.
     pe_count = sum(m.get("count", 0) for m in modules.values()
                    if isinstance(m, dict) and m.get("class") == "PE")
-    row["pe_count"] = pe_count or config.rows * config.cols
+    row["pe_count"] = pe_count or config.pes
 
     # Cycle model.  Dense-equivalent MACs are M*K*N of the GEMM as asked (K unpadded);
     # utilization is the model's issued-slot fraction, pooled over shapes by cycles.

@@ -356,10 +356,25 @@ class Config:
             return self.ws_passes(k, n)
         return self.tiles(m, n)
 
+    @property
+    def pes(self):
+        """Processing elements in the array: R x C."""
+        return self.rows * self.cols
+
+    @property
+    def multiplier_slots(self):
+        """Multipliers in the array, R x C x N: the denominator of utilization."""
+        return self.pes * self.n_keep
+
+    @property
+    def peak_macs_per_cycle(self):
+        """Dense-equivalent MACs per cycle at full utilization, R x C x M: each PE covers
+        M K-positions per cycle with its N multipliers."""
+        return self.pes * self.m_group
+
     def utilization(self, m, k, n):
         """``issued / (R * C * N * cycles)`` predicted by the model."""
-        return self.issued_slots(m, k, n) / (self.rows * self.cols * self.n_keep
-                                             * self.cycles(m, k, n))
+        return self.issued_slots(m, k, n) / (self.multiplier_slots * self.cycles(m, k, n))
 
     def scalesim_cycles(self, m, k, n):
         """SCALE-Sim's estimate for this config's dataflow.

@@ -346,7 +346,7 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     scalesim = sum(config.scalesim_cycles(*r["shape"]) for r in runs)
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
-    slots = config.rows * config.cols * config.n_keep
+    slots = config.multiplier_slots
     return {
         "passed": mismatches == 0 and cycles == model_cycles,
         "mismatches": mismatches,
@@ -357,7 +357,7 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "issued_macs": issued,
         "utilization": issued / (slots * cycles) if cycles else 0.0,
         "effective_macs_per_cycle": case.m * case.k * case.n / cycles if cycles else 0.0,
-        "peak_macs_per_cycle": config.rows * config.cols * config.m_group,
+        "peak_macs_per_cycle": config.peak_macs_per_cycle,
         "sim_cycles_per_second": sim_cycles / compute_s if compute_s else 0.0,
         "build_seconds": model.build_seconds,
         "seed": case.seed,
