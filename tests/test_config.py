@@ -30,6 +30,7 @@ def test_init_default():
     assert c.w_group_bits == 20
     assert c.kp_max == 1024 and c.groups_max == 256 and c.blocks_max == 32
     assert c.m_tiles_max == 8 and c.n_tiles_max == 8
+    assert (c.pes, c.multiplier_slots, c.peak_macs_per_cycle) == (64, 128, 256)
 
 
 def test_init_mixed_dense_odd():
@@ -46,6 +47,7 @@ def test_init_mixed_dense_odd():
     assert c.kp_max == 48 and c.groups_max == 12 and c.blocks_max == 3
     assert c.m_tiles_max == 4 and c.n_tiles_max == 2
     assert c.padded_k(17) == 32
+    assert (c.pes, c.multiplier_slots, c.peak_macs_per_cycle) == (15, 60, 60)
 
 
 def test_int8():
