@@ -30,12 +30,10 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutErro
 from golden.config import Config
 from golden.pack import c_read_addresses, unpack_c
 
-__all__ = ["TB", "CLOCK_PERIOD_NS", "COUNTERS"]
+__all__ = ["TB", "CLOCK_PERIOD_NS"]
 
 #: Clock period of both clock sources (cocotb ``Clock`` and the HDL wrapper).
 CLOCK_PERIOD_NS = 10
-#: Performance counters read after every run, in output order.
-COUNTERS = ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")
 
 
 def words_from_limbs(limbs):
@@ -66,7 +64,7 @@ class TB:
         Clock period in ns.
     """
 
-    def __init__(self, dut, *, hdl_clock, counters=COUNTERS):
+    def __init__(self, dut, *, hdl_clock, counters):
         self.dut = dut
         self._counters = [getattr(dut, name) for name in counters]
         self.period_ns = CLOCK_PERIOD_NS
