@@ -19,7 +19,8 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 from golden.formats import get_format
 
-__all__ = ["ElementLayout", "ElementView", "ElementDecoder", "Multiplier", "SparseSelect",
+__all__ = ["ConfigComponent", "ElementLayout", "ElementView", "ElementDecoder", "Multiplier",
+           "SparseSelect",
            "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
 
 #: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
@@ -33,10 +34,49 @@ _B32_BIAS = 127
 _B32_EMIN = 1 - _B32_BIAS                 # exponent of the smallest normal, -126
 
 
-def _check_config(config, who):
-    if not isinstance(config, Config):
-        raise TypeError(f"{who} needs a golden.Config, not {config!r}")
-    return config
+class ConfigComponent(wiring.Component):
+    """Base of the components built from a :class:`golden.Config`.
+
+    The constructor arguments are checked (:meth:`validate`) in ``__new__``, before
+    Amaranth's unused-elaboratable bookkeeping exists, so that a rejected component
+    leaves no object behind to warn about at garbage collection.
+
+    Parameters
+    ----------
+    config : golden.Config
+    signature : wiring.Signature or dict
+        The component's ports, built from ``config`` by the subclass.
+
+    Members
+    -------
+    config : golden.Config
+        The configuration the component was built from.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config` (the message names the subclass).
+    """
+
+    def __new__(cls, config, *args, src_loc_at=0, **kwargs):
+        cls.validate(config, *args, **kwargs)
+        # One frame up: an unused-component warning points at the caller, not here.
+        return super().__new__(cls, config, *args, src_loc_at=1 + src_loc_at, **kwargs)
+
+    @classmethod
+    def validate(cls, config, *args, **kwargs):
+        """Raise unless the constructor arguments can build this component (called with
+        them before the object exists; subclasses extend it)."""
+        if not isinstance(config, Config):
+            raise TypeError(f"{cls.__name__} needs a golden.Config, not {config!r}")
+
+    def __init__(self, config, signature):
+        self._config = config
+        super().__init__(signature)
+
+    @property
+    def config(self):
+        return self._config
 
 
 # -- element codes ---------------------------------------------------------------------------
@@ -207,7 +247,7 @@ class ElementDecoder(wiring.Component):
 # -- multiplier ------------------------------------------------------------------------------
 
 
-class Multiplier(wiring.Component):
+class Multiplier(ConfigComponent):
     """Exact product of an activation and a weight element.
 
     For MX configurations each operand goes through an :class:`ElementDecoder`
@@ -245,16 +285,11 @@ class Multiplier(wiring.Component):
     """
 
     def __init__(self, config):
-        self._config = _check_config(config, "Multiplier")
         ports = {"a": In(config.a_fmt.bits), "w": In(config.w_fmt.bits),
                  "product": Out(signed(config.product_bits))}
         if config.scaled:
             ports.update(nan=Out(1), inf_pos=Out(1), inf_neg=Out(1))
-        super().__init__(ports)
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, ports)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -293,7 +328,7 @@ class Multiplier(wiring.Component):
 # -- sparse select ---------------------------------------------------------------------------
 
 
-class SparseSelect(wiring.Component):
+class SparseSelect(ConfigComponent):
     """Pick the N activations of a group of M that the stored weight indices name.
 
     Any index pattern is legal (duplicates, any order).  Dense configurations (N == M)
@@ -323,17 +358,12 @@ class SparseSelect(wiring.Component):
     """
 
     def __init__(self, config):
-        self._config = _check_config(config, "SparseSelect")
         code = unsigned(config.a_fmt.bits)
         ports = {"group": In(data.ArrayLayout(code, config.m_group))}
         if not config.dense:
             ports["index"] = In(data.ArrayLayout(unsigned(config.index_bits), config.n_keep))
         ports["selected"] = Out(data.ArrayLayout(code, config.n_keep))
-        super().__init__(ports)
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, ports)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -418,7 +448,7 @@ def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
 # -- block converter -------------------------------------------------------------------------
 
 
-class BlockConverter(wiring.Component):
+class BlockConverter(ConfigComponent):
     """Scale an exact block sum by the two E8M0 block scales and round it to binary32.
 
     ``result = RNE_binary32(sum * 2**(a_scale - 127 + w_scale - 127 + product_lsb_exp))``
@@ -457,21 +487,20 @@ class BlockConverter(wiring.Component):
         ``config`` is a plain ``int8`` configuration (it has no block scales).
     """
 
-    def __init__(self, config):
-        self._config = _check_config(config, "BlockConverter")
+    @classmethod
+    def validate(cls, config):
+        super().validate(config)
         if not config.scaled:
             raise ValueError(f"BlockConverter needs an MX configuration, not "
                              f"a_format={config.a_format} with w_format={config.w_format}")
-        super().__init__({
+
+    def __init__(self, config):
+        super().__init__(config, {
             "sum": In(signed(config.block_acc_bits)),
             "nan": In(1), "inf_pos": In(1), "inf_neg": In(1),
             "a_scale": In(config.scale_bits), "w_scale": In(config.scale_bits),
             "result": Out(32),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config
