@@ -20,8 +20,7 @@ from golden.config import Config
 from golden.formats import get_format
 
 __all__ = ["ConfigComponent", "ElementLayout", "ElementView", "ElementDecoder", "Multiplier",
-           "SparseSelect",
-           "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
+           "SparseSelect", "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
 
 #: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
 BINARY32_QNAN = 0x7FC0_0000
