@@ -19,10 +19,10 @@ from amaranth.lib import wiring
 
 from golden.config import Config
 from golden.pack import WR_SEL
-from hw.engine import Engine
+from hw.engine import COUNTERS, Engine
 from hw.pe import PE
 
-__all__ = ["generate", "build_verilog", "engine_classes", "manifest", "nmmx_version",
+__all__ = ["generate", "build_verilog", "engine_classes", "hardware_classes", "pe_module_name", "manifest", "nmmx_version",
            "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,13 +51,25 @@ def check_top_name(name):
     return name
 
 
-def engine_classes(config):
-    """``(PE class, engine class)`` of ``config.dataflow`` (os: :class:`hw.pe.PE` and
-    :class:`hw.engine.Engine`; ws: :class:`hw.ws.WSPE` and :class:`hw.ws.WSEngine`)."""
+def hardware_classes(config):
+    """``(PE, array, engine)`` classes of ``config.dataflow`` (os: :mod:`hw.pe`,
+    :mod:`hw.array`, :mod:`hw.engine`; ws: :mod:`hw.ws`)."""
     if config.dataflow == "ws":
-        from hw.ws import WSPE, WSEngine
-        return WSPE, WSEngine
-    return PE, Engine
+        from hw.ws import WSPE, WSArray, WSEngine
+        return WSPE, WSArray, WSEngine
+    from hw.array import Array
+    return PE, Array, Engine
+
+
+def engine_classes(config):
+    """``(PE class, engine class)`` of ``config.dataflow``."""
+    pe_cls, _, engine_cls = hardware_classes(config)
+    return pe_cls, engine_cls
+
+
+def pe_module_name(name):
+    """Name of the separately emitted PE module of the top ``name``."""
+    return f"{name}_pe"
 
 
 def build_verilog(config, name):
@@ -66,7 +78,7 @@ def build_verilog(config, name):
     The PE is emitted once as module ``{name}_pe`` and instantiated R x C times, so that
     elaboration time does not grow with the PE count and synthesis sees one PE.
     """
-    pe_name = f"{name}_pe"
+    pe_name = pe_module_name(name)
     pe_cls, engine_cls = engine_classes(config)
     pe_text = verilog.convert(pe_cls(config), name=pe_name, emit_src=False)
     engine = engine_cls(config, pe_module=pe_name)
@@ -183,7 +195,7 @@ def manifest(config, name, engine):
         "nmmx_version": nmmx_version(),
         "top": name,
         "verilog": f"{name}.v",
-        "pe_module": f"{name}_pe",
+        "pe_module": pe_module_name(name),
         "config": cfg.to_dict(),
         "derived": derived,
         "word_layouts": _word_layouts(cfg),
@@ -191,7 +203,7 @@ def manifest(config, name, engine):
         "wr_sel": dict(WR_SEL),
         "timing": timing,
         "ports": _ports(engine),
-        "counters": ["cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles"],
+        "counters": list(COUNTERS),
         "clock": {"name": "clk", "reset": "rst", "reset_kind": "synchronous, active high"},
     }
 

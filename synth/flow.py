@@ -961,22 +961,15 @@ def build_parts(config, top="engine", name=None):
     """
     if top not in TOPS:
         raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
-    from hw.pe import PE
+    from gen.generate import hardware_classes, pe_module_name
     name = config.name if name is None else name
-    if config.dataflow == "ws":
-        from hw.ws import WSPE, WSArray, WSEngine
-        if top == "pe":
-            return {name: WSPE(config)}
-        cls = WSArray if top == "array" else WSEngine
-        return {name: cls(config, pe_module=f"{name}_pe"), f"{name}_pe": WSPE(config)}
+    pe_cls, array_cls, engine_cls = hardware_classes(config)
     if top == "pe":
-        return {name: PE(config)}
-    if top == "array":
-        from hw.array import Array as cls
-    else:
-        from hw.engine import Engine as cls
-    pe_name = f"{name}_pe"      # the generator's PE module name
-    return {name: cls(config, pe_module=pe_name), pe_name: PE(config)}
+        return {name: pe_cls(config)}
+    # The array and engine refer to the PE as the generator emits it: one module.
+    cls = array_cls if top == "array" else engine_cls
+    pe_name = pe_module_name(name)
+    return {name: cls(config, pe_module=pe_name), pe_name: pe_cls(config)}
 
 
 def _design_key(config, top):
