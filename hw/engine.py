@@ -14,7 +14,7 @@ from .array import Array
 from .pe import ConfigComponent, control_layout
 
 __all__ = ["Engine", "EngineBase", "engine_signature", "host_buffers", "skew_chain",
-           "COUNTERS", "WR_SEL"]
+           "COUNTERS"]
 
 #: The performance counter ports, in port order.
 COUNTERS = ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")

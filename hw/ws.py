@@ -55,7 +55,7 @@ def ws_state_layout(config):
     """What a column hands from one pass to the next: the binary32 partial (MX), plus
     the exact partial block and flags when blocks span passes; int8: the int32 sum."""
     if not config.scaled:
-        return data.StructLayout({"acc": signed(32)})
+        return ws_psum_layout(config)
     fields = {"fp": 32}
     if config.ws_carry_exact:
         fields.update(ws_psum_layout(config).members)
@@ -361,7 +361,7 @@ class WSArray(ConfigComponent):
 
         # Vertical links: the weight load bus, the partial sums and the binary32 partial.
         inject = cfg.ws_inject_row
-        names = [k for k in ws_psum_layout(cfg).members if k not in ("exact", "acc")]
+        names = flag_names(cfg)
         for c in range(C):
             bus = self.load[c]
             prev = self.acc_in[c]
@@ -635,11 +635,7 @@ class WSEngine(EngineBase):
             crossbar(as_rd, ends, lambda r, st: st.as_addr + r // gpb)
 
         def delayed(value, n, name):
-            for t in range(n):
-                nxt = Signal(value.shape(), name=f"{name}_d{t + 1}")
-                m.d.sync += nxt.eq(value)
-                value = nxt
-            return value
+            return list(skew_chain(m, value, n + 1, name))[-1]
 
         for r in range(F):
             st, valid = rows[r]
@@ -674,11 +670,7 @@ class WSEngine(EngineBase):
             item0.fin.eq(issue & ~ld.exists & (o == m_r - 1)),
         ]
         bottom, inject = cfg.ws_bottom_delay, cfg.ws_inject_delay
-        line = [item0]
-        for t in range(1, bottom + C):
-            nxt = Signal(item_layout, name=f"col_item_{t}")
-            m.d.sync += nxt.eq(line[-1])
-            line.append(nxt)
+        line = list(skew_chain(m, item0, bottom + C, "col_item"))
         state_bits = ws_state_layout(cfg).size
         c_rd = []
         for c in range(C):
