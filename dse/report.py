@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+from gen.flags import shape_label
 from .metrics import pareto_front
 
 __all__ = ["write_csv", "write_report", "write_plots", "write_all", "PARETO_X", "PARETO_Y"]
@@ -135,7 +136,7 @@ def _order_table(rows):
 
 def _settings_labels(settings):
     """GEMM labels in the order the sweep gave them."""
-    return ["x".join(map(str, g)) for g in settings.gemms]
+    return [shape_label(g) for g in settings.gemms]
 
 
 def _shape_labels(rows):
@@ -219,7 +220,7 @@ def write_report(rows, path, *, front, front_logic, settings, command=None):
     """Write ``report.md``: settings, all points, the Pareto front, the order table,
     utilization per GEMM shape and the findings."""
     labs = _settings_labels(settings)
-    ev = "x".join(map(str, settings.eval_shape))
+    ev = shape_label(settings.eval_shape)
     src = (f"`{settings.weights}` (tensors matching `{settings.weights_pattern}`, cropped "
            f"to K x N = {settings.eval_shape[1]} x {settings.eval_shape[2]})"
            if settings.weights else "synthetic Gaussian weights")

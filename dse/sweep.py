@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gen.flags import parse_shape, shape_label
 from golden.config import Config
 from . import data as _data
 from .metrics import ErrorStats
@@ -38,21 +39,6 @@ __all__ = ["Settings", "parse_shape", "shape_label", "point_key", "evaluate_poin
 
 #: Bumped whenever the meaning of a cached figure changes, so stale caches are ignored.
 SCHEMA = 1
-
-
-def parse_shape(text):
-    """Parse ``"64x512x64"`` into ``(64, 512, 64)``; raise ``ValueError`` naming it."""
-    if not isinstance(text, str):
-        raise TypeError(f"A GEMM shape must be written MxKxN, not {text!r}")
-    parts = text.strip().lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"A GEMM shape must be written MxKxN with positive whole "
-                         f"numbers, not {text!r}")
-    return tuple(int(p) for p in parts)
-
-
-def shape_label(shape):
-    return "x".join(str(v) for v in shape)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
 __all__ = ["add_config_flags", "configs_from_args", "config_from_args", "UsageError",
-           "run_cli", "list_formats_text", "ArgumentParser"]
+           "run_cli", "list_formats_text", "ArgumentParser", "parse_shape",
+           "shape_label"]
 
 _DEFAULT = Config()
 
@@ -32,6 +33,23 @@ _HELP = {
     "k_max": "largest GEMM K the engine buffers hold",
     "n_max": "largest GEMM N the engine buffers hold",
 }
+
+
+def parse_shape(text):
+    """Parse a GEMM shape ``"64x512x64"`` into ``(64, 512, 64)``; every command's
+    ``--gemm`` goes through here.  Raises ``ValueError`` naming the text."""
+    if not isinstance(text, str):
+        raise TypeError(f"A GEMM shape must be written MxKxN, not {text!r}")
+    parts = text.strip().lower().split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"A GEMM shape must be written MxKxN with positive whole "
+                         f"numbers, not {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def shape_label(shape):
+    """``(64, 512, 64)`` -> ``"64x512x64"``."""
+    return "x".join(str(v) for v in shape)
 
 
 class UsageError(Exception):

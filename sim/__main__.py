@@ -6,23 +6,20 @@ output matches and the cycle count equals the model, 1 otherwise, 2 on bad argum
 """
 
 import json
-import re
 import sys
 
-from gen.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+                       parse_shape, run_cli)
 
 __all__ = ["main", "parse_gemm"]
 
 
 def parse_gemm(text):
     """``"64x256x32"`` -> ``(64, 256, 32)``; raise :class:`UsageError` naming the text."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if m is None:
-        raise UsageError(f"--gemm must be written MxKxN with whole numbers, not {text!r}")
-    dims = tuple(int(v) for v in m.groups())
-    if min(dims) < 1:
-        raise UsageError(f"--gemm dimensions must be at least 1, not {text!r}")
-    return dims
+    try:
+        return parse_shape(text)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--gemm: {e}") from None
 
 
 def _parser():

@@ -214,8 +214,10 @@ def test_cli_pass_and_json(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--gemm", "4x97x4"], "error: GEMM K=97 does not fit this engine (k_max=96); "
                            "K is never split across runs"),
-    (["--gemm", "4x4"], "error: --gemm must be written MxKxN with whole numbers, not '4x4'"),
-    (["--gemm", "0x4x4"], "error: --gemm dimensions must be at least 1, not '0x4x4'"),
+    (["--gemm", "4x4"], "error: --gemm: A GEMM shape must be written MxKxN with positive "
+                        "whole numbers, not '4x4'"),
+    (["--gemm", "0x4x4"], "error: --gemm: A GEMM shape must be written MxKxN with positive "
+                          "whole numbers, not '0x4x4'"),
     (["--seed", "x"], "error: --seed must be a whole number, not 'x'"),
     (["--sparsity", "5:4"], "error: N:M sparsity needs 0 < N <= M, not 5:4"),
 ])
