@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Config
 from .formats import decode_fields
-from .quant import quantize_mx
+from .quant import SCALE_BIAS, SCALE_NAN, quantize_mx
 from .sparse import prune_nm, compress_nm
 
 __all__ = ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm", "gemm_reference",
@@ -33,8 +33,8 @@ __all__ = ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm", "gemm_r
 #: Bit pattern of the one NaN the engine outputs (binary32 quiet NaN, sign clear).
 CANONICAL_NAN = 0x7FC00000
 #: E8M0 scale code that marks a NaN block, and the E8M0 exponent bias.
-_SCALE_NAN = 0xFF
-_SCALE_BIAS = 127
+_SCALE_NAN = SCALE_NAN
+_SCALE_BIAS = SCALE_BIAS
 #: :func:`round_to_binary32` keeps ``|S| < 2**84`` so that ``S >> 32`` is exact in float64.
 _MAX_SUM_BITS = 84
 #: Exponents beyond this make every non-zero ``S * 2**exp`` overflow or round to zero,

@@ -18,12 +18,14 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from golden.formats import get_format
+from golden.gemm import CANONICAL_NAN
+from golden.quant import SCALE_BIAS, SCALE_NAN
 
 __all__ = ["ConfigComponent", "ElementLayout", "ElementView", "ElementDecoder", "Multiplier",
            "SparseSelect", "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
 
 #: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
-BINARY32_QNAN = 0x7FC0_0000
+BINARY32_QNAN = CANONICAL_NAN
 #: +Inf; -Inf is this with bit 31 set.
 BINARY32_INF = 0x7F80_0000
 
@@ -509,10 +511,10 @@ class BlockConverter(ConfigComponent):
         m.d.comb += mag.eq(Mux(neg, -self.sum, self.sum))
         exp0 = Signal(signed(11), name="exp0")
         m.d.comb += exp0.eq(self.a_scale + self.w_scale
-                            + (cfg.product_lsb_exp - 2 * _B32_BIAS))
+                            + (cfg.product_lsb_exp - 2 * SCALE_BIAS))
         bits, overflow = _round_binary32(m, mag, exp0, "rnd")
 
-        nan = (self.a_scale == 0xFF) | (self.w_scale == 0xFF)
+        nan = (self.a_scale == SCALE_NAN) | (self.w_scale == SCALE_NAN)
         if cfg.product_has_nan:
             nan = nan | self.nan
         if cfg.product_has_inf:

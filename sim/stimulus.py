@@ -15,11 +15,12 @@ from dataclasses import replace
 import numpy as np
 
 from golden.gemm import encode_operands
+from golden.quant import SCALE_BIAS, SCALE_NAN
 
 __all__ = ["DATA_CLASSES", "make_operands", "applicable_classes"]
 
-_SCALE_BIAS = 127
-_SCALE_NAN = 0xFF
+_SCALE_BIAS = SCALE_BIAS
+_SCALE_NAN = SCALE_NAN
 
 
 def _raw_values(config, m, k, n, rng, kind):
