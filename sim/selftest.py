@@ -16,6 +16,12 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from sim.wrapper import CLOCK_PERIOD_NS
+
 __all__ = ["Countdown", "write_countdown_verilog"]
 
 
@@ -78,35 +84,27 @@ def write_countdown_verilog(path, *, width=32, name="countdown"):
     return name
 
 
-try:
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import ClockCycles, RisingEdge
-except ImportError:  # pragma: no cover - cocotb is a hard dependency of sim
-    cocotb = None
-
-if cocotb is not None:
-    @cocotb.test()
-    async def countdown_test(dut):
-        """Run the jobs in ``$NMMX_SELFTEST_IN``; write cycles and timings out."""
-        job = json.loads(open(os.environ["NMMX_SELFTEST_IN"]).read())
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
+@cocotb.test()
+async def countdown_test(dut):
+    """Run the jobs in ``$NMMX_SELFTEST_IN``; write cycles and timings out."""
+    job = json.loads(open(os.environ["NMMX_SELFTEST_IN"]).read())
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+    dut.rst.value = 1
+    dut.start.value = 0
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    out = []
+    for length in job["lengths"]:
+        dut.length.value = length
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
         dut.start.value = 0
-        await ClockCycles(dut.clk, 2)
-        dut.rst.value = 0
-        out = []
-        for length in job["lengths"]:
-            dut.length.value = length
-            dut.start.value = 1
-            await RisingEdge(dut.clk)
-            dut.start.value = 0
-            t0 = time.perf_counter()
-            await RisingEdge(dut.done)
-            dt = time.perf_counter() - t0
-            await RisingEdge(dut.clk)
-            out.append({"length": length, "cnt_cycles": int(dut.cnt_cycles.value),
-                        "done": int(dut.done.value), "seconds": dt})
-        with open(os.environ["NMMX_SELFTEST_OUT"], "w") as f:
-            json.dump(out, f)
-        assert all(o["cnt_cycles"] == o["length"] for o in out), out
+        t0 = time.perf_counter()
+        await RisingEdge(dut.done)
+        dt = time.perf_counter() - t0
+        await RisingEdge(dut.clk)
+        out.append({"length": length, "cnt_cycles": int(dut.cnt_cycles.value),
+                    "done": int(dut.done.value), "seconds": dt})
+    with open(os.environ["NMMX_SELFTEST_OUT"], "w") as f:
+        json.dump(out, f)
+    assert all(o["cnt_cycles"] == o["length"] for o in out), out

@@ -29,11 +29,10 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutErro
 
 from golden.config import Config
 from golden.pack import c_read_addresses, unpack_c
+from sim.wrapper import CLOCK_PERIOD_NS
 
 __all__ = ["TB", "CLOCK_PERIOD_NS"]
 
-#: Clock period of both clock sources (cocotb ``Clock`` and the HDL wrapper).
-CLOCK_PERIOD_NS = 10
 
 
 def words_from_limbs(limbs):

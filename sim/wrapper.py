@@ -10,7 +10,11 @@ same names, so the testbench drives it exactly like the bare design.
 
 import re
 
-__all__ = ["parse_ports", "clock_wrapper", "WRAPPER_TOP", "TIMING_ARGS"]
+__all__ = ["parse_ports", "clock_wrapper", "WRAPPER_TOP", "TIMING_ARGS", "CLOCK_PERIOD_NS"]
+
+#: Clock period of every simulation, whether the clock comes from this wrapper or from
+#: cocotb; the testbench turns simulated time into cycles with it.
+CLOCK_PERIOD_NS = 10
 
 #: Module name of the generated test top.
 WRAPPER_TOP = "nmmx_simtop"
@@ -48,7 +52,7 @@ def parse_ports(verilog_text, top):
     return ports
 
 
-def clock_wrapper(top, ports, *, clock="clk", half_period_ns=5):
+def clock_wrapper(top, ports, *, clock="clk", half_period_ns=CLOCK_PERIOD_NS // 2):
     """Verilog text of :data:`WRAPPER_TOP`: instantiates ``top`` and drives its clock.
 
     Parameters
