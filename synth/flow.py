@@ -32,8 +32,9 @@ How a design becomes an area figure
    against ``synth/cells.lib`` (areas in NAND2 gate equivalents, GE) and
    ``stat -liberty -json``; a second branch maps the same generic netlist to CMOS gates
    and plain flip-flops for ``stat -tech cmos -json`` (transistor estimate of the logic;
-   memories are not counted).  Modules missing from the cache are synthesized together
-   in one Yosys run, cached submodules appearing there as blackbox stubs.
+   memories are not counted).  Each module missing from the cache gets its own Yosys
+   run, its submodules appearing there as blackbox stubs, so its figures depend on its
+   own hash only.
 4. Each module's result is cached under ``$NMMX_CACHE_DIR`` (default
    ``~/.cache/nmmx/synth``), keyed by a hash of its canonical RTLIL and of the flow
    settings (command list, liberty file, Yosys version), so repeated or overlapping sweeps
@@ -179,7 +180,7 @@ def _q(path):
 
 
 def flow_commands(rtlil, liberty, out):
-    """The Yosys script of one synthesis batch, as a list of commands.
+    """The Yosys script of one module's synthesis run, as a list of commands.
 
     Parameters
     ----------
@@ -566,42 +567,30 @@ def _transistors(value):
     return int(str(value).rstrip("+"))
 
 
-def _module_results(workdir, batch, liberty):
-    """Per-module own figures from the JSON that one batch run wrote."""
+def _module_result(workdir, key, liberty):
+    """Own figures of module ``key`` from the JSON its Yosys run wrote."""
     area = json.loads(Path(workdir, "area.json").read_text())["modules"]
     cmos = json.loads(Path(workdir, "cmos.json").read_text())["modules"]
     mem = json.loads(Path(workdir, "memory.json").read_text())["modules"]
     net = json.loads(Path(workdir, "netlist.json").read_text())["modules"]
-    results = {}
-    for key, children in batch.items():
-        yname = f"m_{key}"
-        a, c, m = area["\\" + yname], cmos["\\" + yname], mem["\\" + yname]
-        by_type = a["num_cells_by_type"]
-        own = sum(liberty.area[t] * n for t, n in by_type.items() if t in liberty.area)
-        seq = sum(liberty.area[t] * n for t, n in by_type.items() if t in liberty.sequential)
-        unmapped = {t: n for t, n in by_type.items()
-                    if t not in liberty.area and t != "$mem_v2" and not t.startswith("m_")}
-        # stat reports submodules hierarchically when they are in the same run; subtract
-        # them to get this module's own transistors (blackboxed children count as zero).
-        total = _transistors(c.get("estimated_num_transistors", 0))
-        tr = total
-        for ctype, n in c["num_cells_by_type"].items():
-            if ctype.startswith("m_") and "\\" + ctype in cmos and ctype[2:] in batch:
-                tr -= n * _transistors(cmos["\\" + ctype].get("estimated_num_transistors", 0))
-        if tr < 0:
-            # A Yosys whose stat is not hierarchical already gave the own count.
-            tr = total
-        results[key] = {
-            "format": _CACHE_FORMAT,
-            "ge": round(own, 4),
-            "sequential_ge": round(seq, 4),
-            "transistors": tr,
-            "memory_bits": int(m["num_memory_bits"]),
-            "cells": {t: n for t, n in sorted(by_type.items()) if t in liberty.area},
-            "unmapped_cells": unmapped,
-            "groups": _attribute_cells(net[yname], liberty),
-        }
-    return results
+    yname = f"m_{key}"
+    a, c, m = area["\\" + yname], cmos["\\" + yname], mem["\\" + yname]
+    by_type = a["num_cells_by_type"]
+    own = sum(liberty.area[t] * n for t, n in by_type.items() if t in liberty.area)
+    seq = sum(liberty.area[t] * n for t, n in by_type.items() if t in liberty.sequential)
+    unmapped = {t: n for t, n in by_type.items()
+                if t not in liberty.area and t != "$mem_v2" and not t.startswith("m_")}
+    return {
+        "format": _CACHE_FORMAT,
+        "ge": round(own, 4),
+        "sequential_ge": round(seq, 4),
+        # Submodules are blackbox stubs in the run, so this is the module's own count.
+        "transistors": _transistors(c.get("estimated_num_transistors", 0)),
+        "memory_bits": int(m["num_memory_bits"]),
+        "cells": {t: n for t, n in sorted(by_type.items()) if t in liberty.area},
+        "unmapped_cells": unmapped,
+        "groups": _attribute_cells(net[yname], liberty),
+    }
 
 
 # -- the flow --------------------------------------------------------------------------------
@@ -751,7 +740,7 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
         # depends only on its own hash, never on which other modules shared the run or on
         # what the cache held before (a shared run let Yosys results drift by ~0.5%).
         for key, mod in missing.items():
-            results.update(_synthesize_batch({key: mod}, by_key, modules, lib, yosys))
+            results[key] = _synthesize_one(key, mod, by_key, modules, lib, yosys)
         seconds = time.perf_counter() - t0
         runs = len(missing)
         for key in missing:
@@ -766,23 +755,18 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
     return _report(modules, name, classes, results, lib, seconds, runs, len(missing))
 
 
-def _synthesize_batch(missing, by_key, modules, liberty, yosys):
-    parts, stubs = [], set()
-    for key, mod in missing.items():
-        for _, child in mod.children:
-            ck = modules[child].key
-            if ck not in missing and ck not in stubs:
-                stubs.add(ck)
-                parts.append(by_key[ck].stub())
-        parts.append(mod.canonical)
+def _synthesize_one(key, mod, by_key, modules, liberty, yosys):
+    """Synthesize one module alone, its distinct submodules as blackbox stubs."""
+    stubs = {modules[child].key for _, child in mod.children}
+    parts = [by_key[ck].stub() for ck in sorted(stubs)] + [mod.canonical]
     with tempfile.TemporaryDirectory(prefix="nmmx-synth-") as tmp:
         # Yosys only sees relative paths here: YoWASP mounts its own directory on /tmp.
-        Path(tmp, "batch.il").write_text("\n".join(parts))
+        Path(tmp, "module.il").write_text("\n".join(parts))
         shutil.copyfile(liberty.path, Path(tmp, "cells.lib"))
-        Path(tmp, "flow.ys").write_text("\n".join(flow_commands("batch.il", "cells.lib", ".")) + "\n")
+        Path(tmp, "flow.ys").write_text(
+            "\n".join(flow_commands("module.il", "cells.lib", ".")) + "\n")
         run_yosys("flow.ys", tmp, yosys)
-        batch = {k: [modules[c].key for _, c in m.children] for k, m in missing.items()}
-        return _module_results(tmp, batch, liberty)
+        return _module_result(tmp, key, liberty)
 
 
 def _label(cls, path):
