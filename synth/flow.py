@@ -185,7 +185,7 @@ def flow_commands(rtlil, liberty, out):
     Parameters
     ----------
     rtlil : path
-        RTLIL file holding the modules to synthesize (and blackbox stubs of cached ones).
+        RTLIL file holding the module to synthesize and blackbox stubs of its submodules.
     liberty : path
         Liberty file for ``dfflibmap``, ``abc`` and ``stat``.
     out : path
