@@ -306,7 +306,7 @@ def write_plots(rows, out_dir, labs=None):
     names = [r["name"].removeprefix("nmmx_") for r in rows]
     fig, (ax_l, ax_t) = plt.subplots(2, 1, sharex=True,
                                      figsize=(max(7, 0.45 * len(rows) + 3), 8))
-    pe_ge = lambda r, c: r.get(c, 0.0) * r.get("pe_count", r["rows"] * r["cols"])
+    pe_ge = lambda r, c: r.get(c, 0.0) * r["pes"]
     stacks = [("PE " + c[3:-3].replace("_", " "), [pe_ge(r, c) / 1000 for r in rows])
               for c in cats]
     # Logic outside the PEs: controller, skew, drain, counters, buffer ports.

@@ -269,16 +269,12 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     for k in ("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
               "yosys_seconds"):
         row[k] = area.get(k, math.nan)
-    # pe_breakdown is the GE of ONE PE by function; the plots multiply by pe_count.
+    # pe_breakdown is the GE of ONE PE by function; the plots multiply by pes.
     for k, v in sorted((area.get("pe_breakdown") or {}).items()):
         row[f"pe_{k}_ge"] = v
     modules = area.get("modules") or {}
     row["modules"] = {label: m.get("ge_total") if isinstance(m, dict) else m
                       for label, m in sorted(modules.items())}
-    # PEs that synthesize differently (e.g. at the array edge) are separate modules.
-    pe_count = sum(m.get("count", 0) for m in modules.values()
-                   if isinstance(m, dict) and m.get("class") == "PE")
-    row["pe_count"] = pe_count or config.pes
 
     # Cycle model.  Dense-equivalent MACs are M*K*N of the GEMM as asked (K unpadded);
     # utilization is the model's issued-slot fraction, pooled over shapes by cycles.

@@ -102,8 +102,7 @@ def format_comparison(reports):
             f"{'buffer GE':>12} {'total GE':>12}"]
     for df, r in reports.items():
         pe = r.get("pe_breakdown") or {}
-        pes = sum(m["count"] for label, m in r["modules"].items()
-                  if label.split("#")[0] in ("PE", "WSPE"))
+        pes = Config.from_dict(r["config"]).pes
         rows.append(f"{df:<9} {r['top']:<7} {pes:>5} {sum(pe.values()):>10.1f} "
                     f"{r['logic_ge']:>12.1f} {r['buffer_ge']:>12.1f} {r['total_ge']:>12.1f}")
     return "\n".join(rows)
