@@ -109,9 +109,10 @@ def _word_layouts(cfg):
                               "of m_group (no index when dense: slot s is position s)"},
     }
     if cfg.scaled:
-        out["a_scale"] = {"width": 8, "fields": [{"name": "e8m0", "lsb": 0, "msb": 7}],
+        e8m0 = [{"name": "e8m0", "lsb": 0, "msb": cfg.scale_bits - 1}]
+        out["a_scale"] = {"width": cfg.scale_bits, "fields": e8m0,
                           "meaning": "E8M0 scale of block b of row i"}
-        out["w_scale"] = {"width": 8, "fields": [{"name": "e8m0", "lsb": 0, "msb": 7}],
+        out["w_scale"] = {"width": cfg.scale_bits, "fields": e8m0,
                           "meaning": "E8M0 scale of block b of column j"}
     out["c"] = {"width": cfg.c_word_bits, "fields": _fields("lane", cfg.cols, cfg.acc_bits),
                 "meaning": ("binary32 bit pattern" if cfg.scaled else

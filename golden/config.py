@@ -99,7 +99,8 @@ class Config:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"Sparsity must be two whole numbers N:M, not {n!r}:{m!r}")
         if m not in SPARSITY_GROUPS:
-            raise ValueError(f"N:M sparsity needs M in {{1, 2, 4, 8, 16}}, not {n}:{m}")
+            groups = ", ".join(map(str, SPARSITY_GROUPS))
+            raise ValueError(f"N:M sparsity needs M in {{{groups}}}, not {n}:{m}")
         if not 0 < n <= m:
             raise ValueError(f"N:M sparsity needs 0 < N <= M, not {n}:{m}")
         _check_int("block_size", self.block_size, 1)
@@ -241,11 +242,11 @@ class Config:
     @property
     def kp_max(self):
         """``k_max`` rounded up to whole MX blocks (the engine pads K with zeros)."""
-        return ceil(self.k_max / self.block_size) * self.block_size
+        return self.padded_k(self.k_max)
 
     @property
     def groups_max(self):
-        return self.kp_max // self.m_group
+        return self.groups(self.k_max)
 
     @property
     def blocks_max(self):
