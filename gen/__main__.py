@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
                        run_cli)
-from gen.generate import check_top_name, generate
+from gen.generate import generate
 
 
 def build_parser():
@@ -36,15 +36,12 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"Output directory {args.out!r} is an existing file")
+    t0 = time.monotonic()
     try:
-        name = check_top_name(config.name if args.name is None else args.name)
+        # generate() checks the name and the output path before it writes anything.
+        v_path, j_path = generate(config, Path(args.out), args.name)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    t0 = time.monotonic()
-    v_path, j_path = generate(config, out, name)
     if not args.quiet:
         print(f"wrote {v_path} and {j_path} in {time.monotonic() - t0:.1f} s")
     return 0
