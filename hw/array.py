@@ -93,8 +93,8 @@ class Array(ConfigComponent):
             "drain_data": Out(data.ArrayLayout(32, C)),
         }
         if config.scaled:
-            members["a_scale"] = In(data.ArrayLayout(8, R))
-            members["w_scale"] = In(data.ArrayLayout(8, C))
+            members["a_scale"] = In(data.ArrayLayout(config.scale_bits, R))
+            members["w_scale"] = In(data.ArrayLayout(config.scale_bits, C))
         super().__init__(config, members)
 
     def elaborate(self, platform):
@@ -121,7 +121,7 @@ class Array(ConfigComponent):
                     m.d.sync += [a_next.eq(a), ctl_next.eq(ctl)]
                     a, ctl = a_next, ctl_next
                     if cfg.scaled:
-                        s_next = Signal(8, name=f"a_scale_{r}_{c + 1}")
+                        s_next = Signal(cfg.scale_bits, name=f"a_scale_{r}_{c + 1}")
                         m.d.sync += s_next.eq(a_scale)
                         a_scale = s_next
 
@@ -139,7 +139,7 @@ class Array(ConfigComponent):
                     m.d.sync += w_next.eq(w)
                     w = w_next
                     if cfg.scaled:
-                        s_next = Signal(8, name=f"w_scale_{r + 1}_{c}")
+                        s_next = Signal(cfg.scale_bits, name=f"w_scale_{r + 1}_{c}")
                         m.d.sync += s_next.eq(w_scale)
                         w_scale = s_next
 

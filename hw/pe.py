@@ -119,8 +119,8 @@ def pe_signature(config):
         "result_valid": Out(1),
     }
     if config.scaled:
-        members["a_scale"] = In(8)
-        members["w_scale"] = In(8)
+        members["a_scale"] = In(config.scale_bits)
+        members["w_scale"] = In(config.scale_bits)
     return wiring.Signature(members)
 
 
@@ -189,14 +189,14 @@ class PE(ConfigComponent):
         # Special-value flags exist only where the formats can produce them.
         names = list(flags)
         flag1 = {k: Signal(name=f"{k}1") for k in names}
-        a_scale1, w_scale1 = Signal(8), Signal(8)
+        a_scale1, w_scale1 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         m.d.sync += [flag1[k].eq(any_of(flags[k])) for k in names]
         m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
 
         # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
         bacc = Signal(acc_shape)
         flag2 = {k: Signal(name=f"block_{k}") for k in names}
-        a_scale2, w_scale2 = Signal(8), Signal(8)
+        a_scale2, w_scale2 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         blk_done = Signal()          # bacc holds a finished block this cycle
         blk_tfirst = Signal()        # ... which is the first block of its tile
         blk_tlast = Signal()         # ... which is the last block of its tile

@@ -222,11 +222,11 @@ class WSBlockEnd(ConfigComponent):
         super().__init__(config, {
             "psum_in": In(ws_psum_layout(config)),
             "fp_in": In(32),
-            "a_scale": In(8),
+            "a_scale": In(config.scale_bits),
             "ctl": In(ws_control_layout),
             "ld_en": In(1),
             "ld_sel": In(1),
-            "ld_scale": In(8),
+            "ld_scale": In(config.scale_bits),
             "psum_out": Out(ws_psum_layout(config)),
             "fp_out": Out(32),
         })
@@ -235,7 +235,7 @@ class WSBlockEnd(ConfigComponent):
         cfg = self._config
         m = Module()
         names = flag_names(cfg)
-        scales = [Signal(8, name=f"w_scale{p}") for p in range(2)]
+        scales = [Signal(cfg.scale_bits, name=f"w_scale{p}") for p in range(2)]
         with m.If(self.ld_en):
             with m.If(self.ld_sel):
                 m.d.sync += scales[1].eq(self.ld_scale)
@@ -318,7 +318,7 @@ class WSArray(ConfigComponent):
             "bottom": Out(data.ArrayLayout(ws_state_layout(config), C)),
         }
         if config.scaled:
-            members["a_scale"] = In(data.ArrayLayout(8, F))
+            members["a_scale"] = In(data.ArrayLayout(config.scale_bits, F))
         super().__init__(config, members)
 
     def elaborate(self, platform):
@@ -345,7 +345,7 @@ class WSArray(ConfigComponent):
                 if r in ends:
                     # The block-end unit sees the row one cycle later, with the PE's sum.
                     unit = units_[r, c]
-                    s1 = Signal(8, name=f"a_scale_be_{r}_{c}")
+                    s1 = Signal(cfg.scale_bits, name=f"a_scale_be_{r}_{c}")
                     c1 = Signal(ws_control_layout, name=f"ctl_be_{r}_{c}")
                     m.d.sync += [s1.eq(a_scale), c1.eq(ctl)]
                     m.d.comb += [unit.a_scale.eq(s1), unit.ctl.eq(c1)]
@@ -653,7 +653,7 @@ class WSEngine(EngineBase):
             if cfg.scaled:
                 if is_end:
                     s_word = Signal(8, name=f"row_scale_{r}")
-                    m.d.comb += s_word.eq(Cat(*(p.data for p in as_rd)).word_select(sel, 8))
+                    m.d.comb += s_word.eq(Cat(*(p.data for p in as_rd)).word_select(sel, cfg.scale_bits))
                     m.d.comb += array.a_scale[r].eq(delayed(s_word, extra, f"row_scale_{r}"))
                 else:
                     m.d.comb += array.a_scale[r].eq(0)
