@@ -1,0 +1,156 @@
+"""Every file nmmx writes goes through here.
+
+Two promises, for every command:
+
+* an output location is checked *before* any work starts (:func:`check_output_dir`,
+  :func:`check_output_file`), so a bad path costs the user nothing;
+* a file appears whole or not at all (:func:`atomic_write`, :func:`atomic_open`): it is
+  written to a temporary file in the target directory, flushed to disk and renamed into
+  place with :func:`os.replace`; on any failure the temporary file is removed.
+"""
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["OutputError", "check_output_dir", "check_output_file", "atomic_write",
+           "atomic_open", "file_mode", "is_disk_full"]
+
+#: Trees no output may be written into, whatever the permissions say.
+_PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+class OutputError(ValueError):
+    """An output location that cannot be written; the message is one sentence."""
+
+
+def file_mode():
+    """The mode a new file gets from the process umask (0o644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _as_path(path, what):
+    if isinstance(path, Path):
+        text = str(path)
+    elif isinstance(path, str):
+        text = path
+    else:
+        raise TypeError(f"The {what} must be a path, not {path!r}")
+    if text.strip() == "":
+        raise OutputError(f"The {what} must not be empty")
+    return Path(text)
+
+
+def _check_names(path, what):
+    try:
+        name_max = os.pathconf("/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(f"The {what} has a name of {len(os.fsencode(part))} bytes, "
+                              f"more than the file system's {name_max}: {part[:40]!r}...")
+
+
+def _nearest_existing(path):
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # dangling link: the target would be created elsewhere
+            raise OutputError(f"The path {str(probe)!r} is a broken symbolic link")
+        parent = probe.parent
+        if parent == probe:
+            break
+        probe = parent
+    return probe
+
+
+def check_output_dir(path, *, what="output directory"):
+    """Check that ``path`` is, or can be created as, a writable directory.
+
+    Nothing is created.  Returns the path as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    OutputError
+        With one sentence naming the path and what is wrong with it.
+    """
+    path = _as_path(path, what)
+    _check_names(path, what)
+    absolute = Path(os.path.abspath(path))
+    for pseudo in _PSEUDO_FS:
+        if absolute == pseudo or pseudo in absolute.parents:
+            raise OutputError(f"The {what} {str(path)!r} is under {pseudo}, which holds no "
+                              f"regular files")
+    existing = _nearest_existing(absolute)
+    if not existing.is_dir():
+        if existing == absolute:
+            raise OutputError(f"The {what} {str(path)!r} exists and is not a directory")
+        raise OutputError(f"The {what} {str(path)!r} cannot be created: {str(existing)!r} "
+                          f"is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"The {what} {str(path)!r} is not writable: no write permission "
+                          f"on {str(existing)!r}")
+    return path
+
+
+def check_output_file(path, *, what="output file"):
+    """Check that a file can be written at ``path`` (its directory may not exist yet).
+
+    Nothing is created.  Returns the path as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    OutputError
+        With one sentence naming the path and what is wrong with it.
+    """
+    path = _as_path(path, what)
+    if path.is_dir():
+        raise OutputError(f"The {what} {str(path)!r} is a directory")
+    if path.exists() and not os.access(path, os.W_OK) and not os.access(
+            path.parent, os.W_OK):
+        raise OutputError(f"The {what} {str(path)!r} is not writable")
+    check_output_dir(path.parent, what=f"directory of the {what}")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", *, encoding="utf-8"):
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block ends.
+
+    ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``.  If the block raises, or the
+    data cannot be flushed to disk (for example ``ENOSPC``), the temporary file is
+    removed, ``path`` is left as it was, and the exception propagates.  Missing parent
+    directories are created.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path, data):
+    """Write ``data`` (``str`` as UTF-8, or ``bytes``) to ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def is_disk_full(exc):
+    """True when ``exc`` is the operating system saying the disk or quota is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
