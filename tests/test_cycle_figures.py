@@ -101,3 +101,25 @@ def test_useful_utilization_excludes_padding():
     assert ratio == pytest.approx(200 / 224)
     # Whole blocks, whole tiles: the two agree.
     assert c.useful_utilization(16, 256, 16) == pytest.approx(c.utilization(16, 256, 16))
+
+
+def test_dse_rows_report_both_utilizations():
+    from dse.report import _point_table
+    from dse.sweep import Settings, evaluate_point
+
+    def area(config, top="engine"):
+        return {"total_ge": 2000.0, "logic_ge": 1000.0, "buffer_bits": 10,
+                "buffer_ge": 1000.0, "transistors": 4000, "yosys_seconds": 0.0,
+                "pe_breakdown": {}, "modules": {}}
+
+    config = Config(rows=4, cols=4, sparsity=(2, 4), block_size=32, m_max=16, k_max=256,
+                    n_max=16)
+    gemms = ((7, 200, 5), (16, 256, 16))
+    row = evaluate_point(config, Settings(gemms=gemms, eval_shape=(4, 32, 4)), area_fn=area)
+    cycles = [config.cycles(*g) for g in gemms]
+    assert row["useful_utilization@7x200x5"] == config.useful_utilization(7, 200, 5)
+    assert row["useful_utilization"] == pytest.approx(
+        (7 * 200 * 5 + 16 * 256 * 16) / (config.peak_macs_per_cycle * sum(cycles)))
+    assert row["useful_utilization"] < row["utilization"] <= 1
+    assert "util. useful" in _point_table([{**row, "err_rel_fro": 0.0, "err_sqnr_db": 0.0,
+                                            "err_max_abs": 0.0}])
