@@ -25,7 +25,7 @@ PARETO_X_LOGIC = "tpa_logic"
 _FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
           "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
           "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_bits", "transistors",
-          "macs_per_cycle", "utilization", "tpa_total", "tpa_logic", "err_rel_fro",
+          "macs_per_cycle", "utilization", "useful_utilization", "tpa_total", "tpa_logic", "err_rel_fro",
           "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
 
 
@@ -93,10 +93,11 @@ def _table(header, body):
 
 def _point_table(rows):
     header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "MAC/cycle",
-              "util.", "MAC/cycle/kGE", "rel. error", "SQNR dB", "max abs err"]
+              "util. issued", "util. useful", "MAC/cycle/kGE", "rel. error", "SQNR dB", "max abs err"]
     body = [[r["name"], _fmt_pair(r), r["sparsity"], f'{r["rows"]}x{r["cols"]}',
              _fmt(r["logic_ge"] / 1000), _fmt(r["total_ge"] / 1000),
-             _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]), _fmt(r["tpa_total"]),
+             _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]),
+             _fmt(r["useful_utilization"]), _fmt(r["tpa_total"]),
              _fmt(r["err_rel_fro"]), _fmt(r["err_sqnr_db"]), _fmt(r["err_max_abs"])]
             for r in rows]
     return _table(header, body)

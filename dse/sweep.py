@@ -277,7 +277,9 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
                       for label, m in sorted(modules.items())}
 
     # Cycle model.  Dense-equivalent MACs are M*K*N of the GEMM as asked (K unpadded);
-    # utilization is the model's issued-slot fraction, pooled over shapes by cycles.
+    # utilization is the model's issued-slot fraction (K padding counts as busy) and
+    # useful_utilization the GEMM's M*K*N against the peak dense-equivalent MACs/cycle;
+    # both pooled over shapes by cycles.
     macs = cycles = busy_slots = 0
     for shape in settings.gemms:
         lab = shape_label(shape)
@@ -289,11 +291,13 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
         row[f"issued_slots@{lab}"] = config.issued_slots(*shape)
         row[f"macs_per_cycle@{lab}"] = mac / c
         row[f"utilization@{lab}"] = util
+        row[f"useful_utilization@{lab}"] = config.useful_utilization(*shape)
         macs += mac
         cycles += c
         busy_slots += util * c
     row["macs_per_cycle"] = macs / cycles
     row["utilization"] = busy_slots / cycles
+    row["useful_utilization"] = macs / (config.peak_macs_per_cycle * cycles)
     row["tpa_total"] = row["macs_per_cycle"] / (row["total_ge"] / 1000.0)
     row["tpa_logic"] = row["macs_per_cycle"] / (row["logic_ge"] / 1000.0)
 

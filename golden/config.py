@@ -55,7 +55,9 @@ class Config:
         N:M structured sparsity of the weights along K: N stored slots per group of M.
         Dense is N:N.  M must be one of 1, 2, 4, 8, 16.
     block_size : int
-        MX block length along K (a positive multiple of M).
+        MX block length along K (a positive multiple of M).  int8 has no blocks: its
+        engine pads K only to whole sparsity groups, so for int8 the value is checked
+        to be a whole number and then stored as M (the block is one group).
     dataflow : str
         ``"os"`` (output stationary, :class:`hw.engine.Engine`) or ``"ws"`` (weight
         stationary, :class:`hw.ws.WSEngine`).
@@ -104,6 +106,10 @@ class Config:
         if not 0 < n <= m:
             raise ValueError(f"N:M sparsity needs 0 < N <= M, not {n}:{m}")
         _check_int("block_size", self.block_size, 1)
+        if not a.scaled:
+            # The one place where block_size meets int8: no scales, no blocks, so K is
+            # padded to whole groups only (padded_k, groups, buffer depths follow).
+            object.__setattr__(self, "block_size", m)
         if self.block_size % m:
             raise ValueError(f"block_size must be a multiple of the sparsity group M={m}, "
                              f"not {self.block_size}")
@@ -261,8 +267,14 @@ class Config:
         return ceil(self.n_max / self.cols)
 
     def padded_k(self, k):
-        """K rounded up to whole MX blocks."""
+        """K rounded up to whole MX blocks (int8: whole sparsity groups, since int8's
+        ``block_size`` is the group)."""
         return ceil(k / self.block_size) * self.block_size
+
+    def k_groups(self, k):
+        """Sparsity groups that cover K without block padding: ``ceil(K / m_group)``
+        (the K extent of the GEMM as an array that takes one group per PE per cycle)."""
+        return ceil(k / self.m_group)
 
     def check_gemm(self, m, k, n):
         """Raise ``ValueError`` if an M x K x N GEMM does not fit the engine's buffers."""
@@ -374,20 +386,39 @@ class Config:
         return self.pes * self.m_group
 
     def utilization(self, m, k, n):
-        """``issued / (R * C * N * cycles)`` predicted by the model."""
+        """Issued-slot utilization ``issued / (R * C * N * cycles)`` predicted by the
+        model.  Slots issued for K padding (to whole blocks) count as busy here; see
+        :meth:`useful_utilization` for the fraction that does useful work."""
         return self.issued_slots(m, k, n) / (self.multiplier_slots * self.cycles(m, k, n))
 
-    def scalesim_cycles(self, m, k, n):
-        """SCALE-Sim's estimate for this config's dataflow.
+    def useful_macs(self, m, k, n):
+        """Dense-equivalent MACs of the GEMM itself, ``M * K * N`` (no padding)."""
+        self.check_gemm(m, k, n)
+        return m * k * n
 
-        Output stationary: ``ceil(M/R)*ceil(N/C)*(G + R + C - 2)``; weight stationary:
-        ``ceil(K/(R*m_group))*ceil(N/C)*(2R + C + M - 2)``.
+    def useful_utilization(self, m, k, n):
+        """Useful-MAC utilization ``M*K*N / (peak_macs_per_cycle * cycles)``: the GEMM's
+        dense-equivalent MACs against ``R * C * m_group`` per cycle.  For N:M this equals
+        the fraction of multiplier slots that multiply a kept weight of the real K
+        (``M*K*N*N/m_group`` products over ``R*C*N*cycles`` slots)."""
+        return self.useful_macs(m, k, n) / (self.peak_macs_per_cycle * self.cycles(m, k, n))
+
+    def scalesim_cycles(self, m, k, n):
+        """Total cycles that SCALE-Sim 2.0.2 reports for this GEMM on an R x C array of
+        this config's dataflow, with K counted in sparsity groups (``k_groups(k)``, no
+        block padding: SCALE-Sim has no MX blocks) and SRAMs that never stall.
+
+        Output stationary: ``ceil(M/R)*ceil(N/C)*(Kg + R + C - 2) - 1``; weight
+        stationary: ``ceil(Kg/R)*ceil(N/C)*(2R + C + M - 2) - 1``, with
+        ``Kg = ceil(K/m_group)``.  ``tests/test_cycle_figures.py`` pins these against a
+        table produced by the real tool (``tools/scalesim_table.py``).
         """
         self.check_gemm(m, k, n)
+        kg = self.k_groups(k)
         if self.dataflow == "ws":
-            return (ceil(k / (self.rows * self.m_group)) * ceil(n / self.cols)
-                    * (2 * self.rows + self.cols + m - 2))
-        return self.tiles(m, n) * (self.groups(k) + self.rows + self.cols - 2)
+            return (ceil(kg / self.rows) * ceil(n / self.cols)
+                    * (2 * self.rows + self.cols + m - 2) - 1)
+        return self.tiles(m, n) * (kg + self.rows + self.cols - 2) - 1
 
     @property
     def timing_formula(self):

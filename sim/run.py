@@ -32,7 +32,8 @@ __all__ = ["simulate", "simulate_cases", "Case", "engine_model", "format_report"
 
 #: The report keys of :func:`simulate` that ``python -m sim --json`` writes.
 REPORT_KEYS = ("passed", "mismatches", "outputs", "cycles", "model_cycles",
-               "scalesim_cycles", "issued_macs", "utilization", "effective_macs_per_cycle",
+               "scalesim_cycles", "issued_macs", "utilization", "useful_utilization",
+               "effective_macs_per_cycle",
                "peak_macs_per_cycle", "sim_cycles_per_second", "build_seconds", "seed",
                "config")
 
@@ -355,7 +356,11 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "model_cycles": model_cycles,
         "scalesim_cycles": scalesim,
         "issued_macs": issued,
+        # Issued slots (K padding counts as busy) and useful dense-equivalent MACs of
+        # the GEMM as asked against the peak (Config.useful_utilization's definition).
         "utilization": issued / (slots * cycles) if cycles else 0.0,
+        "useful_utilization": (case.m * case.k * case.n
+                               / (config.peak_macs_per_cycle * cycles)) if cycles else 0.0,
         "effective_macs_per_cycle": case.m * case.k * case.n / cycles if cycles else 0.0,
         "peak_macs_per_cycle": config.peak_macs_per_cycle,
         "sim_cycles_per_second": sim_cycles / compute_s if compute_s else 0.0,
@@ -389,7 +394,9 @@ def format_report(r):
         f"SCALE-Sim {cfg.dataflow.upper()} {r['scalesim_cycles']}) "
         f"in {len(r['runs'])} engine run(s)",
         f"  utilization {r['utilization']:.4f} of {cfg.rows}x{cfg.cols}x{cfg.n_keep} "
-        f"multiplier slots  (issued {r['issued_macs']}, stall cycles {r['stall_cycles']})",
+        f"multiplier slots issued  (issued {r['issued_macs']}, stall cycles "
+        f"{r['stall_cycles']}); {r['useful_utilization']:.4f} useful (M*K*N over peak "
+        f"MACs/cycle x cycles, padding excluded)",
         f"  MACs/cycle  {r['effective_macs_per_cycle']:.2f} dense-equivalent "
         f"(peak {r['peak_macs_per_cycle']})",
         f"  speed       {r['sim_cycles_per_second'] / 1e6:.3f} M simulated cycles/s during "

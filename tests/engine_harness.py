@@ -12,7 +12,7 @@ from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import c_read_addresses, pack_operands, unpack_c
 from hw.engine import COUNTERS, Engine
 
-__all__ = ["random_encoded", "run_engine", "check_result"]
+__all__ = ["random_encoded", "run_engine", "check_result", "Step", "run_steps", "c_lanes"]
 
 
 def random_encoded(config, m, k, n, rng, *, specials=False):
@@ -42,6 +42,113 @@ def _engine_class(config):
         from hw.ws import WSEngine
         return WSEngine
     return Engine
+
+
+class Step:
+    """One GEMM of :func:`run_steps` and how the host drives it.
+
+    Parameters
+    ----------
+    enc : EncodedOperands
+    sels : collection of int, optional
+        Only write the buffer words of these ``wr_sel`` values (the other buffers keep
+        what an earlier step wrote); all when None.
+    idle : float
+        Probability of an idle cycle (``wr_en`` low, random values on the other write
+        inputs) before each write word; repeated, so gaps of several cycles occur.
+    restarts : bool
+        While ``busy``, pulse ``start`` again on random cycles with a different shape on
+        ``m``, ``k``, ``n``: the engine must ignore both.
+    """
+
+    def __init__(self, enc, *, sels=None, idle=0.0, restarts=False):
+        self.enc, self.sels, self.idle, self.restarts = enc, sels, idle, restarts
+
+
+def c_lanes(config, words):
+    """Every lane of the whole C buffer, ``[m_max, n_tiles_max * cols]`` uint32 bit
+    patterns (``unpack_c`` of all ``c_depth`` words, including padding lanes)."""
+    return unpack_c(config, words, config.m_max,
+                    config.n_tiles_max * config.cols).view(np.uint32)
+
+
+def run_steps(config, steps, seed=0):
+    """Run ``steps`` (a list of :class:`Step`) in one simulation of the engine of
+    ``config.dataflow``; return a list of ``(words, counters)`` with ``words`` the raw
+    ``rd_data`` of every C address ``0 .. c_depth-1`` after the step."""
+    rng = np.random.default_rng(seed)
+    print(f"run_steps seed={seed}")
+    dut = _engine_class(config)(config)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    results = []
+    # Stimulus precomputed with numpy: the write words, the idle gaps and their noise.
+    plans = []
+    for step in steps:
+        writes = pack_operands(config, step.enc)
+        keep = (np.ones(len(writes.sel), bool) if step.sels is None
+                else np.isin(writes.sel, list(step.sels)))
+        words = [tuple(int(x) for x in w) for w, k in zip(writes, keep) if k]
+        gaps = (rng.geometric(1 - step.idle, len(words)) - 1 if step.idle
+                else np.zeros(len(words), int))
+        noise = [(int(rng.integers(4)), int(rng.integers(1 << config.wr_bank_bits)),
+                  int(rng.integers(1 << config.wr_addr_bits)),
+                  int(rng.integers(1 << min(config.wr_data_bits, 62))))
+                 for _ in range(int(gaps.sum()))]
+        plans.append((words, gaps.tolist(), noise))
+    ports = (dut.wr_sel, dut.wr_bank, dut.wr_addr, dut.wr_data)
+
+    async def bench(ctx):
+        for step, (words, gaps, noise) in zip(steps, plans):
+            enc = step.enc
+            noise = iter(noise)
+            for gap, word in zip(gaps, words):
+                for _ in range(gap):
+                    ctx.set(dut.wr_en, 0)
+                    for port, v in zip(ports, next(noise)):
+                        ctx.set(port, v)
+                    await ctx.tick()
+                ctx.set(dut.wr_en, 1)
+                for port, v in zip(ports, word):
+                    ctx.set(port, v)
+                await ctx.tick()
+            ctx.set(dut.wr_en, 0)
+            ctx.set(dut.m, enc.m)
+            ctx.set(dut.k, enc.k)
+            ctx.set(dut.n, enc.n)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            assert ctx.get(dut.busy) and not ctx.get(dut.done)
+            if step.restarts:
+                # A different legal shape on the inputs for the rest of the run.
+                ctx.set(dut.m, 1 + (enc.m % config.m_max))
+                ctx.set(dut.k, 1 + (enc.k % config.k_max))
+                ctx.set(dut.n, 1 + (enc.n % config.n_max))
+            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
+            pulses = 0
+            for _ in range(limit):
+                if ctx.get(dut.done):
+                    break
+                pulse = step.restarts and bool(rng.random() < 0.3)
+                pulses += pulse
+                ctx.set(dut.start, pulse)
+                await ctx.tick()
+            ctx.set(dut.start, 0)
+            assert ctx.get(dut.done), "engine never finished"
+            assert not ctx.get(dut.busy)
+            assert not step.restarts or pulses > 0
+            counters = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
+            words = []
+            for addr in range(config.c_depth):
+                ctx.set(dut.rd_addr, addr)
+                await ctx.tick()
+                words.append(ctx.get(dut.rd_data))
+            results.append((words, counters))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return results
 
 
 def run_engine(config, runs):

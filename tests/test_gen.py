@@ -5,7 +5,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -223,12 +222,12 @@ def test_deterministic(tmp_path):
     assert str(tmp_path) not in first[1].read_text()
 
 
-def test_generation_time_8x8(tmp_path):
-    config = Config(rows=8, cols=8)   # the defaults: mxfp8_e4m3 2:4, full-size buffers
-    t0 = time.monotonic()
-    generate(config, tmp_path)
-    elapsed = time.monotonic() - t0
-    assert elapsed < 20, f"8x8 generation took {elapsed:.1f} s"
+def test_generation_8x8(tmp_path):
+    # The defaults: mxfp8_e4m3 2:4, full-size buffers.  Its wall time is a figure of
+    # ``python -m sim.bench`` (--gen-target), not a timed assertion here.
+    config = Config(rows=8, cols=8)
+    v, j = generate(config, tmp_path)
+    assert v.stat().st_size > 0 and json.loads(j.read_text())["config"]["rows"] == 8
 
 
 def test_waivers_are_documented():

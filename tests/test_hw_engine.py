@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from engine_harness import check_result, random_encoded, run_engine
+from dataclasses import replace
+
+from amaranth.hdl import Shape
+from amaranth.lib.wiring import Flow
+
+from engine_harness import (Step, c_lanes, check_result, random_encoded, run_engine,
+                            run_steps)
 from golden import Config
+from golden.config import DATAFLOWS
 from golden.gemm import encode_operands, gemm_encoded
-from golden.pack import pack_operands, pack_fields, unpack_c
-from hw.engine import Engine
+from golden.pack import WR_SEL, pack_operands, pack_fields, unpack_c
+from hw.engine import COUNTERS, Engine
+from hw.ws import WSEngine
 from hw.pe import PE
 
 
@@ -25,7 +33,7 @@ def test_int8_engine_2x3():
     rng = np.random.default_rng(1)
     runs = [random_encoded(config, 5, 19, 7, rng), random_encoded(config, 3, 3, 4, rng)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        check_result(config, enc, c, counters)
+        assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 def test_mxfp4_engine_2x2_sparse():
@@ -34,7 +42,7 @@ def test_mxfp4_engine_2x2_sparse():
     rng = np.random.default_rng(2)
     runs = [random_encoded(config, 3, 13, 4, rng), random_encoded(config, 2, 16, 3, rng)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        check_result(config, enc, c, counters)
+        assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 def test_mxfp8_engine_specials_block_equals_group():
@@ -45,7 +53,7 @@ def test_mxfp8_engine_specials_block_equals_group():
     rng = np.random.default_rng(3)
     runs = [random_encoded(config, 2, 8, 2, rng, specials=True)]
     for enc, (c, counters) in zip(runs, run_engine(config, runs)):
-        check_result(config, enc, c, counters)
+        assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 def test_engine_from_float_operands_1x1_dense():
@@ -56,7 +64,7 @@ def test_engine_from_float_operands_1x1_dense():
     w = rng.standard_normal((7, 2)).astype(np.float32)
     enc = encode_operands(a, w, config)
     (c, counters), = run_engine(config, [enc])
-    check_result(config, enc, c, counters)
+    assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 def test_pe_latency_and_blocks():
@@ -131,7 +139,7 @@ def test_mxfp8_engine_forced_specials():
     assert np.isnan(want).sum() == 7 and want[0, 1] == np.inf
     assert (bits[np.isnan(want)] == 0x7FC00000).all()
     (c, counters), = run_engine(config, [enc])
-    check_result(config, enc, c, counters)
+    assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 @pytest.mark.parametrize("rows,cols", [(8, 8), (16, 4), (3, 5)])
@@ -175,7 +183,7 @@ def test_engine_wide_words_1x2():
     writes = pack_operands(config, enc)
     assert writes.data.dtype == object and max(writes.data) >= 1 << 64
     (c, counters), = run_engine(config, [enc])
-    check_result(config, enc, c, counters)
+    assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
 
 def test_pack_fields_matches_python_ints():
@@ -230,4 +238,114 @@ def test_engine_one_group_per_tile(rows, cols):
     enc = random_encoded(config, 4, 3, 3, rng)
     assert config.groups(3) == 1 and config.tile_period(3) == rows
     (c, counters), = run_engine(config, [enc])
-    check_result(config, enc, c, counters)
+    assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
+
+
+# -- protocol: what the host may do, and what the engine must never do -------------------
+
+PROTOCOL = [
+    Config(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
+           block_size=8, m_max=3, k_max=16, n_max=3),
+    Config(rows=3, cols=2, a_format="int8", w_format="int8", sparsity=(2, 4),
+           m_max=4, k_max=12, n_max=3),
+]
+PROTOCOL_CASES = [replace(c, dataflow=df) for c in PROTOCOL for df in DATAFLOWS]
+
+
+def _check_step(config, enc, words, counters):
+    c = unpack_c(config, words, enc.m, enc.n)
+    assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
+
+
+@pytest.mark.parametrize("config", PROTOCOL_CASES, ids=lambda c: c.name)
+def test_guard_words_outside_the_result_are_never_written(config):
+    """A full-size GEMM, then a small one: every C lane outside the small m x n (rows
+    >= m, columns >= n, and the padding lanes of the last column tile) still holds what
+    the large GEMM (or reset) left there."""
+    rng = np.random.default_rng(20)
+    big = random_encoded(config, config.m_max, config.k_max, config.n_max, rng)
+    small = random_encoded(config, config.m_max - 2, config.k_max - 5, config.n_max - 2, rng)
+    (w1, k1), (w2, k2) = run_steps(config, [Step(big), Step(small)], seed=20)
+    _check_step(config, big, w1, k1)
+    _check_step(config, small, w2, k2)
+    first, second = c_lanes(config, w1), c_lanes(config, w2)
+    inside = np.zeros(first.shape, bool)
+    inside[:small.m, :small.n] = True
+    # The large GEMM filled its m x n; its padding lanes keep the reset value 0.
+    assert (first[:, config.n_max:] == 0).all()
+    np.testing.assert_array_equal(second[~inside], first[~inside])
+    # ... and the guard region really holds data that a stray write would destroy.
+    assert np.count_nonzero(first[~inside] & 0x7FFFFFFF) > inside.size // 4
+
+
+@pytest.mark.parametrize("config", PROTOCOL_CASES, ids=lambda c: c.name)
+def test_restarts_idle_cycles_and_partial_rewrites(config):
+    """``start`` pulses (with another shape on m/k/n) while ``busy`` are ignored; random
+    idle cycles with noise on the write inputs between words change nothing; a run that
+    rewrites only W (then only A) computes with the other operand left from before."""
+    rng = np.random.default_rng(21)
+    m, k, n = config.m_max, config.k_max - 3, config.n_max - 1
+    first = random_encoded(config, m, k, n, rng)
+    fresh = random_encoded(config, m, k, n, rng)
+    new_w = replace(first, w_values=fresh.w_values, w_indices=fresh.w_indices,
+                    w_scales=fresh.w_scales)
+    new_a = replace(new_w, a_codes=fresh.a_codes, a_scales=fresh.a_scales)
+    w_sels = {WR_SEL["w_data"], WR_SEL["w_scale"]}
+    a_sels = {WR_SEL["a_data"], WR_SEL["a_scale"]}
+    steps = [Step(first, idle=0.5, restarts=True),
+             Step(new_w, sels=w_sels, idle=0.3, restarts=True),
+             Step(new_a, sels=a_sels)]
+    results = run_steps(config, steps, seed=21)
+    for step, (words, counters) in zip(steps, results):
+        _check_step(config, step.enc, words, counters)
+    # The three runs really computed three different results.
+    lanes = [c_lanes(config, w)[:m, :n] for w, _ in results]
+    assert (lanes[0] != lanes[1]).any() and (lanes[1] != lanes[2]).any()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("config", [PROTOCOL[0], replace(PROTOCOL[1], dataflow="ws"),
+                                    Config(), Config(dataflow="ws", a_format="int8",
+                                                     w_format="int8", rows=3, cols=5)],
+                         ids=lambda c: c.name)
+def test_engine_signature_follows_the_config(config):
+    """Both engines expose the same members; directions and widths follow the config:
+    every address port reaches exactly the deepest word it must address, the shape
+    ports hold their maxima, the data ports are one word wide."""
+    sig = (WSEngine if config.dataflow == "ws" else Engine)(config).signature
+    other = (Engine if config.dataflow == "ws" else WSEngine)(config).signature
+    assert sig == other
+    ins = {"wr_en": 1, "wr_sel": (len(WR_SEL) - 1).bit_length(), "start": 1,
+           "wr_bank": None, "wr_addr": None, "wr_data": None, "rd_addr": None,
+           "m": None, "k": None, "n": None}
+    outs = {"rd_data": config.cols * config.acc_bits, "busy": 1, "done": 1,
+            **{name: None for name in COUNTERS}}
+    assert set(sig.members) == set(ins) | set(outs)
+    width = {}
+    for name, member in sig.members.items():
+        assert member.is_port
+        assert member.flow == (Flow.In if name in ins else Flow.Out), name
+        shape = Shape.cast(member.shape)
+        assert not shape.signed, name
+        width[name] = shape.width
+    for name, bits in {**ins, **outs}.items():
+        assert bits is None or width[name] == bits, name
+
+    def reaches(bits, count):   # the narrowest port that can name 0 .. count-1
+        return (1 << bits) >= count and (bits == 1 or (1 << (bits - 1)) < count)
+
+    assert reaches(width["wr_bank"], max(config.rows, config.cols))
+    deepest = max(config.a_data_depth, config.a_scale_depth, config.w_data_depth,
+                  config.w_scale_depth)
+    assert reaches(width["wr_addr"], deepest)
+    assert reaches(width["rd_addr"], config.m_max * -(-config.n_max // config.cols))
+    for name, hi in (("m", config.m_max), ("k", config.k_max), ("n", config.n_max)):
+        assert reaches(width[name], hi + 1), name
+    bits = {"a_data": config.m_group * config.a_fmt.bits,
+            "w_data": config.n_keep * (config.w_fmt.bits + config.index_bits),
+            "scale": 8 if config.scaled else 0}
+    assert width["wr_data"] == max(bits.values())
+    # Counters hold any busy time of the largest GEMM with room to spare.
+    cmax = config.cycles(config.m_max, config.k_max, config.n_max)
+    assert all(width[c] == width["cnt_cycles"] and (1 << width[c]) > 1000 * cmax
+               for c in COUNTERS)

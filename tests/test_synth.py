@@ -7,7 +7,6 @@ use their own empty cache.  Run: ``python -m pytest tests/test_synth.py -q``.
 
 import json
 import re
-import time
 
 import pytest
 from amaranth import Cat, Instance, Module, Signal
@@ -297,9 +296,8 @@ def test_repeat_run_hits_the_cache_without_yosys(tmp_path, monkeypatch):
     def no_yosys(*args, **kwargs):
         raise AssertionError("Yosys ran on a cache hit")
     monkeypatch.setattr(flow, "run_yosys", no_yosys)
-    t0 = time.perf_counter()
+    # No Yosys run (no_yosys) is the cache's proof; its speed is not asserted here.
     again = flow.estimate_area(cfg, top="pe", cache=tmp_path)
-    assert time.perf_counter() - t0 < 5
     assert again["yosys_runs"] == 0 and again["yosys_seconds"] == 0
     for k in ("total_ge", "logic_ge", "transistors", "modules", "pe_breakdown"):
         assert again[k] == first[k]
@@ -380,12 +378,10 @@ def test_cli_json_report(cache, pe_area, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_engine_8x8(tmp_path):
-    t0 = time.perf_counter()
+    # Cold and cached wall times are figures of the report (``yosys_seconds``, printed
+    # by ``python -m synth``), not timed assertions.
     r = flow.estimate_area(Config(), top="engine", cache=tmp_path)
-    cold = time.perf_counter() - t0
     assert r["types"]["PE"]["count"] == 64
-    assert r["buffer_bits"] > 0 and r["total_ge"] > r["logic_ge"] > 0
-    t0 = time.perf_counter()
+    assert r["buffer_bits"] > 0 and r["total_ge"] > r["logic_ge"] > 0 and r["yosys_seconds"] > 0
     again = flow.estimate_area(Config(), top="engine", cache=tmp_path)
-    assert time.perf_counter() - t0 < 5 and again["total_ge"] == r["total_ge"]
-    assert cold < 120
+    assert again["total_ge"] == r["total_ge"] and again["yosys_seconds"] == 0
