@@ -34,8 +34,8 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
-                       run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       configs_from_args, parse_seed, whole_number)
 from golden.config import Config
 
 from .sweep import Settings, parse_shape, run_sweep
@@ -65,8 +65,19 @@ _KIND_TEXT = {"int": "a whole number", "str": "a string", "bool": "true or false
 
 
 def build_parser():
-    p = ArgumentParser(prog="python -m dse", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        prog="python -m dse",
+        description="Sweep engine configurations and report throughput per area against "
+                    "numerical error.",
+        examples=["python -m dse --sweep dse/example_sweep.toml -o out/dse",
+                  "    a sweep file (TOML) uses the flag names as keys, each a value or a "
+                  "list;",
+                  "    each [[extra]] table adds one more cross product, e.g. a mixed "
+                  "format pair",
+                  "python -m dse --format mxfp8_e4m3,mxfp4_e2m1 --sparsity 4:4,2:4 "
+                  "--rows 4,8 --cols 4,8 -o out/dse",
+                  "    each flag takes a comma-separated list; the sweep is their cross "
+                  "product"])
     add_config_flags(p, multi=True)
     g = p.add_argument_group("sweep")
     g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
@@ -287,4 +298,4 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))

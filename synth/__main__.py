@@ -19,8 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       config_from_args)
 from golden.config import Config
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
@@ -30,8 +30,13 @@ __all__ = ["build_parser", "main", "format_table"]
 def build_parser():
     parser = ArgumentParser(
         prog="python -m synth",
-        description="Estimate the area of an nmmx engine, array or PE with Yosys "
-                    "(NAND2 gate equivalents from synth/cells.lib; buffers priced per bit).")
+        description="Estimate the area of an nmmx engine, array or PE in NAND2 gate "
+                    "equivalents with Yosys (buffers priced per bit).",
+        examples=["python -m synth --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 "
+                  "--json area.json",
+                  "python -m synth --top array --rows 8 --cols 8 --format mxfp4_e2m1 "
+                  "--compare-dataflows",
+                  "    synthesizes both dataflows and prints them side by side"])
     add_config_flags(parser)
     parser.add_argument("--top", choices=TOPS, default="engine",
                         help="design level to synthesize [default: engine]")
@@ -133,4 +138,4 @@ def _compare(config, args, out):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))
