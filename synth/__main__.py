@@ -16,6 +16,8 @@ Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -78,9 +80,23 @@ def format_table(report):
     return "\n".join(rows)
 
 
+def check_yosys(path):
+    """Check that ``--yosys PATH`` names an executable file (a bare name is looked up on
+    ``PATH``); raise :class:`UsageError` naming it.  Runs before any synthesis."""
+    found = shutil.which(path) if os.sep not in path else None
+    target = found or path
+    if not path.strip() or not os.path.exists(target):
+        raise UsageError(f"Yosys executable {path!r} does not exist")
+    if not os.path.isfile(target) or not os.access(target, os.X_OK):
+        raise UsageError(f"Yosys executable {path!r} is not an executable file")
+    return target
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    if args.yosys is not None:
+        check_yosys(args.yosys)
     if args.json is not None:
         out = Path(args.json)
         if out.is_dir() or not out.parent.is_dir():
