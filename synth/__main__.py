@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
-                       config_from_args)
+                       config_from_args, run_cli)
 from golden.config import Config
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
