@@ -28,14 +28,15 @@ Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fail
 """
 
 import argparse
+import os
 import shlex
 import sys
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
-                       run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       configs_from_args, parse_seed, whole_number)
 from golden.config import Config
 
 from .sweep import Settings, parse_shape, run_sweep
@@ -65,8 +66,19 @@ _KIND_TEXT = {"int": "a whole number", "str": "a string", "bool": "true or false
 
 
 def build_parser():
-    p = ArgumentParser(prog="python -m dse", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        prog="python -m dse",
+        description="Sweep engine configurations and report throughput per area against "
+                    "numerical error.",
+        examples=["python -m dse --sweep dse/example_sweep.toml -o out/dse",
+                  "    a sweep file (TOML) uses the flag names as keys, each a value or a "
+                  "list;",
+                  "    each [[extra]] table adds one more cross product, e.g. a mixed "
+                  "format pair",
+                  "python -m dse --format mxfp8_e4m3,mxfp4_e2m1 --sparsity 4:4,2:4 "
+                  "--rows 4,8 --cols 4,8 -o out/dse",
+                  "    each flag takes a comma-separated list; the sweep is their cross "
+                  "product"])
     add_config_flags(p, multi=True)
     g = p.add_argument_group("sweep")
     g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
@@ -143,9 +155,14 @@ def read_sweep_file(path):
     path = Path(path)
     where = f"sweep file {str(path)!r}"
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise UsageError(f"Cannot read {where} ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"The {where} is not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                         f"offset {e.start})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -197,15 +214,63 @@ def _option(args, top, key):
 
 
 def _int_option(args, top, key, lo):
-    v = _option(args, top, key)
+    return whole_number(_option(args, top, key), f"--{key.replace('_', '-')}", lo=lo)
+
+
+#: URL schemes of a Dask distributed scheduler address that --dask accepts.
+_DASK_SCHEMES = ("tcp", "tls")
+#: Seconds to wait for the --dask scheduler to accept a connection.
+DASK_CONNECT_TIMEOUT = 3.0
+
+
+def check_dask_address(address):
+    """Check that ``address`` is ``tcp://HOST:PORT`` (or ``tls://``) and that something
+    listens there, before any point is evaluated or any directory created.
+
+    Raises :class:`UsageError` naming the address.
+    """
+    import socket
+    from urllib.parse import urlsplit
+    shown = f"--dask {address!r}"
     try:
-        v = int(v)
-    except (TypeError, ValueError):
-        raise UsageError(f"--{key.replace('_', '-')} must be a whole number, "
-                         f"not {v!r}") from None
-    if v < lo:
-        raise UsageError(f"--{key.replace('_', '-')} must be at least {lo}, not {v}")
-    return v
+        url = urlsplit(address.strip())
+        host, port = url.hostname, url.port
+    except ValueError:
+        host = port = url = None
+    if (url is None or url.scheme not in _DASK_SCHEMES or not host or port is None
+            or url.path not in ("", "/") or url.query or url.fragment):
+        raise UsageError(f"{shown} is not a scheduler address of the form "
+                         f"tcp://HOST:PORT")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{shown} needs the 'distributed' package, which is not "
+                         f"installed") from None
+    try:
+        socket.create_connection((host, port), timeout=DASK_CONNECT_TIMEOUT).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__.lower().replace("error", "")
+        raise UsageError(f"{shown} cannot be reached ({why or 'timed out'})") from None
+    return address
+
+
+def usable_cores():
+    """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def capped_jobs(jobs, points):
+    """``jobs`` capped to the number of points and of usable cores; with the note to
+    print on stderr when it was capped (else ``None``)."""
+    cores = usable_cores()
+    capped = max(1, min(jobs, points, cores))
+    if capped == jobs:
+        return jobs, None
+    return capped, (f"dse: --jobs {jobs} capped to {capped} ({points} point(s), "
+                    f"{cores} usable core(s))")
 
 
 def _shape_option(text, flag):
@@ -244,7 +309,7 @@ def prepare(argv):
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
     settings = Settings(gemms=tuple(gemms), eval_shape=eval_shape,
-                        seed=_int_option(args, top, "seed", 0), weights=weights,
+                        seed=parse_seed(_option(args, top, "seed")), weights=weights,
                         weights_pattern=pattern, weights_digest=digest,
                         simulate=simulate,
                         sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
@@ -257,8 +322,11 @@ def prepare(argv):
     if simulate and not any(settings.simulates(c) for c in configs):
         raise UsageError(f"--sim-filter {settings.sim_filter!r} matches no point of the "
                          f"sweep")
+    dask = _option(args, top, "dask")
+    if dask is not None:
+        check_dask_address(dask)
     options = {"out": Path(out), "jobs": _int_option(args, top, "jobs", 1),
-               "dask": _option(args, top, "dask"), "plots": not args.no_plots,
+               "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress}
     return configs, settings, options
 
@@ -268,9 +336,12 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
     out = opt["out"]
+    jobs, note = capped_jobs(opt["jobs"], len(configs))
+    if note and opt["dask"] is None:
+        print(note, file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
-    res = run_sweep(configs, settings, out, jobs=opt["jobs"], dask=opt["dask"],
+    res = run_sweep(configs, settings, out, jobs=jobs, dask=opt["dask"],
                     area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
     print(f"dse: {res.evaluated} evaluated, {res.cached} from cache", file=sys.stderr)
     if res.failures:
@@ -287,4 +358,4 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))

@@ -37,17 +37,27 @@ def file_digest(path):
     return h.hexdigest()
 
 
+#: Suffixes of the weights files :func:`load_weights` reads, and what each holds.
+WEIGHT_SUFFIXES = {".npy": "a .npy array", ".npz": "a .npz archive of arrays",
+                   ".safetensors": "a safetensors file"}
+
+
 def _read_tensors(path):
+    """Every tensor in ``path`` by name.  Never unpickles: an object array is refused
+    (``allow_pickle=False``), so a weights file cannot run code."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return {path.stem: np.load(path, allow_pickle=False)}
+        arr = np.load(path, allow_pickle=False)
+        if not isinstance(arr, np.ndarray):
+            raise ValueError("not a .npy array")
+        return {path.stem: arr}
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("not a .npz archive")
             return {name: z[name] for name in z.files}
-    if suffix == ".safetensors":
-        from safetensors.numpy import load_file
-        return load_file(str(path))
-    raise ValueError(f"Weights file must end in .npy, .npz or .safetensors, not {path.name!r}")
+    from safetensors.numpy import load_file
+    return load_file(str(path))
 
 
 def load_weights(path, pattern="*"):
@@ -69,17 +79,34 @@ def load_weights(path, pattern="*"):
     Raises
     ------
     ValueError
-        The file is missing or unreadable, or no 2-D tensor matches ``pattern``.
+        The file is missing, has an unknown suffix, is empty, damaged or holds Python
+        objects; a matching tensor is empty or has non-finite values; or no 2-D tensor
+        matches ``pattern``.  The message names the file and never quotes the reader.
     """
     path = Path(path)
+    shown = str(path)
+    if not path.exists():
+        raise ValueError(f"Weights file {shown!r} does not exist")
     if not path.is_file():
-        raise ValueError(f"Weights file {str(path)!r} does not exist")
+        raise ValueError(f"Weights file {shown!r} is not a regular file")
+    kind = WEIGHT_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"Weights file {shown!r} must end in "
+                         f"{', '.join(WEIGHT_SUFFIXES)}, not {path.suffix or 'no suffix'!r}")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ValueError(f"Weights file {shown!r} cannot be read ({e.strerror})") from None
+    if size == 0:
+        raise ValueError(f"Weights file {shown!r} is empty")
     try:
         tensors = _read_tensors(path)
-    except ValueError:
-        raise
-    except Exception as e:  # numpy/safetensors raise many kinds for a corrupt file
-        raise ValueError(f"Weights file {str(path)!r} could not be read ({e})") from None
+    except PermissionError:
+        raise ValueError(f"Weights file {shown!r} cannot be read (permission "
+                         f"denied)") from None
+    except Exception:  # numpy/safetensors raise many kinds for a bad file, some unsafe
+        raise ValueError(f"Weights file {shown!r} is not {kind} of numbers (damaged, "
+                         f"truncated or holding Python objects)") from None
     out = {}
     for name in sorted(tensors):
         t = np.asarray(tensors[name])
@@ -88,9 +115,12 @@ def load_weights(path, pattern="*"):
         # ml_dtypes types (bfloat16, float8_*) are not numpy floating subtypes.
         if not (np.issubdtype(t.dtype, np.floating) or "float" in str(t.dtype)):
             continue
+        if t.size == 0:
+            raise ValueError(f"Weight tensor {name!r} in {shown!r} is empty (shape "
+                             f"{t.shape[0]} x {t.shape[1]})")
         w = np.asarray(t, dtype=np.float32).T
         if not np.all(np.isfinite(w)):
-            raise ValueError(f"Weight tensor {name!r} in {path.name!r} has non-finite values")
+            raise ValueError(f"Weight tensor {name!r} in {shown!r} has non-finite values")
         out[name] = np.ascontiguousarray(w)
     if not out:
         raise ValueError(f"No 2-D floating-point tensor in {str(path)!r} matches the "

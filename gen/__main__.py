@@ -12,16 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       config_from_args)
 from gen.generate import generate
 
 
 def build_parser():
     parser = ArgumentParser(
         prog="python -m gen",
-        description="Generate an N:M-sparse MX systolic GEMM engine: TOP.v and its "
-                    "JSON manifest TOP.json.")
+        description="Generate an N:M-sparse MX systolic GEMM engine as Verilog (TOP.v) "
+                    "and its JSON manifest (TOP.json).",
+        examples=["python -m gen --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 -o build",
+                  "    writes build/nmmx_os_8x8_mxfp4e2m1_2of4.v and .json",
+                  "python -m gen --list-formats"])
     add_config_flags(parser)
     parser.add_argument("-o", "--out", default="build", metavar="DIR",
                         help="output directory, created if missing [default: build]")
@@ -48,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))

@@ -8,6 +8,7 @@ sweep is their cross product.
 
 import argparse
 import itertools
+import os
 import sys
 from dataclasses import fields
 
@@ -15,8 +16,8 @@ from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
 __all__ = ["add_config_flags", "configs_from_args", "config_from_args", "UsageError",
-           "run_cli", "list_formats_text", "ArgumentParser", "parse_shape",
-           "shape_label"]
+           "run_cli", "cli_main", "list_formats_text", "ArgumentParser", "parse_shape",
+           "shape_label", "whole_number", "parse_seed"]
 
 _DEFAULT = Config()
 
@@ -54,6 +55,31 @@ def shape_label(shape):
 
 class UsageError(Exception):
     """A command-line value that the user must fix; CLIs turn it into exit code 2."""
+
+
+def whole_number(value, flag, lo=None, hi=None):
+    """``value`` (flag text, or an int from a sweep file) as an int in ``lo..hi``.
+
+    Raises :class:`UsageError` naming ``flag`` and the value.
+    """
+    if isinstance(value, bool):
+        raise UsageError(f"{flag} must be a whole number, not {value!r}")
+    if not isinstance(value, int):
+        try:
+            value = int(str(value).strip(), 10)
+        except ValueError:
+            raise UsageError(f"{flag} must be a whole number, not {value!r}") from None
+    if lo is not None and value < lo:
+        raise UsageError(f"{flag} must be at least {lo}, not {value}")
+    if hi is not None and value > hi:
+        raise UsageError(f"{flag} must be at most {hi}, not {value}")
+    return value
+
+
+def parse_seed(value, flag="--seed"):
+    """A random seed: a whole number >= 0 (what ``numpy.random.default_rng`` accepts).
+    Every command's ``--seed`` goes through here."""
+    return whole_number(value, flag, lo=0)
 
 
 def _parse_int(flag):
@@ -173,6 +199,21 @@ def config_from_args(args):
     return configs_from_args(args, multi=False)[0]
 
 
+def cli_main(main, argv=None):
+    """The entry point of every ``python -m``: :func:`run_cli`, and a reader that closes
+    the pipe early (``python -m gen --list-formats | head -1``) ends the command quietly
+    instead of with a ``BrokenPipeError`` traceback (the recipe of Python's ``signal``
+    documentation: point stdout at devnull so the exit-time flush cannot fail again)."""
+    try:
+        code = run_cli(main, argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return code
+
+
 def run_cli(main, argv=None):
     """Run ``main(argv)``; a :class:`UsageError` becomes one line on stderr and exit 2."""
     try:
@@ -186,7 +227,23 @@ def run_cli(main, argv=None):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors raise :class:`UsageError` (exit 2, one sentence)."""
+    """argparse, but usage errors raise :class:`UsageError` (exit 2, one sentence).
+
+    Every command's help has the same shape: ``description`` is one capitalized
+    sentence, and ``examples`` (command lines, each optionally followed by an indented
+    explanation) become an ``Examples:`` epilog, laid out as written.
+    """
+
+    def __init__(self, *args, description=None, examples=(), **kw):
+        if description is not None and not (description[:1].isupper()
+                                            and description.endswith(".")
+                                            and "\n" not in description):
+            raise ValueError(f"A command description is one capitalized sentence, not "
+                             f"{description!r}")
+        if examples:
+            kw["epilog"] = "Examples:\n" + "\n".join(f"  {line}" for line in examples)
+            kw["formatter_class"] = argparse.RawDescriptionHelpFormatter
+        super().__init__(*args, description=description, **kw)
 
     def error(self, message):
         raise UsageError(message)

@@ -10,7 +10,7 @@ from math import ceil
 
 from .formats import get_format
 
-__all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
+__all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS", "parse_sparsity"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
@@ -18,6 +18,13 @@ SPARSITY_GROUPS = (1, 2, 4, 8, 16)
 DATAFLOWS = ("os", "ws")
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
+#: Upper bound on :attr:`Config.host_buffer_bits`, the on-chip bits that ``m_max``,
+#: ``k_max`` and ``n_max`` imply: 2**31 bits (256 MiB).  That is several times the SRAM of
+#: the largest single accelerator dies built so far, so no engine an architect would
+#: tape out is refused; yet the Verilog memories, the simulator's model of them and the
+#: golden model's operand arrays of a GEMM that fills them still fit in a workstation's
+#: memory, whereas an unbounded ``k_max`` ends in ``MemoryError`` deep inside generation.
+MAX_BUFFER_BITS = 2 ** 31
 
 
 def parse_sparsity(text):
@@ -119,6 +126,11 @@ class Config:
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
+        bits = self.host_buffer_bits
+        if bits > MAX_BUFFER_BITS:
+            raise ValueError(f"m_max={self.m_max}, k_max={self.k_max} and n_max={self.n_max} "
+                             f"need {bits} buffer bits, more than the limit of "
+                             f"{MAX_BUFFER_BITS} (2**31)")
 
     # -- identity ----------------------------------------------------------------------
 
@@ -577,6 +589,23 @@ class Config:
     def c_depth(self):
         """Words of the C buffer: ``m_max * n_tiles_max``, each C lanes of 32 bits."""
         return self.m_max * self.n_tiles_max
+
+    @property
+    def host_buffers(self):
+        """The buffers the host writes (and C, which it reads): name -> ``(banks, depth,
+        word bits)``, in the order the engines build them (:func:`hw.engine.host_buffers`)."""
+        out = {"a_data": (self.rows, self.a_data_depth, self.a_group_bits),
+               "w_data": (self.cols, self.w_data_depth, self.w_group_bits)}
+        if self.scaled:
+            out["a_scale"] = (self.rows, self.a_scale_depth, self.scale_bits)
+            out["w_scale"] = (self.cols, self.w_scale_depth, self.scale_bits)
+        out["c"] = (self.cols, self.c_depth, self.acc_bits)
+        return out
+
+    @property
+    def host_buffer_bits(self):
+        """Total bits of :attr:`host_buffers`; bounded by :data:`MAX_BUFFER_BITS`."""
+        return sum(banks * depth * width for banks, depth, width in self.host_buffers.values())
 
     @property
     def wr_bank_bits(self):

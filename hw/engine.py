@@ -44,14 +44,8 @@ def engine_signature(config):
 
 def host_buffers(config):
     """The buffers the host writes (and C, which it reads): name -> (banks, depth, word
-    bits), in the order the engines build them."""
-    out = {"a_data": (config.rows, config.a_data_depth, config.a_group_bits),
-           "w_data": (config.cols, config.w_data_depth, config.w_group_bits)}
-    if config.scaled:
-        out["a_scale"] = (config.rows, config.a_scale_depth, config.scale_bits)
-        out["w_scale"] = (config.cols, config.w_scale_depth, config.scale_bits)
-    out["c"] = (config.cols, config.c_depth, config.acc_bits)
-    return out
+    bits), in the order the engines build them; :attr:`golden.Config.host_buffers`."""
+    return config.host_buffers
 
 
 def skew_chain(m, first, count, name):

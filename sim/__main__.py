@@ -8,8 +8,8 @@ output matches and the cycle count equals the model, 1 otherwise, 2 on bad argum
 import json
 import sys
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       parse_shape, run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       config_from_args, parse_seed, parse_shape)
 
 __all__ = ["main", "parse_gemm"]
 
@@ -24,7 +24,15 @@ def parse_gemm(text):
 
 def _parser():
     from .stimulus import DATA_CLASSES
-    p = ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = ArgumentParser(
+        prog="python -m sim",
+        description="Simulate one GEMM on a generated engine in Verilator, bit for bit "
+                    "against the golden model.",
+        examples=["python -m sim --rows 4 --cols 4 --format mxfp8_e4m3 --m-max 16 "
+                  "--k-max 512 --n-max 16 --gemm 16x512x16 --data heavy",
+                  "python -m sim --replay replay_nmmx_os_4x4_mxfp8e4m3_2of4_heavy_seed0.npz",
+                  "    re-runs the GEMM that a failing run stored (its summary names the "
+                  "file)"])
     add_config_flags(p)
     g = p.add_argument_group("simulation")
     g.add_argument("--gemm", default=None, metavar="MxKxN",
@@ -48,10 +56,7 @@ def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
     from .run import REPORT_KEYS, format_report, load_replay, simulate_cases, Case
-    try:
-        seed = int(args.seed, 10)
-    except ValueError:
-        raise UsageError(f"--seed must be a whole number, not {args.seed!r}") from None
+    seed = parse_seed(args.seed)
     if args.replay:
         try:
             config, case = load_replay(args.replay)
@@ -59,7 +64,7 @@ def main(argv=None):
             raise UsageError(str(e)) from None
     else:
         config = config_from_args(args)
-        m, k, n = (parse_gemm(args.gemm) if args.gemm
+        m, k, n = (parse_gemm(args.gemm) if args.gemm is not None
                    else (config.m_max, config.k_max, config.n_max))
         if k > config.k_max:
             raise UsageError(f"GEMM K={k} does not fit this engine (k_max={config.k_max}); "
@@ -80,4 +85,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))

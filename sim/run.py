@@ -447,25 +447,97 @@ def _write_replay(config, case, enc, run_dir):
     return path
 
 
+#: Arrays of a replay file (besides ``config``, ``data``, ``seed`` and ``shape``).
+_REPLAY_OPERANDS = ("a_codes", "a_scales", "w_values", "w_indices", "w_scales")
+
+
+def _replay_arrays(path, shown):
+    """Every array of the replay file at ``path`` by name, read eagerly (a damaged member
+    shows up here, not halfway through a simulation).  Never unpickles."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise ValueError(f"Replay file {shown} does not exist") from None
+    except OSError as e:
+        raise ValueError(f"Replay file {shown} cannot be read ({e.strerror})") from None
+    if not os.path.isfile(path):
+        raise ValueError(f"Replay file {shown} is not a regular file")
+    if size == 0:
+        raise ValueError(f"Replay file {shown} is empty")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ValueError(f"Replay file {shown} cannot be read ({e.strerror})") from None
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"Replay file {shown} is not an .npz archive written by "
+                         f"python -m sim")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except Exception:  # zipfile, zlib, numpy: many kinds for a truncated or damaged file
+        raise ValueError(f"Replay file {shown} is damaged (truncated, or an array in it "
+                         f"cannot be read)") from None
+
+
 def load_replay(path):
     """Read a replay file; return ``(config, Case)`` with the stored operands.
+
+    Everything is checked here, before any work: the archive, the config (a JSON object
+    that :class:`golden.Config` accepts), the GEMM shape (K at most ``k_max``), the
+    stimulus class and seed, and every operand array against the config
+    (:meth:`golden.gemm.EncodedOperands.validate`).
 
     Raises
     ------
     ValueError
-        The file is not an nmmx replay file.
+        The file is not a valid nmmx replay file; one sentence naming the file.
     """
+    shown = repr(str(path))
+    arrays = _replay_arrays(path, shown)
+    missing = [k for k in ("config", "data", "seed", "shape", *_REPLAY_OPERANDS)
+               if k not in arrays]
+    if missing:
+        raise ValueError(f"Replay file {shown} has no {missing[0]!r} entry, so it was not "
+                         f"written by python -m sim")
+    text = arrays["config"]
+    if text.shape != () or text.dtype.kind != "U":
+        raise ValueError(f"Replay file {shown} stores its config as {text.dtype} "
+                         f"{text.shape}, not as JSON text")
     try:
-        with np.load(path) as f:
-            config = Config.from_dict(json.loads(str(f["config"])))
-            m, k, n = (int(v) for v in f["shape"])
-            enc = EncodedOperands(a_codes=f["a_codes"], a_scales=f["a_scales"],
-                                  w_values=f["w_values"], w_indices=f["w_indices"],
-                                  w_scales=f["w_scales"], m=m, k=k, n=n)
-            case = Case(m, k, n, data=str(f["data"]), seed=int(f["seed"]), enc=enc)
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"{path} is not an nmmx replay file ({e})") from None
-    return config, case
+        raw = json.loads(str(text))
+    except ValueError:
+        raise ValueError(f"Replay file {shown} has a config that is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"Replay file {shown} has a config that is a JSON "
+                         f"{type(raw).__name__}, not an object")
+    try:
+        config = Config.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Replay file {shown} has a bad config ({e})") from None
+    shape = arrays["shape"]
+    if shape.shape != (3,) or shape.dtype.kind not in "iu" or (shape < 1).any():
+        raise ValueError(f"Replay file {shown} must store the GEMM shape as three "
+                         f"positive whole numbers, not {shape.tolist()!r}")
+    m, k, n = (int(v) for v in shape)
+    if k > config.k_max:
+        raise ValueError(f"Replay file {shown} holds a GEMM with K={k}, more than its "
+                         f"config's k_max={config.k_max}")
+    data, seed = arrays["data"], arrays["seed"]
+    if data.shape != () or str(data) not in DATA_CLASSES:
+        raise ValueError(f"Replay file {shown} names the stimulus class {str(data)!r}, "
+                         f"not one of {', '.join(DATA_CLASSES)}")
+    if seed.shape != () or seed.dtype.kind not in "iu" or int(seed) < 0:
+        raise ValueError(f"Replay file {shown} must store the seed as a whole number "
+                         f"at least 0, not {seed.tolist()!r}")
+    enc = EncodedOperands(**{name: arrays[name] for name in _REPLAY_OPERANDS},
+                          m=m, k=k, n=n)
+    try:
+        enc.validate(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Replay file {shown} holds operands that do not fit its config "
+                         f"({e})") from None
+    return config, Case(m, k, n, data=str(data), seed=int(seed), enc=enc)
 
 
 def replay(path, **kwargs):

@@ -16,11 +16,13 @@ Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                       run_cli)
+from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+                       config_from_args, run_cli)
 from golden.config import Config
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
@@ -30,8 +32,13 @@ __all__ = ["build_parser", "main", "format_table"]
 def build_parser():
     parser = ArgumentParser(
         prog="python -m synth",
-        description="Estimate the area of an nmmx engine, array or PE with Yosys "
-                    "(NAND2 gate equivalents from synth/cells.lib; buffers priced per bit).")
+        description="Estimate the area of an nmmx engine, array or PE in NAND2 gate "
+                    "equivalents with Yosys (buffers priced per bit).",
+        examples=["python -m synth --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 "
+                  "--json area.json",
+                  "python -m synth --top array --rows 8 --cols 8 --format mxfp4_e2m1 "
+                  "--compare-dataflows",
+                  "    synthesizes both dataflows and prints them side by side"])
     add_config_flags(parser)
     parser.add_argument("--top", choices=TOPS, default="engine",
                         help="design level to synthesize [default: engine]")
@@ -73,9 +80,23 @@ def format_table(report):
     return "\n".join(rows)
 
 
+def check_yosys(path):
+    """Check that ``--yosys PATH`` names an executable file (a bare name is looked up on
+    ``PATH``); raise :class:`UsageError` naming it.  Runs before any synthesis."""
+    found = shutil.which(path) if os.sep not in path else None
+    target = found or path
+    if not path.strip() or not os.path.exists(target):
+        raise UsageError(f"Yosys executable {path!r} does not exist")
+    if not os.path.isfile(target) or not os.access(target, os.X_OK):
+        raise UsageError(f"Yosys executable {path!r} is not an executable file")
+    return target
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    if args.yosys is not None:
+        check_yosys(args.yosys)
     if args.json is not None:
         out = Path(args.json)
         if out.is_dir() or not out.parent.is_dir():
@@ -133,4 +154,4 @@ def _compare(config, args, out):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli_main(main))

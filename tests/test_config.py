@@ -92,6 +92,24 @@ def test_wrong(kw, exc, msg):
         Config(**kw)
 
 
+def test_buffer_bits_bound():
+    """m/k/n_max are bounded by the host buffer bits they imply, named in the message."""
+    from golden.config import MAX_BUFFER_BITS
+    from hw.engine import Engine
+    c = Config(rows=4, cols=4, m_max=16, k_max=96, n_max=8, sparsity=(1, 4))
+    assert c.host_buffer_bits == sum(b * d * w for b, d, w in Engine(c).buffers().values())
+    # The largest k_max under the bound is accepted, the next block is refused.
+    per_block = Config(k_max=64).host_buffer_bits - Config(k_max=32).host_buffer_bits
+    fixed = Config(k_max=32).host_buffer_bits - per_block
+    k_ok = (MAX_BUFFER_BITS - fixed) // per_block * 32
+    assert Config(k_max=k_ok).host_buffer_bits <= MAX_BUFFER_BITS
+    bits = Config(k_max=k_ok).host_buffer_bits + per_block
+    with pytest.raises(ValueError, match=rf"^m_max=64, k_max={k_ok + 32} and n_max=64 need "
+                                         rf"{bits} buffer bits, more than the limit of "
+                                         rf"2147483648 \(2\*\*31\)$"):
+        Config(k_max=k_ok + 32)
+
+
 def test_check_gemm():
     c = Config(m_max=16, k_max=64, n_max=8)
     c.check_gemm(16, 64, 8)

@@ -244,7 +244,7 @@ def test_cli_bad_arguments_exit_2(tmp_path, args, message):
 def test_cli_replay_of_a_missing_file_exits_2(tmp_path):
     res = _cli("--replay", str(tmp_path / "none.npz"))
     assert res.returncode == 2
-    assert res.stderr.startswith(f"error: {tmp_path / 'none.npz'} is not an nmmx replay file")
+    assert res.stderr == f"error: Replay file {str(tmp_path / 'none.npz')!r} does not exist\n"
 
 
 def test_cli_exit_1_on_mismatch(monkeypatch, tmp_path, capsys):
