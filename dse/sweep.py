@@ -3,7 +3,7 @@ points through a ``concurrent.futures``-style executor.
 
 One *point* is one :class:`golden.Config`.  Evaluating it gives
 
-- area from the synthesis flow (``synth.flow.estimate_area``);
+- area from the synthesis flow (``synth.estimate.estimate_area``);
 - cycles, utilization and dense-equivalent MACs per cycle from the engine's analytical
   cycle model (``Config.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
   (``sim.run.simulate``) whose cycle count must equal the model's;
@@ -230,7 +230,7 @@ def evaluate_numerics(config, settings):
 # -- one point -------------------------------------------------------------------------
 
 def _default_area_fn():
-    from synth.flow import estimate_area
+    from synth.estimate import estimate_area
     return estimate_area
 
 
@@ -247,7 +247,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     config : Config
     settings : Settings
     area_fn : callable, optional
-        ``area_fn(config, top="engine") -> dict`` (default ``synth.flow.estimate_area``).
+        ``area_fn(config, top="engine") -> dict`` (default ``synth.estimate.estimate_area``).
     simulate_fn : callable, optional
         ``simulate_fn(config, m, k, n, seed=...) -> dict`` (default
         ``sim.run.simulate``); only called when ``settings.simulates(config)``.
