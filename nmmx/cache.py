@@ -260,8 +260,8 @@ class Cache:
         path = self.path(key)
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, NotADirectoryError):
+            return None         # no such entry (or no such cache): an ordinary miss
         except (OSError, UnicodeDecodeError) as e:
             _warn(f"ignoring the {self.name} cache entry {str(path)!r}: it cannot be "
                   f"read ({getattr(e, 'strerror', None) or e}); computing it again", stream)
@@ -283,9 +283,13 @@ class Cache:
 
         If the directory cannot be written, one warning line per directory and process
         goes to ``stream`` (default stderr) and ``False`` is returned; nothing raises.
+        ``data`` that does not match the field table is not written either (a warning,
+        ``False``): it would never be read back.
         """
         problem = check_fields(data, self.fields)
-        assert problem is None, f"{self.name} cache entry {key}: {problem}"
+        if problem is not None:     # a bug, but the caller's result must survive it
+            _warn(f"not caching the {self.name} entry {key}: {problem}", stream)
+            return False
         text = json.dumps({"cache": self.name, "schema": self.version, "key": key,
                            "data": data}, indent=1, allow_nan=True)
         path = self.path(key)

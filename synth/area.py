@@ -159,16 +159,16 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
     module_results = module_cache(cache)
     designs = design_cache(cache)
     salt = _flow_salt(liberty, yosys, module_results)
-    design_id = None
+    design_id, known = None, {}     # known: module results already read (None: bad)
     if design_key is not None:
         design_id = designs.digest(f"{salt}\0{design_key}\0{name}")
         design = designs.get(design_id)
         if design is not None and design["top"] == name:
             modules = {n: RtlilModule(n, [], [tuple(c) for c in ch], k)
                        for n, (k, ch) in design["modules"].items()}
-            results = {k: module_results.get(k) for k in design["keys"]}
-            if all(r is not None for r in results.values()):
-                return _report(modules, name, design["classes"], results, lib, 0.0, 0, 0)
+            known = {k: module_results.get(k) for k in design["keys"]}
+            if all(r is not None for r in known.values()):
+                return _report(modules, name, design["classes"], known, lib, 0.0, 0, 0)
     if callable(component) and not hasattr(component, "signature"):
         component = component()
     parts = component if isinstance(component, dict) else {name: component}
@@ -190,7 +190,7 @@ def synthesize(component, *, name="top", yosys=None, liberty=LIBERTY_PATH, cache
         by_key.setdefault(mod.key, mod)
     results, missing = {}, {}
     for key, mod in by_key.items():
-        data = module_results.get(key)
+        data = known[key] if key in known else module_results.get(key)
         if data is None:
             missing[key] = mod
         else:
