@@ -3,7 +3,7 @@ points through a ``concurrent.futures``-style executor.
 
 One *point* is one :class:`golden.Config`.  Evaluating it gives
 
-- area from the synthesis flow (``synth.flow.estimate_area``);
+- area from the synthesis flow (``synth.estimate.estimate_area``);
 - cycles, utilization and dense-equivalent MACs per cycle from the engine's analytical
   cycle model (``Config.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
   (``sim.run.simulate``) whose cycle count must equal the model's;
@@ -21,8 +21,6 @@ import fnmatch
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.flags import parse_shape, shape_label
+from nmmx.cache import Cache, Number
 from golden.config import Config
 from . import data as _data
 from .metrics import ErrorStats
@@ -37,8 +36,9 @@ from .metrics import ErrorStats
 __all__ = ["Settings", "parse_shape", "shape_label", "point_key", "evaluate_point",
            "run_sweep", "SweepResult", "InlineExecutor"]
 
-#: Bumped whenever the meaning of a cached figure changes, so stale caches are ignored.
-SCHEMA = 1
+#: Schema version of the cached points (:func:`point_cache`): bumped whenever the
+#: meaning of a cached figure changes; part of every :func:`point_key`.
+SCHEMA = 2
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def evaluate_numerics(config, settings):
 # -- one point -------------------------------------------------------------------------
 
 def _default_area_fn():
-    from synth.flow import estimate_area
+    from synth.estimate import estimate_area
     return estimate_area
 
 
@@ -247,7 +247,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     config : Config
     settings : Settings
     area_fn : callable, optional
-        ``area_fn(config, top="engine") -> dict`` (default ``synth.flow.estimate_area``).
+        ``area_fn(config, top="engine") -> dict`` (default ``synth.estimate.estimate_area``).
     simulate_fn : callable, optional
         ``simulate_fn(config, m, k, n, seed=...) -> dict`` (default
         ``sim.run.simulate``); only called when ``settings.simulates(config)``.
@@ -342,25 +342,32 @@ def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn):
 
 # -- cache -----------------------------------------------------------------------------
 
-def _write_json_atomic(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)  # keep row order: GEMMs as given
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+#: Fields of every cached point row (besides those of each GEMM, see :func:`point_cache`).
+POINT_FIELDS = {
+    "key": str, "name": str, "rows": int, "cols": int, "a_format": str, "w_format": str,
+    "sparsity": str, "block_size": int, "a_bits": int, "w_bits": int, "n_keep": int,
+    "m_group": int, "pes": int, "modules": dict,
+    **dict.fromkeys(("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
+                     "yosys_seconds", "area_seconds", "numerics_seconds", "macs_per_cycle",
+                     "utilization", "tpa_total", "tpa_logic", "effective_check",
+                     "err_rel_fro", "err_max_abs", "err_sqnr_db", "werr_rel_fro",
+                     "pq_rel_fro", "qp_rel_fro", "pq_w_rel_fro", "qp_w_rel_fro",
+                     "pq_sqnr_db", "qp_sqnr_db"), Number),
+    "sim_ok": bool,
+}
+
+#: Fields of a point row per GEMM shape ``@<MxKxN>``.
+GEMM_FIELDS = {"cycles": int, "scalesim_cycles": int, "issued_slots": int,
+               "macs_per_cycle": Number, "utilization": Number}
 
 
-def _read_cached(path, key):
-    try:
-        with open(path) as f:
-            row = json.load(f)
-    except (OSError, ValueError):
-        return None  # missing, or torn by a crash outside the atomic rename: redo it
-    return row if isinstance(row, dict) and row.get("key") == key else None
+def point_cache(points_dir, settings):
+    """The point rows of a sweep with ``settings``, one file per :func:`point_key`."""
+    fields = dict(POINT_FIELDS)
+    for shape in settings.gemms:
+        lab = shape_label(shape)
+        fields.update({f"{k}@{lab}": t for k, t in GEMM_FIELDS.items()})
+    return Cache(points_dir, name="dse point", version=SCHEMA, fields=fields)
 
 
 # -- executors -------------------------------------------------------------------------
@@ -424,12 +431,13 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
     SweepResult
         Failed points are not cached, so a rerun tries them again.
     """
-    points_dir = Path(out_dir) / "points"
+    points = point_cache(Path(out_dir) / "points", settings)
     keys = [point_key(c, settings) for c in configs]
     rows = [None] * len(configs)
     pending = []
     for i, key in enumerate(keys):
-        rows[i] = _read_cached(points_dir / f"{key}.json", key)
+        # A bad file (torn, hand-edited, another schema) warns and is evaluated again.
+        rows[i] = points.get(key)
         if rows[i] is None:
             pending.append(i)
     result = SweepResult(rows=rows, evaluated=0, cached=len(configs) - len(pending))
@@ -463,7 +471,8 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
                 rows[i] = row
                 result.evaluated += 1
                 if row.get("sim_ok", True):
-                    _write_json_atomic(points_dir / f"{keys[i]}.json", row)
+                    # An unwritable cache warns once; the row is kept either way.
+                    points.put(keys[i], row)
                 else:
                     result.failures.append(row["sim_message"])
             bar.update(1)

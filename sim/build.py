@@ -13,7 +13,6 @@ used through Verilator's ``OBJCACHE`` hook when it is on ``PATH``.
 
 import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from cocotb_tools import runner as _runner
 
 from hw.lint import VERILATOR_WAIVERS, verilator_env, verilator_path
+from nmmx.cache import Cache, ListOf, Number
 
 __all__ = ["build_root", "build_model", "run_cocotb", "Model", "LINT_WAIVERS", "MAKE_VARS",
            "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available"]
@@ -52,8 +52,20 @@ DEFAULT_PUBLIC = "depth1"
 #: split (large) model as a linker input and the build fails.
 MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
 
+#: The stamp of a finished build, in its build directory (an :class:`nmmx.cache.Cache`
+#: entry keyed by the build key).
 _STAMP = "nmmx_build.json"
-_SCHEMA = 1
+#: Schema version of the stamp; part of the build key (:func:`_key`).
+_SCHEMA = 2
+#: Fields of the stamp.
+_STAMP_FIELDS = {"toplevel": str, "build_seconds": Number, "warnings": ListOf(str),
+                 "public": str, "args": ListOf(str)}
+
+
+def _stamps():
+    """The build stamps under :func:`build_root`, one per build directory."""
+    return Cache(build_root(), name="sim build", version=_SCHEMA, fields=_STAMP_FIELDS,
+                 layout=lambda key: f"{key}/{_STAMP}")
 
 
 def build_root():
@@ -174,12 +186,11 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _read_stamp(build_dir, key, toplevel):
-    try:
-        stamp = json.loads((build_dir / _STAMP).read_text())
-    except (OSError, ValueError):
-        return None
-    if stamp.get("key") != key or not (build_dir / toplevel).is_file():
+def _read_stamp(build_dir, key, toplevel, stream=None):
+    """The stamp of a finished build ``key`` whose model binary exists, else ``None``
+    (a bad stamp warns on ``stream`` and the design is built again)."""
+    stamp = _stamps().get(key, stream=stream)
+    if stamp is None or stamp["toplevel"] != toplevel or not (build_dir / toplevel).is_file():
         return None
     return stamp
 
@@ -290,7 +301,7 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
     build_dir = build_root() / key
     t0 = time.perf_counter()
     with _locked(build_root() / f".{key}.lock"):
-        stamp = _read_stamp(build_dir, key, toplevel)
+        stamp = _read_stamp(build_dir, key, toplevel, stream)
         if stamp is not None:
             return Model(build_dir, toplevel, key, waves, time.perf_counter() - t0,
                          stamp["build_seconds"], True, stamp["warnings"])
@@ -316,11 +327,11 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
         seconds = time.perf_counter() - t0
         warnings = _warnings_of(log.read_text()) if log.exists() else []
         _summarise_warnings(warnings, toplevel, stream)
-        stamp = {"key": key, "toplevel": toplevel, "build_seconds": seconds,
-                 "warnings": warnings, "public": public, "args": args}
-        tmp = build_dir / (_STAMP + ".tmp")
-        tmp.write_text(json.dumps(stamp, indent=1))
-        tmp.replace(build_dir / _STAMP)
+        # Written last, so a stamp means a finished build; if it cannot be written the
+        # model is still returned (and built again next time).
+        _stamps().put(key, {"toplevel": toplevel, "build_seconds": seconds,
+                            "warnings": warnings, "public": public, "args": args},
+                      stream=stream)
     return Model(build_dir, toplevel, key, waves, seconds, seconds, False, warnings)
 
 

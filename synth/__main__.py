@@ -24,7 +24,9 @@ from pathlib import Path
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, run_cli)
 from golden.config import Config
-from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
+from synth.area import SRAM_GE_PER_BIT
+from synth.estimate import TOPS, estimate_area
+from synth.yosys import YosysError
 
 __all__ = ["build_parser", "main", "format_table"]
 
@@ -118,7 +120,7 @@ def main(argv=None):
 
 def format_comparison(reports):
     """One table of every dataflow's figures: PE count, GE of one PE (with its share of
-    the array's links, see :func:`synth.flow.pe_breakdown`), logic, buffer and total GE."""
+    the array's links, see :func:`synth.attribution.pe_breakdown`), logic, buffer and total GE."""
     rows = [f"{'dataflow':<9} {'top':<7} {'PEs':>5} {'PE GE':>10} {'logic GE':>12} "
             f"{'buffer GE':>12} {'total GE':>12}"]
     for df, r in reports.items():

@@ -24,7 +24,7 @@ FAST = ["--eval-shape", "8x64x8", "--gemm", "8x64x8,16x128x16", "--no-progress"]
 
 
 def fake_area(config, top="engine"):
-    """Deterministic stand-in for ``synth.flow.estimate_area`` (no Yosys)."""
+    """Deterministic stand-in for ``synth.estimate.estimate_area`` (no Yosys)."""
     pe = {"multipliers": 30.0 * config.n_keep * config.a_fmt.bits * config.w_fmt.bits / 8,
           "sparse_select": 0.0 if config.dense else 20.0 * config.m_group,
           "scale_and_convert": 150.0, "accumulators": 200.0, "pipeline_registers": 40.0,
@@ -425,7 +425,7 @@ def test_dask_local_cluster(tmp_path, capsys):
 # -- real synthesis on the smallest config --------------------------------------------------
 
 def test_real_synth_smallest_point(tmp_path):
-    flow = pytest.importorskip("synth.flow")
+    estimate = pytest.importorskip("synth.estimate")
     pytest.importorskip("hw.engine")
     cfg = Config(rows=1, cols=1, a_format="mxint2", w_format="mxint2", sparsity=(1, 1),
                  block_size=32, m_max=1, k_max=32, n_max=1)
@@ -433,7 +433,7 @@ def test_real_synth_smallest_point(tmp_path):
     res = run_sweep([cfg], s, tmp_path, progress=False)
     assert res.failures == []
     row = res.rows[0]
-    area = flow.estimate_area(cfg, top="engine")
+    area = estimate.estimate_area(cfg, top="engine")
     assert row["total_ge"] == area["total_ge"] > row["logic_ge"] > 0
     assert row["tpa_total"] == pytest.approx(32 / cfg.cycles(1, 32, 1) / (area["total_ge"] / 1000))
 

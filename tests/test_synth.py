@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from synth import __main__ as cli
-from synth import flow
+from synth import area, attribution, estimate, rtlil, yosys
+from synth.liberty import Liberty
 
 
 # -- small designs of our own -------------------------------------------------------------
@@ -95,7 +96,7 @@ def pe_area(cache):
     def area(**kw):
         cfg = _cfg(**kw)
         if cfg not in memo:
-            memo[cfg] = flow.estimate_area(cfg, top="pe", cache=cache)
+            memo[cfg] = estimate.estimate_area(cfg, top="pe", cache=cache)
         return memo[cfg]
     return area
 
@@ -114,7 +115,7 @@ def _pe_total(report):
 # -- the liberty file and the command list ----------------------------------------------------
 
 def test_liberty_cells_in_gate_equivalents():
-    lib = flow.Liberty.read()
+    lib = Liberty.read()
     assert lib.area["NAND2"] == 1.0
     assert lib.area["INV"] < lib.area["NAND2"] == lib.area["NOR2"] < lib.area["AND2"]
     assert lib.area["AND2"] < lib.area["XOR2"] <= lib.area["MUX2"] < lib.area["DFF"]
@@ -124,7 +125,7 @@ def test_liberty_cells_in_gate_equivalents():
 
 
 def test_flow_commands_keep_memories_and_map_to_the_library():
-    cmds = flow.flow_commands("in.il", "cells.lib", ".")
+    cmds = yosys.flow_commands("in.il", "cells.lib", ".")
     assert "memory -nomap" in cmds and "flatten" not in cmds
     assert "memory" not in cmds and "memory_map" not in cmds
     order = [next(i for i, c in enumerate(cmds) if c.startswith(p))
@@ -137,18 +138,18 @@ def test_flow_commands_keep_memories_and_map_to_the_library():
 # -- deduplication ---------------------------------------------------------------------------
 
 def test_identical_instances_share_one_module_and_different_ones_do_not():
-    text, classes = flow._rtlil_of(_Pair(), "top")
-    mods = flow.split_modules(text)
+    text, classes = rtlil.rtlil_of(_Pair(), "top")
+    mods = rtlil.split_modules(text)
     assert set(mods) == {"top", "top.m0", "top.m1", "top.wide"}
     assert mods["top.m0"].key == mods["top.m1"].key      # same body, other port order
     assert mods["top.wide"].key != mods["top.m0"].key    # other width
     assert classes["top.m0"] == classes["top.wide"] == "_Mul"
     # The salt (flow settings) is part of every key.
-    assert flow.split_modules(text, salt="x")["top.m0"].key != mods["top.m0"].key
+    assert rtlil.split_modules(text, salt="x")["top.m0"].key != mods["top.m0"].key
 
 
 def test_small_design_report(tmp_path):
-    r = flow.synthesize(_Pair(), name="pair", cache=tmp_path)
+    r = area.synthesize(_Pair(), name="pair", cache=tmp_path)
     mods = r["modules"]
     narrow = mods[next(k for k, m in mods.items() if m["example"] in ("pair.m0", "pair.m1"))]
     wide = mods[next(k for k, m in mods.items() if m["example"] == "pair.wide")]
@@ -159,7 +160,7 @@ def test_small_design_report(tmp_path):
     # A 12x12 multiplier is larger than an 8x8 one; the parent's own area is its adder
     # and 24 flip-flops (at least 24 DFF areas).
     assert wide["ge"] > 1.5 * narrow["ge"] > 0
-    assert mods["_Pair"]["ge"] >= 24 * flow.Liberty.read().area["DFF"]
+    assert mods["_Pair"]["ge"] >= 24 * Liberty.read().area["DFF"]
     assert r["logic_ge"] == pytest.approx(sum(m["ge_total"] for m in mods.values()), abs=0.05)
     assert r["logic_ge"] == pytest.approx(mods["_Pair"]["ge_hier"], abs=0.05)
     assert r["buffer_bits"] == 0 and r["total_ge"] == r["logic_ge"]
@@ -167,8 +168,8 @@ def test_small_design_report(tmp_path):
 
 
 def test_separately_converted_module_counts_once_per_reference(tmp_path):
-    alone = flow.synthesize(_Mul(8), name="m", cache=tmp_path)
-    r = flow.synthesize(lambda: {"refs": _TwoRefs(), "mul8": _Mul(8)}, name="refs",
+    alone = area.synthesize(_Mul(8), name="m", cache=tmp_path)
+    r = area.synthesize(lambda: {"refs": _TwoRefs(), "mul8": _Mul(8)}, name="refs",
                         cache=tmp_path)
     mods = r["modules"]
     assert set(mods) == {"_TwoRefs", "_Mul"}
@@ -187,14 +188,14 @@ def test_module_dict_must_contain_the_top(tmp_path):
     part._MustUse__silence = True       # rejected before elaboration
     with pytest.raises(ValueError,
                        match=r"^The design's modules \['x'\] do not include the top 'top'$"):
-        flow.synthesize({"x": part}, name="top", cache=tmp_path)
+        area.synthesize({"x": part}, name="top", cache=tmp_path)
 
 
 def test_memories_are_counted_in_bits_not_flip_flops(tmp_path):
-    small = flow.synthesize(_WithMemory(16, 64), name="m", cache=tmp_path)
-    big = flow.synthesize(_WithMemory(16, 256), name="m", cache=tmp_path)
+    small = area.synthesize(_WithMemory(16, 64), name="m", cache=tmp_path)
+    big = area.synthesize(_WithMemory(16, 256), name="m", cache=tmp_path)
     assert small["buffer_bits"] == 16 * 64 and big["buffer_bits"] == 16 * 256
-    assert big["buffer_ge"] == 16 * 256 * flow.SRAM_GE_PER_BIT
+    assert big["buffer_ge"] == 16 * 256 * area.SRAM_GE_PER_BIT
     assert big["total_ge"] == pytest.approx(big["logic_ge"] + big["buffer_ge"])
     # 4096 bits as flip-flops would be > 20000 GE; the logic left is tiny.
     assert big["logic_ge"] < 100 and small["logic_ge"] < 100
@@ -219,7 +220,7 @@ def test_pe_area_orders_by_sparsity(pe_area):
 def test_pe_breakdown_comes_from_the_synthesized_pe(pe_area):
     r = pe_area(sparsity=(2, 4))
     pe = r["pe_breakdown"]
-    assert set(flow.PE_CATEGORIES) <= set(pe)
+    assert set(attribution.PE_CATEGORIES) <= set(pe)
     # Top = PE: the categories partition exactly the PE's synthesized area.
     assert sum(pe.values()) == pytest.approx(_pe_total(r), abs=0.1)
     mods = r["modules"]
@@ -247,7 +248,7 @@ def test_array_area_grows_linearly_in_pes(cache):
     kw = dict(format="int8", sparsity=(2, 4))
     area = {}
     for rows, cols in ((1, 1), (1, 2), (2, 2), (2, 3)):
-        r = flow.estimate_area(_cfg(rows=rows, cols=cols, **kw), top="array", cache=cache)
+        r = estimate.estimate_area(_cfg(rows=rows, cols=cols, **kw), top="array", cache=cache)
         types = r["types"]
         # One PE module, referenced rows * cols times (as the generator emits it).
         assert types["PE"]["count"] == rows * cols and types["PE"]["variants"] == 1
@@ -261,7 +262,7 @@ def test_array_area_grows_linearly_in_pes(cache):
 
 def test_array_breakdown_adds_the_weight_index_registers(cache, pe_area):
     cfg = Config(rows=2, cols=2, sparsity=(2, 4))
-    r = flow.estimate_area(cfg, top="array", cache=cache)
+    r = estimate.estimate_area(cfg, top="array", cache=cache)
     alone = pe_area(sparsity=(2, 4))["pe_breakdown"]
     # In the array the PE also carries its share of the links: the weight links'
     # index bits are sparse-select metadata registers.
@@ -273,31 +274,31 @@ def test_array_breakdown_adds_the_weight_index_registers(cache, pe_area):
 def test_engine_buffers_are_measured_not_declared(cache):
     cfg = Config(rows=1, cols=2, a_format="mxint2", w_format="mxint2", sparsity=(1, 1),
                  m_max=2, k_max=1024, n_max=4)
-    r = flow.estimate_area(cfg, top="engine", cache=cache)
+    r = estimate.estimate_area(cfg, top="engine", cache=cache)
     from hw.engine import host_buffers
     declared = sum(b * depth * width for b, depth, width in host_buffers(cfg).values())
     assert r["buffer_bits"] == declared > 0
     assert r["types"]["PE"]["count"] == 2 and r["types"]["Engine"]["count"] == 1
-    assert r["total_ge"] == pytest.approx(r["logic_ge"] + declared * flow.SRAM_GE_PER_BIT)
+    assert r["total_ge"] == pytest.approx(r["logic_ge"] + declared * area.SRAM_GE_PER_BIT)
     # The buffers are not in the logic: the engine's own area is far below what the
     # buffer bits would cost as flip-flops.
     engine = r["modules"]["Engine"]
     assert engine["memory_bits"] == declared
-    assert engine["ge"] < declared * flow.Liberty.read().area["DFF"] / 4
+    assert engine["ge"] < declared * Liberty.read().area["DFF"] / 4
 
 
 # -- cache -----------------------------------------------------------------------------------
 
 def test_repeat_run_hits_the_cache_without_yosys(tmp_path, monkeypatch):
     cfg = _cfg(format="int8", sparsity=(2, 4))
-    first = flow.estimate_area(cfg, top="pe", cache=tmp_path)
+    first = estimate.estimate_area(cfg, top="pe", cache=tmp_path)
     assert first["yosys_runs"] == first["synthesized"] > 0 and first["yosys_seconds"] > 0
 
     def no_yosys(*args, **kwargs):
         raise AssertionError("Yosys ran on a cache hit")
-    monkeypatch.setattr(flow, "run_yosys", no_yosys)
+    monkeypatch.setattr(yosys, "run_yosys", no_yosys)
     # No Yosys run (no_yosys) is the cache's proof; its speed is not asserted here.
-    again = flow.estimate_area(cfg, top="pe", cache=tmp_path)
+    again = estimate.estimate_area(cfg, top="pe", cache=tmp_path)
     assert again["yosys_runs"] == 0 and again["yosys_seconds"] == 0
     for k in ("total_ge", "logic_ge", "transistors", "modules", "pe_breakdown"):
         assert again[k] == first[k]
@@ -305,8 +306,8 @@ def test_repeat_run_hits_the_cache_without_yosys(tmp_path, monkeypatch):
 
 def test_overlapping_design_synthesizes_only_new_modules(tmp_path):
     cfg = _cfg(format="int8", sparsity=(2, 4), rows=1, cols=2)
-    pe = flow.estimate_area(cfg, top="pe", cache=tmp_path)
-    arr = flow.estimate_area(cfg, top="array", cache=tmp_path)
+    pe = estimate.estimate_area(cfg, top="pe", cache=tmp_path)
+    arr = estimate.estimate_area(cfg, top="array", cache=tmp_path)
     # The array refers to the very PE module synthesized for --top pe: only the array
     # and its (empty) PEInstance wrappers are new.
     new = [m for m in arr["modules"].values() if m["class"] in ("Array", "PEInstance")]
@@ -321,8 +322,8 @@ def test_module_area_does_not_depend_on_cache_history(tmp_path):
     """A module's GE is a function of its hash alone: synthesized inside a larger design
     with a cold cache, or alone, it reports the same area."""
     cfg = _cfg(format="mxfp4_e2m1", sparsity=(2, 4), rows=1, cols=2)
-    in_array = flow.estimate_area(cfg, top="array", cache=tmp_path / "a")
-    alone = flow.estimate_area(cfg, top="pe", cache=tmp_path / "b")
+    in_array = estimate.estimate_area(cfg, top="array", cache=tmp_path / "a")
+    alone = estimate.estimate_area(cfg, top="pe", cache=tmp_path / "b")
     for cls in ("PE", "Multiplier", "BlockConverter", "Float32Adder", "SparseSelect"):
         assert in_array["modules"][cls]["key"] == alone["modules"][cls]["key"]
         assert in_array["modules"][cls]["ge"] == alone["modules"][cls]["ge"], cls
@@ -330,8 +331,8 @@ def test_module_area_does_not_depend_on_cache_history(tmp_path):
 
 def test_cache_follows_nmmx_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("NMMX_CACHE_DIR", str(tmp_path / "c"))
-    assert flow.cache_dir() == tmp_path / "c"
-    flow.synthesize(_Mul(4), name="mul")
+    assert area.cache_dir() == tmp_path / "c"
+    area.synthesize(_Mul(4), name="mul")
     assert list((tmp_path / "c").glob("*/*.json"))
 
 
@@ -339,11 +340,11 @@ def test_cache_follows_nmmx_cache_dir(tmp_path, monkeypatch):
 
 def test_estimate_area_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"^top must be one of pe, array, engine, not 'core'$"):
-        flow.estimate_area(Config(), top="core")
+        estimate.estimate_area(Config(), top="core")
     with pytest.raises(TypeError, match=r"^config must be a golden\.Config, not \{\}$"):
-        flow.estimate_area({}, top="pe")
+        estimate.estimate_area({}, top="pe")
     with pytest.raises(ValueError, match=r"^Yosys executable '/no/such/yosys' does not exist$"):
-        flow.estimate_area(Config(), top="pe", yosys="/no/such/yosys")
+        estimate.estimate_area(Config(), top="pe", yosys="/no/such/yosys")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -380,8 +381,8 @@ def test_cli_json_report(cache, pe_area, tmp_path, monkeypatch, capsys):
 def test_engine_8x8(tmp_path):
     # Cold and cached wall times are figures of the report (``yosys_seconds``, printed
     # by ``python -m synth``), not timed assertions.
-    r = flow.estimate_area(Config(), top="engine", cache=tmp_path)
+    r = estimate.estimate_area(Config(), top="engine", cache=tmp_path)
     assert r["types"]["PE"]["count"] == 64
     assert r["buffer_bits"] > 0 and r["total_ge"] > r["logic_ge"] > 0 and r["yosys_seconds"] > 0
-    again = flow.estimate_area(Config(), top="engine", cache=tmp_path)
+    again = estimate.estimate_area(Config(), top="engine", cache=tmp_path)
     assert again["total_ge"] == r["total_ge"] and again["yosys_seconds"] == 0

@@ -1,0 +1,213 @@
+"""Which function of a PE each synthesized cell serves.
+
+:func:`_attribute_cells` splits one mapped module's own cells among the sinks they feed
+(flip-flop bits by register name, outputs, submodule inputs); :func:`pe_breakdown`
+turns those groups, and the PE's submodules, into GE of one PE by function
+(:data:`PE_CATEGORIES`).
+"""
+
+import re
+from collections import defaultdict
+
+__all__ = ["PE_CATEGORIES", "CLASS_CATEGORIES", "REGISTER_CATEGORIES", "pe_breakdown"]
+
+#: Keys of ``pe_breakdown`` (GE of one PE by function).
+PE_CATEGORIES = ("multipliers", "sparse_select", "scale_and_convert", "accumulators",
+                 "pipeline_registers", "other")
+
+#: Submodule component classes -> PE breakdown category.
+CLASS_CATEGORIES = {
+    "Multiplier": "multipliers",
+    "ElementDecoder": "multipliers",
+    "SparseSelect": "sparse_select",
+    "BlockConverter": "scale_and_convert",
+    "Float32Adder": "accumulators",
+}
+
+#: Own registers of a PE (and the array's per-PE links) -> category, by the first
+#: pattern their name matches; the combinational cells feeding a register count with
+#: it.  Any other register (activation/weight/scale/control links, flags, the converted
+#: term, the result and drain registers) is a pipeline register.
+REGISTER_CATEGORIES = (
+    (re.compile(r"acc|psum|bsum"), "accumulators"),
+    (re.compile(r"conv"), "scale_and_convert"),
+    (re.compile(r"idx|index|meta"), "sparse_select"),
+    (re.compile(r"prod|mul"), "multipliers"),
+)
+
+#: Array registers that carry weight slots down a column (``w_<row>_<col>``); their
+#: index bits are the PE's metadata registers and count as sparse select.
+_WEIGHT_LINK = re.compile(r"^w_\d+_\d+$")
+
+#: Component classes that only wrap a reference to a separately converted PE module.
+_PE_WRAPPERS = ("PEInstance", "WSPEInstance")
+
+#: Component classes that are one PE (output- and weight-stationary dataflow).
+_PE_CLASSES = ("PE", "WSPE")
+
+
+def _attribute_cells(mod_json, liberty):
+    """Attribute each mapped cell's area to the sinks it feeds.
+
+    A sink is an own flip-flop bit (grouped by register name), a module output
+    (``out:<port>``) or a submodule input (``sub:<instance>``).  A combinational cell that
+    feeds several sinks splits its area evenly among them, so the groups add up to the
+    module's own area.
+
+    Returns
+    -------
+    dict of str to dict
+        Group -> ``{"ff": GE, "comb": GE}``; register groups also carry ``bits``, the GE
+        (flip-flop plus its share of logic) of each bit of the register.
+    """
+    cells = mod_json.get("cells", {})
+    names = {}
+    for net, info in sorted(mod_json.get("netnames", {}).items()):
+        # Prefer a designer's name (a_0_1) over an Amaranth alias (a$3) over a hidden one.
+        rank = 2 if info.get("hide_name") or net.startswith("$") else int("$" in net)
+        for offset, bit in enumerate(info["bits"]):
+            if isinstance(bit, int) and (bit not in names or rank < names[bit][0]):
+                names[bit] = (rank, net, offset)
+    driver = {}
+    for cname, cell in cells.items():
+        out = liberty.outputs.get(cell["type"])
+        if out and cell["type"] not in liberty.sequential:
+            for bit in cell["connections"].get(out, []):
+                if isinstance(bit, int):
+                    driver[bit] = cname
+    sinks = defaultdict(set)     # comb cell -> sinks it feeds
+
+    def walk(bits, sink):
+        stack = [b for b in bits if isinstance(b, int)]
+        seen = set()
+        while stack:
+            cname = driver.get(stack.pop())
+            if cname is None or cname in seen:
+                continue
+            seen.add(cname)
+            sinks[cname].add(sink)
+            cell = cells[cname]
+            out = liberty.outputs[cell["type"]]
+            for port, cbits in cell["connections"].items():
+                if port != out:
+                    stack.extend(b for b in cbits if isinstance(b, int))
+
+    sink_area = defaultdict(lambda: [0.0, 0.0])     # sink -> [ff GE, comb GE]
+    for cname, cell in sorted(cells.items()):
+        ctype = cell["type"]
+        if ctype in liberty.sequential:
+            out = liberty.outputs[ctype]
+            q = cell["connections"].get(out, [None])[0]
+            _, net, offset = names.get(q, (3, "?", 0))
+            sink = (net, offset)
+            sink_area[sink][0] += liberty.area[ctype]
+            walk([b for p, bs in cell["connections"].items() if p != out for b in bs], sink)
+        elif ctype not in liberty.area and not ctype.startswith("$"):
+            for bits in cell["connections"].values():
+                walk(bits, (f"sub:{cname.lstrip(chr(92))}", None))
+    for port, info in sorted(mod_json.get("ports", {}).items()):
+        if info["direction"] in ("output", "inout"):
+            walk(info["bits"], (f"out:{port}", None))
+    for cname, cell in cells.items():
+        ctype = cell["type"]
+        if ctype in liberty.area and ctype not in liberty.sequential:
+            owners = sinks.get(cname) or {("unattributed", None)}
+            for sink in owners:
+                sink_area[sink][1] += liberty.area[ctype] / len(owners)
+    groups = {}
+    for (name, offset), (ff, comb) in sorted(sink_area.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        g = groups.setdefault(name, {"ff": 0.0, "comb": 0.0})
+        g["ff"] += ff
+        g["comb"] += comb
+        if offset is not None:
+            bits = g.setdefault("bits", [])
+            bits.extend([0.0] * (offset + 1 - len(bits)))
+            bits[offset] = round(bits[offset] + ff + comb, 4)
+    for g in groups.values():
+        g["ff"], g["comb"] = round(g["ff"], 4), round(g["comb"], 4)
+    return groups
+
+
+
+def _register_category(group):
+    low = group.lower()
+    for pattern, cat in REGISTER_CATEGORIES:
+        if pattern.search(low):
+            return cat
+    return "pipeline_registers"
+
+
+def pe_breakdown(report, config=None):
+    """GE of one PE by function, from the synthesized submodules and own cells.
+
+    Submodules of the PE count (with everything below them) by component class through
+    :data:`CLASS_CATEGORIES`.  The PE's own flip-flops, with the combinational cells that
+    feed them, count by register name through :data:`REGISTER_CATEGORIES`; cells that
+    only feed a submodule count with that submodule, cells that only feed an output port
+    count as ``other``.  When the PE sits in an ``Array`` (directly, or as the module a
+    ``PEInstance`` wrapper refers to; a wrapper's own cells, if any, count in full), the
+    array's own cells (the links between PEs and the drain chains) are shared evenly
+    among its PEs and added the same way; the index bits of the weight links (``config``
+    gives their positions) are the PE's metadata registers and count as
+    ``sparse_select``.
+
+    Parameters
+    ----------
+    report : dict
+        A :func:`synthesize` result.
+    config : golden.Config or None
+        Needed only to split weight links into value and index bits.
+
+    Returns
+    -------
+    dict or None
+        Every :data:`PE_CATEGORIES` key -> GE, or ``None`` if the design has no ``PE``.
+    """
+    classes, results, inst = report["_classes"], report["_results"], report["instances"]
+    pes = sorted(n for n, c in classes.items() if c in _PE_CLASSES)
+    if not pes:
+        return None
+    pe = pes[0]
+    cat = dict.fromkeys(PE_CATEGORIES, 0.0)
+
+    def children(path):
+        return [n for n in inst if n.startswith(path + ".") and "." not in n[len(path) + 1:]]
+
+    def subtree_ge(path):
+        return results[inst[path]]["ge"] + sum(subtree_ge(c) for c in children(path))
+
+    def child_category(path):
+        cls = classes.get(path)
+        if cls in CLASS_CATEGORIES:
+            return CLASS_CATEGORIES[cls]
+        if cls in _PE_CLASSES or cls in _PE_WRAPPERS:
+            return "other"
+        return _register_category(cls or path.rsplit(".", 1)[-1])
+
+    def add_groups(path, weight):
+        for group, ge in results[inst[path]]["groups"].items():
+            area = (ge["ff"] + ge["comb"]) * weight
+            if group.startswith("sub:"):
+                sub = path + "." + group[4:]
+                cat[child_category(sub) if sub in inst else "other"] += area
+            elif group.startswith("out:") or group == "unattributed":
+                cat["other"] += area
+            elif (config is not None and config.index_bits and _WEIGHT_LINK.match(group)
+                  and "bits" in ge):
+                for offset, bit_ge in enumerate(ge["bits"]):
+                    is_index = offset % config.w_slot_bits >= config.w_fmt.bits
+                    cat["sparse_select" if is_index else "pipeline_registers"] += bit_ge * weight
+            else:
+                cat[_register_category(group)] += area
+
+    for child in children(pe):
+        cat[child_category(child)] += subtree_ge(child)
+    add_groups(pe, 1.0)
+    parent = pe.rpartition(".")[0]
+    while parent and classes.get(parent) in _PE_WRAPPERS:
+        add_groups(parent, 1.0)
+        parent = parent.rpartition(".")[0]
+    if parent and classes.get(parent) in ("Array", "WSArray"):
+        n_pes = sum(1 for p in pes if p.startswith(parent + "."))
+        add_groups(parent, 1.0 / n_pes)
+    return {k: round(v, 2) for k, v in cat.items()}
