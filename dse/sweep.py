@@ -21,8 +21,7 @@ import fnmatch
 import hashlib
 import json
 import math
-import os
-import tempfile
+import signal
 import time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from gen.flags import parse_shape, shape_label
 from golden.config import Config
+from nmmx.files import atomic_write
 from . import data as _data
 from .metrics import ErrorStats
 
@@ -339,15 +339,8 @@ def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn):
 # -- cache -----------------------------------------------------------------------------
 
 def _write_json_atomic(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)  # keep row order: GEMMs as given
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # nmmx.files is the one atomic writer (it also gives the file the umask's mode).
+    atomic_write(path, json.dumps(obj, indent=1, allow_nan=True))  # keep row order
 
 
 def _read_cached(path, key):
@@ -371,6 +364,21 @@ class InlineExecutor(cf.Executor):
         except BaseException as e:  # delivered through the future, like a pool does
             fut.set_exception(e)
         return fut
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(executor):
+    """Cancel the queued work of a process pool and terminate its workers at once."""
+    # ``_processes`` (pid -> Process) is the pool's own record of its workers.
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=1)
 
 
 def _completed(executor, items, call):
@@ -439,7 +447,9 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
         owned_client = None if client is dask else client
         executor = client.get_executor(pure=False)
     elif jobs > 1:
-        executor = cf.ProcessPoolExecutor(max_workers=jobs)
+        # Workers ignore Ctrl-C: the parent handles it (and stops them), so the user
+        # sees one line instead of a traceback from every worker.
+        executor = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
     else:
         executor = InlineExecutor()
 
@@ -469,8 +479,9 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
         if finished:
             executor.shutdown(wait=True)
         elif isinstance(executor, cf.ProcessPoolExecutor):
-            # Interrupted: drop the queued points (finished ones are already cached).
-            executor.shutdown(wait=False, cancel_futures=True)
+            # Interrupted: drop the queued points (finished ones are already cached) and
+            # stop the running ones now; waiting for them took as long as a point.
+            _stop_pool(executor)
         else:
             executor.shutdown(wait=False)
         if owned_client is not None:

@@ -17,11 +17,11 @@ Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 
 import json
 import sys
-from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
                        run_cli)
 from golden.config import Config
+from nmmx.files import atomic_write, check_output_file
 from synth.flow import TOPS, SRAM_GE_PER_BIT, YosysError, estimate_area
 
 __all__ = ["build_parser", "main", "format_table"]
@@ -77,9 +77,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     if args.json is not None:
-        out = Path(args.json)
-        if out.is_dir() or not out.parent.is_dir():
-            raise UsageError(f"--json needs a file in an existing directory, not {args.json!r}")
+        # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
+        out = check_output_file(args.json, what="--json file")
     if args.compare_dataflows:
         return _compare(config, args, out if args.json is not None else None)
     try:
@@ -91,7 +90,7 @@ def main(argv=None):
         return 1
     print(format_table(report))
     if args.json is not None:
-        out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
 
 
@@ -128,9 +127,10 @@ def _compare(config, args, out):
         print()
     print(format_comparison(reports))
     if out is not None:
-        out.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
+        atomic_write(out, json.dumps(reports, indent=1, sort_keys=True) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, interrupted="no report was written; synthesized modules are "
+                                       "cached, so run the same command again"))
