@@ -269,8 +269,7 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
-    out = opt["out"]
-    out.mkdir(parents=True, exist_ok=True)
+    out = opt["out"]          # created by the first file written into it, not before
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
     try:
         res = run_sweep(configs, settings, out, jobs=opt["jobs"], dask=opt["dask"],

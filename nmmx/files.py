@@ -68,6 +68,13 @@ def _nearest_existing(path):
     return probe
 
 
+def _read_only_fs(path):
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def check_output_dir(path, *, what="output directory"):
     """Check that ``path`` is, or can be created as, a writable directory.
 
@@ -92,6 +99,9 @@ def check_output_dir(path, *, what="output directory"):
         raise OutputError(f"The {what} {str(path)!r} cannot be created: {str(existing)!r} "
                           f"is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
+        if _read_only_fs(existing):
+            raise OutputError(f"The {what} {str(path)!r} is not writable: {str(existing)!r} "
+                              f"is on a read-only file system")
         raise OutputError(f"The {what} {str(path)!r} is not writable: no write permission "
                           f"on {str(existing)!r}")
     return path
