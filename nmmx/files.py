@@ -124,6 +124,10 @@ def check_output_file(path, *, what="output file"):
     if path.exists() and not os.access(path, os.W_OK) and not os.access(
             path.parent, os.W_OK):
         raise OutputError(f"The {what} {str(path)!r} is not writable")
+    existing = _nearest_existing(Path(os.path.abspath(path.parent)))
+    if not existing.is_dir():
+        raise OutputError(f"The {what} {str(path)!r} cannot be created: {str(existing)!r} "
+                          f"is a file, not a directory")
     check_output_dir(path.parent, what=f"directory of the {what}")
     return path
 
