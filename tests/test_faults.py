@@ -179,6 +179,12 @@ def test_disk_full(cli, small_fs, capsys):
 
 # -- Ctrl-C ---------------------------------------------------------------------------------
 
+def _default_sigint():
+    # An ignored SIGINT is inherited through exec, and something in a long pytest-xdist
+    # worker ignores it; a terminal's Ctrl-C reaches a process that has the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(argv, tmp_path, ready, *, env=None, timeout=120):
     """Start ``python -m ...`` in its own session (as a terminal would), wait until
     ``ready(stderr_text)`` is true, send SIGINT to the whole process group (workers and
@@ -189,7 +195,7 @@ def _interrupt(argv, tmp_path, ready, *, env=None, timeout=120):
     with open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=tmp_path, env=full_env,
                                 stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_default_sigint)
     t_end = time.monotonic() + timeout
     while not ready(err_path.read_text()):
         assert proc.poll() is None, f"finished before the interrupt: {err_path.read_text()}"
