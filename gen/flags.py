@@ -205,6 +205,10 @@ def run_cli(main, argv=None, *, interrupted=INTERRUPTED):
     except KeyboardInterrupt as e:
         text = str(e) if isinstance(e, Interrupted) and str(e) else interrupted
         print(f"interrupted: {text}", file=sys.stderr)
+        # The abandoned work's half-built objects warn when collected at exit (Amaranth's
+        # UnusedElaboratable); after Ctrl-C that is noise, so the line above stays the one.
+        import warnings
+        warnings.simplefilter("ignore")
         return 130
     except OSError as e:
         print(f"error: {os_error_text(e)}", file=sys.stderr)
