@@ -35,9 +35,10 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+from gen.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
                        configs_from_args, parse_seed, whole_number)
 from golden.config import Config
+from nmmx.files import check_output_dir
 
 from .sweep import Settings, parse_shape, run_sweep
 from . import data as _data
@@ -289,8 +290,9 @@ def prepare(argv):
     top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
     configs = _configs(args, top, extras)
     out = _option(args, top, "out")
-    if not out:
+    if out is None:
         raise UsageError("An output directory is required (-o DIR or 'out' in the sweep file)")
+    out = check_output_dir(out)           # OutputError: exit 2 before any work
     gemm_text = _option(args, top, "gemm")
     gemms = []
     for part in gemm_text.split(","):
@@ -325,7 +327,7 @@ def prepare(argv):
     dask = _option(args, top, "dask")
     if dask is not None:
         check_dask_address(dask)
-    options = {"out": Path(out), "jobs": _int_option(args, top, "jobs", 1),
+    options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress}
     return configs, settings, options
@@ -335,14 +337,18 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
-    out = opt["out"]
+    out = opt["out"]          # created by the first file written into it, not before
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
-    res = run_sweep(configs, settings, out, jobs=jobs, dask=opt["dask"],
-                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+    try:
+        res = run_sweep(configs, settings, out, jobs=jobs, dask=opt["dask"],
+                        area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+    except KeyboardInterrupt:
+        done = len(list((out / "points").glob("*.json")))
+        raise Interrupted(f"{done} of {len(configs)} points are cached in "
+                          f"{out / 'points'}; run the same command again to resume") from None
     print(f"dse: {res.evaluated} evaluated, {res.cached} from cache", file=sys.stderr)
     if res.failures:
         for msg in res.failures:

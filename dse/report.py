@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from gen.flags import shape_label
+from nmmx.files import atomic_open, atomic_write
 from .metrics import pareto_front
 
 __all__ = ["write_csv", "write_report", "write_plots", "write_all", "PARETO_X", "PARETO_Y"]
@@ -59,7 +60,7 @@ def _mark_pareto(rows):
 def write_csv(rows, path):
     """One row per point: the config and every figure (nested values as JSON)."""
     cols = _columns(rows)
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in rows:
@@ -257,7 +258,7 @@ def write_report(rows, path, *, front, front_logic, settings, command=None):
                       for r in rows]),
               "", "![Utilization](utilization.png)", "",
               "## Area breakdown", "", "![Area](area_breakdown.png)", ""]
-    Path(path).write_text("\n".join(parts))
+    atomic_write(path, "\n".join(parts))
 
 
 def _pe_categories(rows):
@@ -300,7 +301,7 @@ def write_plots(rows, out_dir, labs=None):
         ax.set_title(f"Throughput per area ({what}) vs error")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(out_dir / "pareto.png", dpi=130)
+    _save_png(fig, out_dir / "pareto.png")
     plt.close(fig)
 
     cats = _pe_categories(rows)
@@ -327,7 +328,7 @@ def write_plots(rows, out_dir, labs=None):
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax_t.tick_params(axis="x", labelrotation=90, labelsize=6)
     fig.tight_layout()
-    fig.savefig(out_dir / "area_breakdown.png", dpi=130)
+    _save_png(fig, out_dir / "area_breakdown.png")
     plt.close(fig)
 
     labs = labs or _shape_labels(rows)
@@ -348,8 +349,13 @@ def write_plots(rows, out_dir, labs=None):
     ax.set_title("Utilization vs GEMM shape (cycle model)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out_dir / "utilization.png", dpi=130)
+    _save_png(fig, out_dir / "utilization.png")
     plt.close(fig)
+
+
+def _save_png(fig, path):
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=130)
 
 
 def write_all(rows, out_dir, *, settings, command=None, plots=True):

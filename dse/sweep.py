@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import signal
 import time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -349,7 +350,7 @@ POINT_FIELDS = {
     "m_group": int, "pes": int, "modules": dict,
     **dict.fromkeys(("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
                      "yosys_seconds", "area_seconds", "numerics_seconds", "macs_per_cycle",
-                     "utilization", "tpa_total", "tpa_logic", "effective_check",
+                     "utilization", "useful_utilization", "tpa_total", "tpa_logic", "effective_check",
                      "err_rel_fro", "err_max_abs", "err_sqnr_db", "werr_rel_fro",
                      "pq_rel_fro", "qp_rel_fro", "pq_w_rel_fro", "qp_w_rel_fro",
                      "pq_sqnr_db", "qp_sqnr_db"), Number),
@@ -358,7 +359,8 @@ POINT_FIELDS = {
 
 #: Fields of a point row per GEMM shape ``@<MxKxN>``.
 GEMM_FIELDS = {"cycles": int, "scalesim_cycles": int, "issued_slots": int,
-               "macs_per_cycle": Number, "utilization": Number}
+               "macs_per_cycle": Number, "utilization": Number,
+               "useful_utilization": Number}
 
 
 def point_cache(points_dir, settings):
@@ -382,6 +384,21 @@ class InlineExecutor(cf.Executor):
         except BaseException as e:  # delivered through the future, like a pool does
             fut.set_exception(e)
         return fut
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(executor):
+    """Cancel the queued work of a process pool and terminate its workers at once."""
+    # ``_processes`` (pid -> Process) is the pool's own record of its workers.
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=1)
 
 
 def _completed(executor, items, call):
@@ -451,7 +468,9 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
         owned_client = None if client is dask else client
         executor = client.get_executor(pure=False)
     elif jobs > 1:
-        executor = cf.ProcessPoolExecutor(max_workers=jobs)
+        # Workers ignore Ctrl-C: the parent handles it (and stops them), so the user
+        # sees one line instead of a traceback from every worker.
+        executor = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
     else:
         executor = InlineExecutor()
 
@@ -482,8 +501,9 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
         if finished:
             executor.shutdown(wait=True)
         elif isinstance(executor, cf.ProcessPoolExecutor):
-            # Interrupted: drop the queued points (finished ones are already cached).
-            executor.shutdown(wait=False, cancel_futures=True)
+            # Interrupted: drop the queued points (finished ones are already cached) and
+            # stop the running ones now; waiting for them took as long as a point.
+            _stop_pool(executor)
         else:
             executor.shutdown(wait=False)
         if owned_client is not None:

@@ -10,7 +10,6 @@ sentence on stderr, exits with status 2 and writes nothing.
 
 import sys
 import time
-from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args)
@@ -42,7 +41,8 @@ def main(argv=None):
     t0 = time.monotonic()
     try:
         # generate() checks the name and the output path before it writes anything.
-        v_path, j_path = generate(config, Path(args.out), args.name)
+        # args.out stays a string: Path("") would quietly mean the current directory.
+        v_path, j_path = generate(config, args.out, args.name)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if not args.quiet:
@@ -51,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(cli_main(main, interrupted="nothing was written; run the same command again"))

@@ -16,8 +16,8 @@ from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
 __all__ = ["add_config_flags", "configs_from_args", "config_from_args", "UsageError",
-           "run_cli", "cli_main", "list_formats_text", "ArgumentParser", "parse_shape",
-           "shape_label", "whole_number", "parse_seed"]
+           "run_cli", "cli_main", "Interrupted", "INTERRUPTED", "list_formats_text",
+           "ArgumentParser", "parse_shape", "shape_label", "whole_number", "parse_seed"]
 
 _DEFAULT = Config()
 
@@ -199,13 +199,22 @@ def config_from_args(args):
     return configs_from_args(args, multi=False)[0]
 
 
-def cli_main(main, argv=None):
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with one sentence saying what was done and how to resume; raise it from a
+    ``main`` that knows more than :func:`run_cli`'s default message."""
+
+
+#: What :func:`run_cli` says on Ctrl-C when ``main`` does not say more.
+INTERRUPTED = "nothing was written; run the same command again to start over"
+
+
+def cli_main(main, argv=None, *, interrupted=INTERRUPTED):
     """The entry point of every ``python -m``: :func:`run_cli`, and a reader that closes
     the pipe early (``python -m gen --list-formats | head -1``) ends the command quietly
     instead of with a ``BrokenPipeError`` traceback (the recipe of Python's ``signal``
     documentation: point stdout at devnull so the exit-time flush cannot fail again)."""
     try:
-        code = run_cli(main, argv)
+        code = run_cli(main, argv, interrupted=interrupted)
         sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -214,15 +223,40 @@ def cli_main(main, argv=None):
     return code
 
 
-def run_cli(main, argv=None):
-    """Run ``main(argv)``; a :class:`UsageError` becomes one line on stderr and exit 2."""
+def run_cli(main, argv=None, *, interrupted=INTERRUPTED):
+    """Run ``main(argv)`` and map every way it can end to an exit code and one line.
+
+    * a :class:`UsageError` or :class:`nmmx.files.OutputError` (a bad argument or output
+      path, found before any work): ``error: SENTENCE`` on stderr, exit code 2;
+    * an ``OSError`` during the work (a full disk, a file that vanished): ``error:
+      SENTENCE`` (:func:`nmmx.files.os_error_text`), exit code 1;
+    * Ctrl-C (``KeyboardInterrupt``): ``interrupted: SENTENCE`` on stderr, exit code 130;
+      the sentence is the :class:`Interrupted` message, or ``interrupted``;
+    * a closed stdout (``BrokenPipeError``) propagates to :func:`cli_main`.
+
+    No traceback reaches the user in any of these cases.
+    """
+    from nmmx.files import OutputError, os_error_text
     try:
         code = main(argv)
     except SystemExit as e:          # --help, --list-formats
         return e.code or 0
-    except UsageError as e:
+    except (UsageError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        text = str(e) if isinstance(e, Interrupted) and str(e) else interrupted
+        print(f"interrupted: {text}", file=sys.stderr)
+        # The abandoned work's half-built objects warn when collected at exit (Amaranth's
+        # UnusedElaboratable); after Ctrl-C that is noise, so the line above stays the one.
+        import warnings
+        warnings.simplefilter("ignore")
+        return 130
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        print(f"error: {os_error_text(e)}", file=sys.stderr)
+        return 1
     return 0 if code is None else code
 
 

@@ -9,8 +9,6 @@ locations, paths or timestamps).
 
 import json
 import re
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from golden.config import Config
 from golden.pack import WR_SEL
 from hw.engine import COUNTERS, Engine
 from hw.pe import PE
+from nmmx.files import atomic_files, check_output_dir, check_output_file
 
 __all__ = ["generate", "build_verilog", "engine_classes", "hardware_classes", "pe_module_name", "manifest", "nmmx_version",
            "check_top_name"]
@@ -212,8 +211,10 @@ def manifest(config, name, engine):
 def generate(config, out_dir, name=None):
     """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths.
 
-    Both files are produced in a temporary directory and moved into ``out_dir`` only on
-    success, so a failure leaves nothing behind.
+    The output location is checked before anything is elaborated.  Both files are
+    written to temporary files in ``out_dir`` and renamed into place only when both are
+    complete (:func:`nmmx.files.atomic_files`), so a failure, a full disk or Ctrl-C
+    leaves neither behind.
 
     Parameters
     ----------
@@ -233,26 +234,21 @@ def generate(config, out_dir, name=None):
     TypeError
         ``config`` is not a :class:`golden.Config`.
     ValueError
-        ``name`` is not a Verilog identifier, or ``out_dir`` is an existing file.
+        ``name`` is not a Verilog identifier.
+    nmmx.files.OutputError
+        (a ``ValueError``) ``out_dir`` or one of the two files cannot be written.
+    OSError
+        Writing failed (for example ``ENOSPC``); nothing was left behind.
     """
     if not isinstance(config, Config):
         raise TypeError(f"generate needs a golden.Config, not {config!r}")
     name = check_top_name(config.name if name is None else name)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"Output directory {str(out_dir)!r} is an existing file")
+    out_dir = check_output_dir(out_dir)
+    paths = [check_output_file(out_dir / f"{name}{suffix}", what=what)
+             for suffix, what in ((".v", "Verilog file"), (".json", "manifest file"))]
     text, engine = build_verilog(config, name)
     info = manifest(config, name, engine)
-    tmp = Path(tempfile.mkdtemp(prefix="nmmx_gen_"))
-    try:
-        (tmp / f"{name}.v").write_text(text)
-        (tmp / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for suffix in (".v", ".json"):
-            dst = out_dir / f"{name}{suffix}"
-            shutil.move(str(tmp / f"{name}{suffix}"), str(dst))
-            paths.append(dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_files(paths) as (v_file, j_file):
+        v_file.write(text)
+        j_file.write(json.dumps(info, indent=2) + "\n")
     return paths[0], paths[1]

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["OutputError", "check_output_dir", "check_output_file", "atomic_write",
-           "atomic_open", "file_mode", "is_disk_full"]
+           "atomic_open", "atomic_files", "file_mode", "is_disk_full", "os_error_text"]
 
 #: Trees no output may be written into, whatever the permissions say.
 _PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
@@ -68,6 +68,13 @@ def _nearest_existing(path):
     return probe
 
 
+def _read_only_fs(path):
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def check_output_dir(path, *, what="output directory"):
     """Check that ``path`` is, or can be created as, a writable directory.
 
@@ -92,6 +99,9 @@ def check_output_dir(path, *, what="output directory"):
         raise OutputError(f"The {what} {str(path)!r} cannot be created: {str(existing)!r} "
                           f"is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
+        if _read_only_fs(existing):
+            raise OutputError(f"The {what} {str(path)!r} is not writable: {str(existing)!r} "
+                              f"is on a read-only file system")
         raise OutputError(f"The {what} {str(path)!r} is not writable: no write permission "
                           f"on {str(existing)!r}")
     return path
@@ -108,13 +118,110 @@ def check_output_file(path, *, what="output file"):
         With one sentence naming the path and what is wrong with it.
     """
     path = _as_path(path, what)
+    _check_names(path, what)
     if path.is_dir():
         raise OutputError(f"The {what} {str(path)!r} is a directory")
     if path.exists() and not os.access(path, os.W_OK) and not os.access(
             path.parent, os.W_OK):
         raise OutputError(f"The {what} {str(path)!r} is not writable")
+    existing = _nearest_existing(Path(os.path.abspath(path.parent)))
+    if not existing.is_dir():
+        raise OutputError(f"The {what} {str(path)!r} cannot be created: {str(existing)!r} "
+                          f"is a file, not a directory")
     check_output_dir(path.parent, what=f"directory of the {what}")
     return path
+
+
+def _make_parents(directory):
+    """Create ``directory`` and its missing parents; return the ones created, deepest
+    first (so that a failed write can remove exactly those)."""
+    missing = []
+    probe = Path(directory)
+    while not probe.exists() and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:      # another process made it meanwhile
+                continue
+            created.append(d)
+    except BaseException:
+        _remove_dirs(created[::-1])
+        raise
+    return created[::-1]
+
+
+def _remove_dirs(dirs):
+    for d in dirs:                        # deepest first; only if still empty
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _named(exc, path):
+    """``exc`` with ``path`` as its file name when the OS did not give one (a failed
+    ``write`` or ``fsync`` names no file), so the user's message can say which file."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror, str(path))
+    return None
+
+
+@contextlib.contextmanager
+def atomic_files(paths, mode="w", *, encoding="utf-8"):
+    """Open one temporary file beside each of ``paths``; rename them all into place when
+    the block ends, or none of them.
+
+    Yields the list of open files, in the order of ``paths``.  ``mode`` is ``"w"`` (text,
+    ``encoding``) or ``"wb"``.  Every file is written, flushed and synced before the first
+    rename, so a full disk or an exception in the block (``KeyboardInterrupt`` included)
+    leaves every path as it was: the temporary files, and any directory this call created,
+    are removed and the exception propagates.  New files get :func:`file_mode`.  An
+    ``OSError`` that names no file (``ENOSPC`` from ``write``) is re-raised naming the path.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
+    paths = [Path(p) for p in paths]
+    created, tmps, files, done = [], [], [], []
+    current = paths[0] if paths else None
+    try:
+        for path in paths:
+            current = path
+            created += _make_parents(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.",
+                                       suffix=".tmp")
+            tmps.append(tmp)
+            files.append(os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w"
+                                               else {})))
+        yield files
+        for path, f in zip(paths, files):
+            current = path
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for path, tmp in zip(paths, tmps):
+            current = path
+            os.chmod(tmp, file_mode())
+        for path, tmp in zip(paths, tmps):
+            current = path
+            os.replace(tmp, path)
+            done.append(path)
+    except BaseException as e:
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.close()
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        for path in done:                 # a rename failed after others: none, not some
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        _remove_dirs(created)
+        named = _named(e, current)
+        if named is not None:
+            raise named from e
+        raise
 
 
 @contextlib.contextmanager
@@ -123,25 +230,12 @@ def atomic_open(path, mode="w", *, encoding="utf-8"):
 
     ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``.  If the block raises, or the
     data cannot be flushed to disk (for example ``ENOSPC``), the temporary file is
-    removed, ``path`` is left as it was, and the exception propagates.  Missing parent
-    directories are created.
+    removed, ``path`` is left as it was, and the exception propagates (see
+    :func:`atomic_files`, of which this is the one-file case).  Missing parent
+    directories are created, and removed again on failure.
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open writes with mode 'w' or 'wb', not {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({"encoding": encoding} if mode == "w" else {})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_files([path], mode, encoding=encoding) as (f,):
+        yield f
 
 
 def atomic_write(path, data):
@@ -154,3 +248,13 @@ def atomic_write(path, data):
 def is_disk_full(exc):
     """True when ``exc`` is the operating system saying the disk or quota is full."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def os_error_text(exc):
+    """One sentence for an ``OSError`` a command could not avoid (a full disk, a file
+    that vanished, a permission that changed after the checks)."""
+    where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
+    if is_disk_full(exc):
+        return f"The disk is full: could not write{where}"
+    reason = exc.strerror or type(exc).__name__
+    return f"{reason[:1].upper()}{reason[1:]}:{where}" if where else f"{reason}"

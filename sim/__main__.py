@@ -10,6 +10,7 @@ import sys
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, parse_seed, parse_shape)
+from nmmx.files import atomic_write, check_output_file
 
 __all__ = ["main", "parse_gemm"]
 
@@ -42,7 +43,8 @@ def _parser():
     g.add_argument("--data", default="gaussian", choices=list(DATA_CLASSES),
                    help="stimulus class [default: gaussian]")
     g.add_argument("--waves", action="store_true",
-                   help="record FST waves (also WAVES=1); the summary names the file")
+                   help="record waves (also WAVES=1): FST, or VCD where the lz4 headers "
+                        "are missing; the summary names the file")
     g.add_argument("--json", default=None, metavar="FILE",
                    help="also write the report as JSON")
     g.add_argument("--replay", default=None, metavar="FILE",
@@ -56,6 +58,9 @@ def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
     from .run import REPORT_KEYS, format_report, load_replay, simulate_cases, Case
+    if args.json is not None:
+        # Checked before the simulation; a missing directory is created (as gen -o does).
+        check_output_file(args.json, what="--json file")
     seed = parse_seed(args.seed)
     if args.replay:
         try:
@@ -79,10 +84,10 @@ def main(argv=None):
         for key in ("replay", "waves"):
             if key in report:
                 out[key] = report[key]
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        atomic_write(args.json, json.dumps(out, indent=1))
     return 0 if report["passed"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(cli_main(main, interrupted="no result was written; finished Verilator builds "
+                                        "are cached, so run the same command again"))

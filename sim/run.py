@@ -22,6 +22,7 @@ import numpy as np
 from golden.config import Config
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import pack_operands
+from nmmx.files import atomic_open, atomic_write
 
 from .build import build_model, build_root, run_cocotb
 from .stimulus import DATA_CLASSES, make_operands
@@ -84,15 +85,10 @@ def _generate(config):
     from gen.generate import generate
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     out = build_root() / "gen" / f"{config.name}_{digest.hexdigest()[:12]}"
-    # Generate privately, then rename into the shared directory: a rename on one file
-    # system is atomic, so a worker never reads another worker's half-written file.
-    private = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    verilog_tmp, manifest_tmp = generate(config, private)
-    out.mkdir(parents=True, exist_ok=True)
-    verilog_path, manifest_path = out / Path(verilog_tmp).name, out / Path(manifest_tmp).name
-    os.replace(verilog_tmp, verilog_path)
-    os.replace(manifest_tmp, manifest_path)
-    shutil.rmtree(private, ignore_errors=True)
+    # generate() renames both files into place only when both are whole, so a worker
+    # never reads another worker's half-written file (the output is deterministic, so
+    # two workers writing the same directory write the same bytes).
+    verilog_path, manifest_path = generate(config, out)
     manifest = json.loads(manifest_path.read_text())
     _generated[key] = (verilog_path, manifest)
     return _generated[key]
@@ -101,9 +97,7 @@ def _generate(config):
 def _write_if_changed(path, text):
     if path.exists() and path.read_text() == text:
         return
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, text)
 
 
 def engine_model(config, *, waves=False, hdl_clock=True, public=None):
@@ -240,7 +234,8 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     io_dir.mkdir(exist_ok=True)
     stem = f"{os.getpid()}_{time.time_ns()}"
     src, dst = io_dir / f"{stem}_in.npz", io_dir / f"{stem}_out.npz"
-    np.savez(src, **payload)
+    with atomic_open(src, "wb") as f:
+        np.savez(f, **payload)
     t0 = time.perf_counter()
     run_dir, _ok = run_cocotb(model, "sim.tb", verbose=verbose,
                               extra_env={"NMMX_SIM_IN": str(src), "NMMX_SIM_OUT": str(dst)})
@@ -440,11 +435,16 @@ def _mismatch_text(config, case, enc, expect, got, report):
 
 def _write_replay(config, case, enc, run_dir):
     path = Path(run_dir) / f"replay_{config.name}_{case.data}_seed{case.seed}.npz"
-    np.savez(path, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed,
+    with atomic_open(path, "wb") as f:
+        _savez_replay(f, config, case, enc)
+    return path
+
+
+def _savez_replay(f, config, case, enc):
+    np.savez(f, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed,
              shape=np.array([enc.m, enc.k, enc.n], np.int64), a_codes=enc.a_codes,
              a_scales=enc.a_scales, w_values=enc.w_values, w_indices=enc.w_indices,
              w_scales=enc.w_scales)
-    return path
 
 
 #: Arrays of a replay file (besides ``config``, ``data``, ``seed`` and ``shape``).

@@ -29,6 +29,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutErro
 
 from golden.config import Config
 from golden.pack import c_read_addresses, unpack_c
+from nmmx.files import atomic_open
 from sim.wrapper import CLOCK_PERIOD_NS
 
 __all__ = ["TB", "CLOCK_PERIOD_NS"]
@@ -190,7 +191,6 @@ async def engine_test(dut):
         out.update({f"j{j}_c": got, f"j{j}_counters": np.array(counters, np.int64),
                     f"j{j}_seconds": seconds, f"j{j}_sim_cycles": cycles,
                     f"j{j}_load_seconds": load_s, f"j{j}_mismatches": bad})
-    tmp = os.environ["NMMX_SIM_OUT"] + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, os.environ["NMMX_SIM_OUT"])
+    with atomic_open(os.environ["NMMX_SIM_OUT"], "wb") as f:
+        np.savez(f, **out)
     assert not failed, f"jobs {failed} differ from golden (the parent process reports them)"

@@ -19,11 +19,11 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 
 from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, run_cli)
 from golden.config import Config
+from nmmx.files import atomic_write, check_output_file
 from synth.area import SRAM_GE_PER_BIT
 from synth.estimate import TOPS, estimate_area
 from synth.yosys import YosysError
@@ -100,9 +100,8 @@ def main(argv=None):
     if args.yosys is not None:
         check_yosys(args.yosys)
     if args.json is not None:
-        out = Path(args.json)
-        if out.is_dir() or not out.parent.is_dir():
-            raise UsageError(f"--json needs a file in an existing directory, not {args.json!r}")
+        # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
+        out = check_output_file(args.json, what="--json file")
     if args.compare_dataflows:
         return _compare(config, args, out if args.json is not None else None)
     try:
@@ -114,7 +113,7 @@ def main(argv=None):
         return 1
     print(format_table(report))
     if args.json is not None:
-        out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
 
 
@@ -151,9 +150,10 @@ def _compare(config, args, out):
         print()
     print(format_comparison(reports))
     if out is not None:
-        out.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
+        atomic_write(out, json.dumps(reports, indent=1, sort_keys=True) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(cli_main(main, interrupted="no report was written; synthesized modules are "
+                                        "cached, so run the same command again"))

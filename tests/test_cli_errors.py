@@ -51,8 +51,6 @@ _closed_port_socket.bind(("127.0.0.1", 0))
 CLOSED_PORT = _closed_port_socket.getsockname()[1]
 
 AS_ROOT = os.geteuid() == 0
-OUTPUT_PATHS = pytest.mark.xfail(strict=True, reason="output-path checks land with the "
-                                                     "reliab-files branch")
 NOT_ROOT = pytest.mark.skipif(AS_ROOT, reason="root writes into read-only directories")
 
 
@@ -252,36 +250,35 @@ _SIM = [
 ]
 
 _SIM_OUTPUT = [
-    pytest.param("sim", ["--json", "{tmp}/missing/r.json"], r"The .*'{tmp}/missing.*",
-                 marks=OUTPUT_PATHS, id="sim-json-missing-dir"),
     pytest.param("sim", ["--json", "{fx}/a_file/r.json"], r"The .*a_file.*",
-                 marks=OUTPUT_PATHS, id="sim-json-under-file"),
+                 id="sim-json-under-file"),
 ]
 
 _GEN = [
     (["--name", "1top"], r"Top-level name must be a Verilog identifier .*, not '1top'"),
     (["--name", "a-b"], r"Top-level name must be a Verilog identifier .*, not 'a-b'"),
-    (["-o", "{fx}/a_file"], r"Output directory '.*/a_file' is an existing file"),
+    (["-o", "{fx}/a_file"], r"The output directory '.*/a_file' exists and is not a "
+                            r"directory"),
     (["--quiet", "yes"], r"unrecognized arguments: yes"),
 ]
 
 _GEN_OUTPUT = [
     pytest.param("gen", ["-o", "{fx}/a_file/sub"], r"The output directory .*a_file.*",
-                 marks=OUTPUT_PATHS, id="gen-out-under-file"),
+                 id="gen-out-under-file"),
     pytest.param("gen", ["-o", "/proc/nmmx"], r"The output directory '/proc/nmmx' is under "
                                               r"/proc, which holds no regular files",
-                 marks=OUTPUT_PATHS, id="gen-out-proc"),
+                 id="gen-out-proc"),
     pytest.param("gen", ["-o", "/sys/nmmx"], r"The output directory '/sys/nmmx' is under "
                                              r"/sys, which holds no regular files",
-                 marks=OUTPUT_PATHS, id="gen-out-sys"),
+                 id="gen-out-sys"),
     pytest.param("gen", ["-o", ""], r"The output directory must not be empty",
-                 marks=OUTPUT_PATHS, id="gen-out-empty"),
+                 id="gen-out-empty"),
     pytest.param("gen", ["-o", "{tmp}/" + "d" * 300], r"The output directory has a name of "
                                                       r"300 bytes.*",
-                 marks=OUTPUT_PATHS, id="gen-out-long-name"),
+                 id="gen-out-long-name"),
     pytest.param("gen", ["-o", "{fx}/read_only/sub"], r"The output directory .* is not "
                                                       r"writable.*",
-                 marks=[OUTPUT_PATHS, NOT_ROOT], id="gen-out-read-only"),
+                 marks=NOT_ROOT, id="gen-out-read-only"),
 ]
 
 _SYNTH = [
@@ -293,16 +290,14 @@ _SYNTH = [
     (["--yosys", "{fx}/not_exec"], r"Yosys executable '.*/not_exec' is not an executable "
                                    r"file"),
     (["--yosys", "{fx}"], r"Yosys executable '.*/fx' is not an executable file"),
-    (["--json", "{tmp}"], r"--json needs a file in an existing directory, not '.*'"),
-    (["--json", "{tmp}/missing/a.json"], r"--json needs a file in an existing directory, "
-                                         r"not '.*/missing/a\.json'"),
-    (["--json", "{fx}/a_file/a.json"], r"--json needs a file in an existing directory, "
-                                       r"not '.*/a_file/a\.json'"),
+    (["--json", "{tmp}"], r"The --json file '.*' is a directory"),
+    (["--json", "{fx}/a_file/a.json"], r"The --json file '.*/a_file/a\.json' cannot be "
+                                       r"created: '.*/a_file' is a file, not a directory"),
 ]
 
 _SYNTH_OUTPUT = [
     pytest.param("synth", ["--top", "pe", "--json", "{fx}/read_only/a.json"],
-                 r"The .* is not writable.*", marks=[OUTPUT_PATHS, NOT_ROOT],
+                 r"The .* is not writable.*", marks=NOT_ROOT,
                  id="synth-json-read-only"),
 ]
 
@@ -371,9 +366,9 @@ _DSE = [
 
 _DSE_OUTPUT = [
     pytest.param("dse", ["-o", "{fx}/a_file"], r"The output directory .*a_file.*",
-                 marks=OUTPUT_PATHS, id="dse-out-file"),
+                 id="dse-out-file"),
     pytest.param("dse", ["-o", "{fx}/a_file/sub"], r"The output directory .*a_file.*",
-                 marks=OUTPUT_PATHS, id="dse-out-under-file"),
+                 id="dse-out-under-file"),
 ]
 
 

@@ -193,11 +193,12 @@ def test_cli_output_is_a_file(tmp_path, capsys):
     target.write_text("keep me")
     assert run_cli(main, ["--rows", "1", "--cols", "1", "-o", str(target)]) == 2
     err = capsys.readouterr().err
-    assert re.match(rf"^error: Output directory {re.escape(repr(str(target)))} is an "
-                    rf"existing file\n$", err), err
+    assert re.match(rf"^error: The output directory {re.escape(repr(str(target)))} exists "
+                    rf"and is not a directory\n$", err), err
     assert target.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
-    with pytest.raises(ValueError, match=r"^Output directory .* is an existing file$"):
+    with pytest.raises(ValueError, match=r"^The output directory .* exists and is not a "
+                                         r"directory$"):
         generate(Config(rows=1, cols=1), target)
 
 

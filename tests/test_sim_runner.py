@@ -120,19 +120,74 @@ def test_hdl_clock_wrapper_runs(build_dir, countdown_v, tmp_path):
     assert [o["cnt_cycles"] for o in out] == [5, 1000]
 
 
+def _vcd_values(path, signal):
+    """Every value (as an int) the VCD file ``path`` records for ``signal``, in order."""
+    codes, values, body = set(), [], False
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not body:
+            # $var wire 24 ! cnt_cycles [23:0] $end
+            if parts[:1] == ["$var"] and len(parts) >= 5 and parts[4] == signal:
+                codes.add(parts[3])
+            body = parts[:1] == ["$enddefinitions"]
+        elif parts and parts[0][0] in "bB" and len(parts) == 2 and parts[1] in codes:
+            values.append(int(parts[0][1:].replace("x", "0").replace("z", "0"), 2))
+        elif parts and len(parts) == 1 and parts[0][0] in "01" and parts[0][1:] in codes:
+            values.append(int(parts[0][0]))
+    return codes, values
+
+
 def test_waves_only_on_request(build_dir, countdown_v, tmp_path, monkeypatch):
+    """A plain build is cached first, then waves are asked for: the traced build must be
+    a different one (the bug: it reused the plain executable, which exits 255 on
+    ``--trace``), and the trace must record the run."""
     path, top = countdown_v
     monkeypatch.delenv("WAVES", raising=False)
-    assert not build_model(path, top).waves
+    plain = build_model(path, top)
+    assert not plain.waves
+    run_dir, ok, _out = _run(plain, tmp_path, [3])
+    assert ok and not list(run_dir.glob("dump.*"))
     monkeypatch.setenv("WAVES", "1")
-    model = build_model(path, top)
-    assert model.waves
-    run_dir, ok, _out = _run(model, tmp_path, [20])
-    assert ok
-    want, other = ("dump.fst", "dump.vcd") if build.fst_available() else ("dump.vcd",
-                                                                           "dump.fst")
-    assert (run_dir / want).is_file() and (run_dir / want).stat().st_size > 0
-    assert not (run_dir / other).exists()
+    mode = build.trace_mode()
+    traced = build_model(path, top)
+    assert traced.waves and traced.key != plain.key and not traced.cached
+    run_dir, ok, out = _run(traced, tmp_path, [20])
+    assert ok and out[0]["cnt_cycles"] == 20
+    assert sorted(p.name for p in run_dir.glob("dump.*")) == [f"dump.{mode}"]
+    dump = run_dir / f"dump.{mode}"
+    if mode == "vcd":
+        codes, values = _vcd_values(dump, "cnt_cycles")
+        assert codes, "the VCD declares no cnt_cycles"
+        # The counter really moved in the trace: it counts up to the length, 20.
+        assert 20 in values and len(set(values)) > 10
+    else:
+        assert dump.read_bytes()[:1] == b"\x00"     # FST block type 0: header
+        assert dump.stat().st_size > 1000
+    # And back: the plain build is still the cached one, and writes no trace.
+    monkeypatch.delenv("WAVES")
+    again = build_model(path, top)
+    assert again.cached and again.key == plain.key
+
+
+def test_trace_mode_is_in_the_key(monkeypatch):
+    """Off, VCD and FST builds of the same design never share a build directory; where
+    the FST writer cannot be compiled (no lz4 headers) waves fall back to VCD."""
+    monkeypatch.delenv("WAVES", raising=False)
+    for fst in (False, True):
+        monkeypatch.setattr(build, "fst_available", lambda: fst)
+        assert build.trace_mode() == "off"
+        assert build.trace_mode(True) == ("fst" if fst else "vcd")
+        monkeypatch.setenv("WAVES", "1")
+        assert build.trace_mode() == ("fst" if fst else "vcd")
+        monkeypatch.delenv("WAVES")
+    assert build.trace_args("off") == build.trace_args("vcd") == []
+    assert "--trace-fst" in build.trace_args("fst")
+    keys = {build._key("module m; endmodule", "m", build.trace_args(mode), mode)
+            for mode in build.TRACE_MODES}
+    assert len(keys) == 3
+    with pytest.raises(ValueError, match=r"^trace mode must be one of off, vcd, fst, "
+                                         r"not 'lxt'$"):
+        build.trace_args("lxt")
 
 
 def test_raw_harness_counts_cycles(build_dir, countdown_v):
