@@ -8,7 +8,7 @@ more than one place needs is a named property on it.
 from dataclasses import dataclass, fields, asdict
 from math import ceil
 
-from .formats import get_format
+from .formats import BINARY32, get_format
 
 __all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
 
@@ -167,8 +167,22 @@ class Config:
         return 0 if self.dense else (self.m_group - 1).bit_length()
 
     @property
+    def log2_m_group(self):
+        """log2(M): shifting a K index right by it gives the group (M is a power of two)."""
+        return self.m_group.bit_length() - 1
+
+    @property
     def scale_bits(self):
+        """Width of one E8M0 block scale code (0 for int8: no scales)."""
         return 8 if self.scaled else 0
+
+    @property
+    def block_exp_bits(self):
+        """Signed width of a block's LSB exponent ``a_scale + w_scale + product_lsb_exp
+        - 2*bias`` (MX): the sum of two scale codes needs ``scale_bits + 1`` bits, the
+        sign one more, and the constant offset (less than ``2**(scale_bits + 1)`` in
+        magnitude) one more."""
+        return self.scale_bits + 3
 
     @property
     def groups_per_block(self):
@@ -185,14 +199,6 @@ class Config:
     def product_lsb_exp(self):
         """Exponent of one unit of the exact product (and of the block accumulator)."""
         return self.a_fmt.lsb_exp + self.w_fmt.lsb_exp
-
-    @property
-    def sig_product_bits(self):
-        return self.a_fmt.sig_bits + self.w_fmt.sig_bits
-
-    @property
-    def product_shift_max(self):
-        return self.a_fmt.max_shift + self.w_fmt.max_shift
 
     @property
     def product_bits(self):
@@ -219,7 +225,7 @@ class Config:
     @property
     def acc_bits(self):
         """Output word width: binary32 for MX engines, int32 for int8."""
-        return 32
+        return BINARY32.bits
 
     # -- packed words (manifest word layouts are built from these) ---------------------------
 

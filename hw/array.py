@@ -90,7 +90,7 @@ class Array(ConfigComponent):
             "ctl": In(data.ArrayLayout(control_layout, R)),
             "w": In(data.ArrayLayout(w_group_layout(config), C)),
             "drain_load": Out(C),
-            "drain_data": Out(data.ArrayLayout(32, C)),
+            "drain_data": Out(data.ArrayLayout(config.acc_bits, C)),
         }
         if config.scaled:
             members["a_scale"] = In(data.ArrayLayout(config.scale_bits, R))
@@ -146,7 +146,7 @@ class Array(ConfigComponent):
         # Drain chains: load on the bottom PE's publish, otherwise shift down by one.
         for c in range(C):
             load = pes[R - 1][c].result_valid
-            chain = [Signal(32, name=f"drain_{r}_{c}") for r in range(R)]
+            chain = [Signal(cfg.acc_bits, name=f"drain_{r}_{c}") for r in range(R)]
             with m.If(load):
                 m.d.sync += [chain[r].eq(pes[r][c].result) for r in range(R)]
             with m.Else():

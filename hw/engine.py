@@ -368,13 +368,13 @@ class Engine(EngineBase):
             lane0.cv.eq(em_cv),
             lane0.fin.eq(em_active & em_last & (em_row == 0)),
         ]
-        c_rd = []
-        for c, stage in enumerate(skew_chain(m, lane0, C, "lane_skew")):
-            c_rd.append(self.c_lane(m, c, stage.we & (stage.cv > c), stage.addr,
-                                    array.drain_data[c]))
+        lanes = list(skew_chain(m, lane0, C, "lane_skew"))
+        c_rd = [self.c_lane(m, c, stage.we & (stage.cv > c), stage.addr, array.drain_data[c])
+                for c, stage in enumerate(lanes)]
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
 
         # The last lane writes the last row of the last tile: the GEMM is complete.
-        with m.If(stage.fin):
+        last_lane = lanes[-1]
+        with m.If(last_lane.fin):
             m.d.sync += [busy.eq(0), done.eq(1), flushing.eq(0)]
         return m

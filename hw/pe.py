@@ -115,7 +115,7 @@ def pe_signature(config):
         "a": In(a_group_layout(config)),
         "w": In(w_group_layout(config)),
         "ctl": In(control_layout),
-        "result": Out(32),
+        "result": Out(config.acc_bits),
         "result_valid": Out(1),
     }
     if config.scaled:
@@ -176,8 +176,8 @@ class PE(ConfigComponent):
 
         if not cfg.scaled:
             # -- int8 stage 2: int32 accumulator with two's-complement wraparound -------
-            acc = Signal(signed(32))
-            nxt = Signal(signed(32))
+            acc = Signal(signed(cfg.acc_bits))
+            nxt = Signal(signed(cfg.acc_bits))
             m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
             m.d.sync += self.result_valid.eq(0)
             with m.If(ctl1.valid):
@@ -222,7 +222,7 @@ class PE(ConfigComponent):
             conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
         ]
         m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
-        term = Signal(32)
+        term = Signal(cfg.acc_bits)
         term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
         m.d.sync += [
             term.eq(conv.result),
@@ -233,7 +233,7 @@ class PE(ConfigComponent):
 
         # -- stage 4: binary32 output accumulator (starts from +0.0 each tile) ---------
         m.submodules.add = add = units.Float32Adder()
-        acc = Signal(32)
+        acc = Signal(cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
         m.d.sync += self.result_valid.eq(0)
         with m.If(term_valid):

@@ -17,22 +17,28 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
-from golden.formats import get_format
+from golden.formats import BINARY32, get_format
 from golden.gemm import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 
 __all__ = ["ConfigComponent", "ElementLayout", "ElementView", "ElementDecoder", "Multiplier",
-           "SparseSelect", "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
+           "SparseSelect", "BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF",
+           "binary32_layout"]
 
 #: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
 BINARY32_QNAN = CANONICAL_NAN
 #: +Inf; -Inf is this with bit 31 set.
-BINARY32_INF = 0x7F80_0000
+BINARY32_INF = ((1 << BINARY32.ebits) - 1) << BINARY32.mbits
 
-# binary32 field geometry (IEEE 754, fixed: not a configuration parameter).
-_B32_MBITS = 23
-_B32_BIAS = 127
-_B32_EMIN = 1 - _B32_BIAS                 # exponent of the smallest normal, -126
+# binary32 field geometry (IEEE 754, fixed: not a configuration parameter), from the one
+# table in golden.formats.
+_B32_BITS = BINARY32.bits
+_B32_MBITS = BINARY32.mbits
+_B32_EBITS = BINARY32.ebits
+_B32_BIAS = BINARY32.bias
+_B32_EMIN = BINARY32.emin                 # exponent of the smallest normal, -126
+_B32_EXP_ONES = (1 << _B32_EBITS) - 1     # the Inf/NaN exponent field
+_B32_MAG = _B32_BITS - 1                  # width of the magnitude (all but the sign)
 
 
 class ConfigComponent(wiring.Component):
@@ -118,6 +124,10 @@ class ElementLayout(data.StructLayout):
 
     def __call__(self, target):
         return ElementView(self, target)
+
+
+#: binary32 fields (``mantissa``, ``exponent``, ``sign``), from :data:`golden.formats.BINARY32`.
+binary32_layout = ElementLayout(BINARY32)
 
 
 class ElementView(data.View):
@@ -443,7 +453,7 @@ def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
     pattern = Signal(len(biased) + _B32_MBITS + 1, name=f"{prefix}_pattern")
     m.d.comb += pattern.eq((biased << _B32_MBITS) + sig + inc)
     overflow = pattern >= BINARY32_INF
-    return pattern[:31], overflow
+    return pattern[:_B32_MAG], overflow
 
 
 # -- block converter -------------------------------------------------------------------------
@@ -500,7 +510,7 @@ class BlockConverter(ConfigComponent):
             "sum": In(signed(config.block_acc_bits)),
             "nan": In(1), "inf_pos": In(1), "inf_neg": In(1),
             "a_scale": In(config.scale_bits), "w_scale": In(config.scale_bits),
-            "result": Out(32),
+            "result": Out(_B32_BITS),
         })
 
     def elaborate(self, platform):
@@ -509,7 +519,7 @@ class BlockConverter(ConfigComponent):
         neg = self.sum < 0
         mag = Signal(cfg.block_acc_bits, name="mag")
         m.d.comb += mag.eq(Mux(neg, -self.sum, self.sum))
-        exp0 = Signal(signed(11), name="exp0")
+        exp0 = Signal(signed(cfg.block_exp_bits), name="exp0")
         m.d.comb += exp0.eq(self.a_scale + self.w_scale
                             + (cfg.product_lsb_exp - 2 * SCALE_BIAS))
         bits, overflow = _round_binary32(m, mag, exp0, "rnd")
@@ -523,11 +533,11 @@ class BlockConverter(ConfigComponent):
             m.d.comb += self.result.eq(BINARY32_QNAN)
         if cfg.product_has_inf:
             with m.Elif(self.inf_pos | self.inf_neg):
-                m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, 31), self.inf_neg))
+                m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), self.inf_neg))
         with m.Elif(mag == 0):
             m.d.comb += self.result.eq(0)
         with m.Elif(overflow):
-            m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, 31), neg))
+            m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), neg))
         with m.Else():
             m.d.comb += self.result.eq(Cat(bits, neg))
         return m
@@ -558,28 +568,29 @@ class Float32Adder(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({"a": In(32), "b": In(32), "sum": Out(32)})
+        super().__init__({"a": In(_B32_BITS), "b": In(_B32_BITS), "sum": Out(_B32_BITS)})
 
     def elaborate(self, platform):
         m = Module()
         # Order by magnitude: for binary32 the 31-bit pattern compares like the value.
-        a_big = self.a[:31] >= self.b[:31]
-        x = Signal(32, name="x")
-        y = Signal(32, name="y")
+        a_big = self.a[:_B32_MAG] >= self.b[:_B32_MAG]
+        x = Signal(_B32_BITS, name="x")
+        y = Signal(_B32_BITS, name="y")
         m.d.comb += [x.eq(Mux(a_big, self.a, self.b)), y.eq(Mux(a_big, self.b, self.a))]
 
         def unpack(v, name):
-            exp, man = v[_B32_MBITS:31], v[:_B32_MBITS]
+            v = binary32_layout(v)
+            exp, man = v.exponent, v.mantissa
             sig = Signal(_B32_MBITS + 1, name=f"{name}_sig")
-            eff_exp = Signal(8, name=f"{name}_exp")  # subnormals share exponent 1
+            eff_exp = Signal(_B32_EBITS, name=f"{name}_exp")  # subnormals share exponent 1
             m.d.comb += [sig.eq(Cat(man, exp != 0)), eff_exp.eq(Mux(exp != 0, exp, 1))]
-            is_nan = (exp == 0xFF) & (man != 0)
-            is_inf = (exp == 0xFF) & (man == 0)
+            is_nan = (exp == _B32_EXP_ONES) & (man != 0)
+            is_inf = (exp == _B32_EXP_ONES) & (man == 0)
             return sig, eff_exp, is_nan, is_inf
 
         sig_x, exp_x, nan_x, inf_x = unpack(x, "x")
         sig_y, exp_y, nan_y, inf_y = unpack(y, "y")
-        sign_x, sign_y = x[31], y[31]
+        sign_x, sign_y = binary32_layout(x).sign, binary32_layout(y).sign
 
         # Align y: three extra bits (guard, round, sticky).  Anything shifted past them
         # only matters through the sticky bit, and 27 positions shift out everything.
@@ -599,7 +610,9 @@ class Float32Adder(wiring.Component):
             m.d.comb += total.eq(x_al - y_al)
         with m.Else():
             m.d.comb += total.eq(x_al + y_al)
-        exp0 = Signal(signed(10), name="exp0")
+        # exp_x - 153 lies in [-152, 102]: the exponent field width plus a sign bit and
+        # one bit of margin.
+        exp0 = Signal(signed(_B32_EBITS + 2), name="exp0")
         m.d.comb += exp0.eq(exp_x - (_B32_BIAS + _B32_MBITS + grs))
         # exp_x >= 1, so -126 - exp0 <= 26: the rounding shift never exceeds 27.
         bits, overflow = _round_binary32(m, total, exp0, "rnd",
@@ -609,12 +622,12 @@ class Float32Adder(wiring.Component):
             m.d.comb += self.sum.eq(BINARY32_QNAN)
         with m.Elif(inf_x):
             # |x| >= |y|, so an Inf operand is always x.
-            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, 31), sign_x))
+            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
         with m.Elif(total == 0):
             # Exact zero: -0 only for (-0) + (-0) under round to nearest.
-            m.d.comb += self.sum.eq(Cat(Const(0, 31), sign_x & sign_y))
+            m.d.comb += self.sum.eq(Cat(Const(0, _B32_MAG), sign_x & sign_y))
         with m.Elif(overflow):
-            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, 31), sign_x))
+            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
         with m.Else():
             m.d.comb += self.sum.eq(Cat(bits, sign_x))
         return m

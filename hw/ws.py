@@ -45,7 +45,7 @@ def ws_psum_layout(config):
     """The exact partial sum flowing down a column: the exact block partial and its
     special-value flags (MX), or the wrapping int32 sum (int8)."""
     if not config.scaled:
-        return data.StructLayout({"acc": signed(32)})
+        return data.StructLayout({"acc": signed(config.acc_bits)})
     fields = {"exact": signed(config.block_acc_bits)}
     fields.update({k: 1 for k in flag_names(config)})
     return data.StructLayout(fields)
@@ -56,7 +56,7 @@ def ws_state_layout(config):
     the exact partial block and flags when blocks span passes; int8: the int32 sum."""
     if not config.scaled:
         return ws_psum_layout(config)
-    fields = {"fp": 32}
+    fields = {"fp": config.acc_bits}
     if config.ws_carry_exact:
         fields.update(ws_psum_layout(config).members)
     return data.StructLayout(fields)
@@ -71,7 +71,7 @@ def ws_load_layout(config):
         "w": w_group_layout(config),
     }
     if config.scaled:
-        fields["scale"] = 8
+        fields["scale"] = config.scale_bits
     return data.StructLayout(fields)
 
 
@@ -221,14 +221,14 @@ class WSBlockEnd(ConfigComponent):
     def __init__(self, config):
         super().__init__(config, {
             "psum_in": In(ws_psum_layout(config)),
-            "fp_in": In(32),
+            "fp_in": In(config.acc_bits),
             "a_scale": In(config.scale_bits),
             "ctl": In(ws_control_layout),
             "ld_en": In(1),
             "ld_sel": In(1),
             "ld_scale": In(config.scale_bits),
             "psum_out": Out(ws_psum_layout(config)),
-            "fp_out": Out(32),
+            "fp_out": Out(config.acc_bits),
         })
 
     def elaborate(self, platform):
@@ -249,7 +249,9 @@ class WSBlockEnd(ConfigComponent):
 
         # Stage 1: the rounded block term; the exact partial restarts after a block end.
         bend = self.ctl.bend
-        term, fp1, en1 = Signal(32, name="term"), Signal(32, name="fp1"), Signal(name="en1")
+        term = Signal(cfg.acc_bits, name="term")
+        fp1 = Signal(cfg.acc_bits, name="fp1")
+        en1 = Signal(name="en1")
         psum1 = Signal(ws_psum_layout(cfg), name="psum1")
         m.d.sync += [term.eq(conv.result), fp1.eq(self.fp_in), en1.eq(bend),
                      psum1.exact.eq(Mux(bend, 0, self.psum_in.exact))]
@@ -355,7 +357,7 @@ class WSArray(ConfigComponent):
                     m.d.sync += [a_next.eq(a), ctl_next.eq(ctl)]
                     a, ctl = a_next, ctl_next
                     if r in ends:
-                        s_next = Signal(8, name=f"a_scale_{r}_{c + 1}")
+                        s_next = Signal(cfg.scale_bits, name=f"a_scale_{r}_{c + 1}")
                         m.d.sync += s_next.eq(a_scale)
                         a_scale = s_next
 
@@ -375,7 +377,7 @@ class WSArray(ConfigComponent):
                              pe.psum_in.eq(psum)]
                 psum = pe.psum_out
                 if fp is not None:
-                    fp_r = Signal(32, name=f"fp_{r}_{c}")
+                    fp_r = Signal(cfg.acc_bits, name=f"fp_{r}_{c}")
                     m.d.sync += fp_r.eq(fp)
                     fp = fp_r
                 if r == inject:
@@ -536,7 +538,7 @@ class WSEngine(EngineBase):
         rvc = Signal(range(F + 1))
         m.d.comb += [
             cols_left.eq(n_r - cur.j0), cv.eq(Mux(cols_left >= C, C, cols_left)),
-            groups_left.eq((kpad - cur.kb0) >> (M.bit_length() - 1)),
+            groups_left.eq((kpad - cur.kb0) >> cfg.log2_m_group),
             rvc.eq(Mux(groups_left >= F, F, groups_left)),
         ]
 
@@ -589,7 +591,7 @@ class WSEngine(EngineBase):
             "wsel": 1, "w_addr": unsigned(len(ld.w_base)), "ws_addr": unsigned(len(ld.ws_base))})
         col0 = Signal(load_stage)
         m.d.comb += [
-            col0.valid.eq(loading & (ld.kb0 + (lrow << (M.bit_length() - 1)) < kpad)),
+            col0.valid.eq(loading & (ld.kb0 + (lrow << cfg.log2_m_group) < kpad)),
             col0.row.eq(lrow), col0.wsel.eq(ld.parity),
             col0.w_addr.eq(ld.w_base + ld.g0 + lrow),
             col0.ws_addr.eq(ld.ws_base + ld.b0 + (lrow // gpb if not carry else 0)),
@@ -652,7 +654,7 @@ class WSEngine(EngineBase):
             m.d.comb += array.ctl[r].eq(delayed(ctl, extra, f"row_ctl_{r}"))
             if cfg.scaled:
                 if is_end:
-                    s_word = Signal(8, name=f"row_scale_{r}")
+                    s_word = Signal(cfg.scale_bits, name=f"row_scale_{r}")
                     m.d.comb += s_word.eq(Cat(*(p.data for p in as_rd)).word_select(sel, cfg.scale_bits))
                     m.d.comb += array.a_scale[r].eq(delayed(s_word, extra, f"row_scale_{r}"))
                 else:
