@@ -17,7 +17,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from golden.config import Config
+from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
 from hw.engine import COUNTERS, Engine
 from hw.pe import PE
@@ -172,7 +172,7 @@ def manifest(config, name, engine):
         "scalesim_formula": "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)",
         "throughput": "one group of m_group K positions per cycle per PE",
     })
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         # The output-stationary PE pipeline, drain and tile FIFO do not exist here.
         for key in ("pe_latency", "drain_latency", "tile_fifo_depth"):
             del timing[key]

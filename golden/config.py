@@ -5,17 +5,28 @@
 more than one place needs is a named property on it.
 """
 
+import enum
 from dataclasses import dataclass, fields, asdict
 from math import ceil
 
 from .formats import BINARY32, get_format
 
-__all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
+__all__ = ["Config", "Dataflow", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
-#: Dataflows the generator can emit.
-DATAFLOWS = ("os", "ws")
+class Dataflow(enum.StrEnum):
+    """The array's dataflow.  The command line and :class:`Config` accept the strings;
+    :class:`Config` stores and compares the enum."""
+
+    #: Output stationary (:class:`hw.engine.Engine`).
+    OS = "os"
+    #: Weight stationary (:class:`hw.ws.WSEngine`).
+    WS = "ws"
+
+
+#: Dataflows the generator can emit, as the strings the command line takes.
+DATAFLOWS = tuple(d.value for d in Dataflow)
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
 
@@ -56,9 +67,9 @@ class Config:
         Dense is N:N.  M must be one of 1, 2, 4, 8, 16.
     block_size : int
         MX block length along K (a positive multiple of M).
-    dataflow : str
+    dataflow : Dataflow or str
         ``"os"`` (output stationary, :class:`hw.engine.Engine`) or ``"ws"`` (weight
-        stationary, :class:`hw.ws.WSEngine`).
+        stationary, :class:`hw.ws.WSEngine`); stored as a :class:`Dataflow`.
     m_max, k_max, n_max : int
         Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
 
@@ -76,7 +87,7 @@ class Config:
     w_format: str = "mxfp8_e4m3"
     sparsity: tuple = (2, 4)
     block_size: int = 32
-    dataflow: str = "os"
+    dataflow: Dataflow = Dataflow.OS
     m_max: int = 64
     k_max: int = 1024
     n_max: int = 64
@@ -107,9 +118,11 @@ class Config:
         if self.block_size % m:
             raise ValueError(f"block_size must be a multiple of the sparsity group M={m}, "
                              f"not {self.block_size}")
-        if self.dataflow not in DATAFLOWS:
+        try:
+            object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
+        except ValueError:
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
-                             f"not {self.dataflow!r}")
+                             f"not {self.dataflow!r}") from None
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
@@ -121,11 +134,12 @@ class Config:
         """Default top-level name, e.g. ``nmmx_os_8x8_mxfp4e2m1_2of4``."""
         a, w = self.a_fmt, self.w_fmt
         fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
-        return f"nmmx_{self.dataflow}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
+        return f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
 
     def to_dict(self):
         d = asdict(self)
         d["sparsity"] = f"{self.n_keep}:{self.m_group}"
+        d["dataflow"] = self.dataflow.value
         return d
 
     @classmethod
@@ -337,7 +351,7 @@ class Config:
         ``drain_latency`` cycles later.
         """
         self.check_gemm(m, k, n)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.ws_cycles(m, k, n)
         t, g, p = self.tiles(m, n), self.groups(k), self.tile_period(k)
         return (self.issue_latency + (t - 1) * p + g - 1 + self.buffer_read_latency
@@ -352,14 +366,14 @@ class Config:
     def stall_cycles(self, m, k, n):
         """Exact ``cnt_stall``: busy cycles in which no group is issued (weight
         stationary: no activation row)."""
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.cycles(m, k, n) - self.ws_passes(k, n) * m
         return self.cycles(m, k, n) - self.tiles(m, n) * self.groups(k)
 
     def counted_tiles(self, m, k, n):
         """Exact ``cnt_tiles``: output tiles (os) or weight passes (ws)."""
         self.check_gemm(m, k, n)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.ws_passes(k, n)
         return self.tiles(m, n)
 
@@ -390,7 +404,7 @@ class Config:
         ``ceil(K/(R*m_group))*ceil(N/C)*(2R + C + M - 2)``.
         """
         self.check_gemm(m, k, n)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return (ceil(k / (self.rows * self.m_group)) * ceil(n / self.cols)
                     * (2 * self.rows + self.cols + m - 2))
         return self.tiles(m, n) * (self.groups(k) + self.rows + self.cols - 2)
@@ -398,7 +412,7 @@ class Config:
     @property
     def timing_formula(self):
         """The cycle model as text (for the manifest)."""
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return ("cycles(m, k, n) = issue_latency + F + (P-1)*Pp + m - 1 + "
                     "ws_bottom_delay + cols - 1, where F = ws_fold_groups, "
                     "P = ws_folds(k)*ceil(n/cols) weight passes, "

@@ -9,7 +9,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.pack import WR_SEL
+from golden.pack import WrSel
 from .array import Array
 from .pe import ConfigComponent, control_layout
 
@@ -25,7 +25,7 @@ def engine_signature(config):
     :class:`Engine` for their meaning)."""
     members = {
         "wr_en": In(1),
-        "wr_sel": In(2),
+        "wr_sel": In(WrSel),
         "wr_bank": In(config.wr_bank_bits),
         "wr_addr": In(config.wr_addr_bits),
         "wr_data": In(config.wr_data_bits),
@@ -111,7 +111,7 @@ class EngineBase(ConfigComponent):
                 m.submodules[f"{name}_{b}"] = mem
                 wp = mem.write_port()
                 m.d.comb += [
-                    wp.en.eq(self.wr_en & (self.wr_sel == WR_SEL[name])
+                    wp.en.eq(self.wr_en & (self.wr_sel == WrSel.of(name))
                              & (self.wr_bank == b)),
                     wp.addr.eq(self.wr_addr),
                     wp.data.eq(self.wr_data),
@@ -174,7 +174,7 @@ class Engine(EngineBase):
     -------
     wr_en, wr_sel, wr_bank, wr_addr, wr_data : In
         Buffer write port: one word per cycle into bank ``wr_bank`` of buffer
-        ``wr_sel`` (:data:`WR_SEL`).  Writes to the scale buffers of an ``int8`` engine
+        ``wr_sel`` (:class:`golden.pack.WrSel`).  Writes to the scale buffers of an ``int8`` engine
         are ignored.  Do not write while ``busy``.
     rd_addr : In(config.rd_addr_bits)
         C buffer word address.

@@ -140,3 +140,12 @@ def test_flags_wrong(argv, msg):
 def test_flags_wrong_multi():
     with pytest.raises(UsageError, match=r"^--rows has an empty item in '4,,8'$"):
         _parse(["--rows", "4,,8"], multi=True)
+
+
+def test_dataflow_is_an_enum():
+    from golden.config import Dataflow
+    c = Config(dataflow="ws")
+    assert c.dataflow is Dataflow.WS
+    assert Config(dataflow=Dataflow.OS).dataflow is Dataflow.OS
+    assert c.to_dict()["dataflow"] == "ws" and type(c.to_dict()["dataflow"]) is str
+    assert Config.from_dict(c.to_dict()) == c
