@@ -19,11 +19,10 @@ from amaranth.lib import wiring
 
 from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
-from hw.engine import COUNTERS, Engine
-from hw.pe import PE
+from hw.engine import COUNTERS
+from hw.registry import hardware, pe_module_name
 
-__all__ = ["generate", "build_verilog", "engine_classes", "hardware_classes", "pe_module_name", "manifest", "nmmx_version",
-           "check_top_name"]
+__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -51,27 +50,6 @@ def check_top_name(name):
     return name
 
 
-def hardware_classes(config):
-    """``(PE, array, engine)`` classes of ``config.dataflow`` (os: :mod:`hw.pe`,
-    :mod:`hw.array`, :mod:`hw.engine`; ws: :mod:`hw.ws`)."""
-    if config.dataflow == "ws":
-        from hw.ws import WSPE, WSArray, WSEngine
-        return WSPE, WSArray, WSEngine
-    from hw.array import Array
-    return PE, Array, Engine
-
-
-def engine_classes(config):
-    """``(PE class, engine class)`` of ``config.dataflow``."""
-    pe_cls, _, engine_cls = hardware_classes(config)
-    return pe_cls, engine_cls
-
-
-def pe_module_name(name):
-    """Name of the separately emitted PE module of the top ``name``."""
-    return f"{name}_pe"
-
-
 def build_verilog(config, name):
     """Return ``(verilog_text, engine)`` for the engine top ``name``.
 
@@ -79,9 +57,9 @@ def build_verilog(config, name):
     elaboration time does not grow with the PE count and synthesis sees one PE.
     """
     pe_name = pe_module_name(name)
-    pe_cls, engine_cls = engine_classes(config)
-    pe_text = verilog.convert(pe_cls(config), name=pe_name, emit_src=False)
-    engine = engine_cls(config, pe_module=pe_name)
+    hw = hardware(config)
+    pe_text = verilog.convert(hw.pe(config), name=pe_name, emit_src=False)
+    engine = hw.engine(config, pe_module=pe_name)
     top_text = verilog.convert(engine, name=name, emit_src=False)
     return top_text + pe_text, engine
 

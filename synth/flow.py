@@ -922,7 +922,7 @@ def build_parts(config, top="engine", name=None):
     """The modules of an nmmx design as the generator emits them.
 
     A PE top is one :class:`hw.pe.PE`.  An array or engine top is built with
-    ``pe_module`` (the constructor argument ``gen.generate.build_verilog`` uses), so its
+    ``pe_module`` (the constructor argument the generator uses), so its
     PEs are :class:`hw.pe.PEInstance` references to the module ``<name>_pe``, which is a
     separate :class:`hw.pe.PE`: elaboration converts one PE instead of R x C.
 
@@ -945,15 +945,15 @@ def build_parts(config, top="engine", name=None):
     """
     if top not in TOPS:
         raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
-    from gen.generate import hardware_classes, pe_module_name
+    from hw.registry import hardware, pe_module_name
     name = config.name if name is None else name
-    pe_cls, array_cls, engine_cls = hardware_classes(config)
+    hw = hardware(config)
     if top == "pe":
-        return {name: pe_cls(config)}
+        return {name: hw.pe(config)}
     # The array and engine refer to the PE as the generator emits it: one module.
-    cls = array_cls if top == "array" else engine_cls
+    cls = hw.array if top == "array" else hw.engine
     pe_name = pe_module_name(name)
-    return {name: cls(config, pe_module=pe_name), pe_name: pe_cls(config)}
+    return {name: cls(config, pe_module=pe_name), pe_name: hw.pe(config)}
 
 
 def _design_key(config, top):

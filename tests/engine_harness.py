@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import c_read_addresses, pack_operands, unpack_c
-from hw.engine import COUNTERS, Engine
+from hw.engine import COUNTERS
+from hw.registry import hardware
 
 __all__ = ["random_encoded", "run_engine", "check_result"]
 
@@ -37,13 +38,6 @@ def random_encoded(config, m, k, n, rng, *, specials=False):
                            w_indices=w_indices, w_scales=w_scales, m=m, k=k, n=n)
 
 
-def _engine_class(config):
-    if config.dataflow == "ws":
-        from hw.ws import WSEngine
-        return WSEngine
-    return Engine
-
-
 def run_engine(config, runs):
     """Load, start and read back each ``EncodedOperands`` of ``runs`` in one simulation
     of the engine of ``config.dataflow``.
@@ -51,7 +45,7 @@ def run_engine(config, runs):
     Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
     it and ``counters`` a dict of the four performance counters.
     """
-    dut = _engine_class(config)(config)
+    dut = hardware(config).engine(config)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     results = []
