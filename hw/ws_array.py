@@ -6,6 +6,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from .array import pe_grid
+from .chain import link_chains, register_chain
 from .pe import ConfigComponent, a_group_layout, flag_names
 from .ws_pe import (WSPE, WSPEInstance, WSBlockEnd, ws_control_layout, ws_load_layout,
                     ws_psum_layout, ws_state_layout)
@@ -85,79 +86,77 @@ class WSArray(ConfigComponent):
                 if r in ends:
                     units_[r, c] = WSBlockEnd(cfg)
                     m.submodules[f"block_end_{r}_{c}"] = units_[r, c]
-
-        # Horizontal links: activations, control and (block-end rows) the scale.
         for r in range(F):
-            a, ctl = self.a[r], self.ctl[r]
-            a_scale = self.a_scale[r] if r in ends else None
-            for c in range(C):
-                pe = pes[r][c]
-                m.d.comb += [pe.a.eq(a), pe.ctl.eq(ctl)]
-                if r in ends:
-                    # The block-end unit sees the row one cycle later, with the PE's sum.
-                    unit = units_[r, c]
-                    s1 = Signal(cfg.scale_bits, name=f"a_scale_be_{r}_{c}")
-                    c1 = Signal(ws_control_layout, name=f"ctl_be_{r}_{c}")
-                    m.d.sync += [s1.eq(a_scale), c1.eq(ctl)]
-                    m.d.comb += [unit.a_scale.eq(s1), unit.ctl.eq(c1)]
-                if c + 1 < C:
-                    a_next = Signal.like(pe.a, name=f"a_{r}_{c + 1}")
-                    ctl_next = Signal(ws_control_layout, name=f"ctl_{r}_{c + 1}")
-                    m.d.sync += [a_next.eq(a), ctl_next.eq(ctl)]
-                    a, ctl = a_next, ctl_next
-                    if r in ends:
-                        s_next = Signal(cfg.scale_bits, name=f"a_scale_{r}_{c + 1}")
-                        m.d.sync += s_next.eq(a_scale)
-                        a_scale = s_next
-
-        # Vertical links: the weight load bus, the partial sums and the binary32 partial.
-        inject = cfg.ws_inject_row
-        names = flag_names(cfg)
+            self._row_links(m, r, pes[r], [units_.get((r, c)) for c in range(C)])
         for c in range(C):
-            bus = self.load[c]
-            prev = self.acc_in[c]
-            psum = Signal(ws_psum_layout(cfg), name=f"psum_top_{c}")    # zero
-            fp = None
-            for r in range(F):
-                pe = pes[r][c]
-                hit = Signal(name=f"ld_hit_{r}_{c}")
-                m.d.comb += [hit.eq(bus.valid & (bus.row == r)),
-                             pe.ld_en.eq(hit), pe.ld_sel.eq(bus.wsel), pe.ld_w.eq(bus.w),
-                             pe.psum_in.eq(psum)]
-                psum = pe.psum_out
-                if fp is not None:
-                    fp_r = Signal(cfg.acc_bits, name=f"fp_{r}_{c}")
-                    m.d.sync += fp_r.eq(fp)
-                    fp = fp_r
-                if r == inject:
-                    joined = Signal(ws_psum_layout(cfg), name=f"psum_join_{c}")
-                    if not cfg.scaled:
-                        m.d.comb += joined.acc.eq(psum.acc + prev.acc)
-                    elif cfg.ws_carry_exact:
-                        m.d.comb += joined.exact.eq(psum.exact + prev.exact)
-                        m.d.comb += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
-                                     for k in names]
-                    else:
-                        m.d.comb += joined.eq(psum)
-                    psum = joined
-                    if cfg.scaled:
-                        fp = prev.fp
-                if r in ends:
-                    unit = units_[r, c]
-                    m.d.comb += [unit.ld_en.eq(hit), unit.ld_sel.eq(bus.wsel),
-                                 unit.ld_scale.eq(bus.scale),
-                                 unit.psum_in.eq(psum), unit.fp_in.eq(fp)]
-                    psum, fp = unit.psum_out, unit.fp_out
-                if r + 1 < F:
-                    nxt = Signal(ws_load_layout(cfg), name=f"load_{r + 1}_{c}")
-                    m.d.sync += nxt.eq(bus)
-                    bus = nxt
-            out = self.bottom[c]
-            if not cfg.scaled:
-                m.d.comb += out.acc.eq(psum.acc)
-            else:
-                m.d.comb += out.fp.eq(fp)
-                if cfg.ws_carry_exact:
-                    for k in ws_psum_layout(cfg).members:
-                        m.d.comb += getattr(out, k).eq(getattr(psum, k))
+            self._column(m, c, [pes[r][c] for r in range(F)],
+                         [units_.get((r, c)) for r in range(F)])
         return m
+
+    def _row_links(self, m, r, pes, units_):
+        """Row ``r``'s horizontal links: activations, control and (block-end rows) the
+        activation scale, one register per PE; a block-end unit sees the row one cycle
+        after its PE, together with the PE's sum."""
+        cfg = self._config
+        ports = ["a", "ctl"] + (["a_scale"] if units_[0] is not None else [])
+        for c, v in enumerate(link_chains(m, self, ports, r, cfg.cols,
+                                          lambda p, c: f"{p}_{r}_{c}")):
+            m.d.comb += [pes[c].a.eq(v["a"]), pes[c].ctl.eq(v["ctl"])]
+            if units_[c] is not None:
+                s1 = Signal(cfg.scale_bits, name=f"a_scale_be_{r}_{c}")
+                c1 = Signal(ws_control_layout, name=f"ctl_be_{r}_{c}")
+                m.d.sync += [s1.eq(v["a_scale"]), c1.eq(v["ctl"])]
+                m.d.comb += [units_[c].a_scale.eq(s1), units_[c].ctl.eq(c1)]
+
+    def _column(self, m, c, pes, units_):
+        """Column ``c``'s vertical links: the weight load bus (one register per row), the
+        exact partial sums through the PEs and block-end units, the binary32 partial
+        (one register per row below the injection row), and the injected state."""
+        cfg = self._config
+        prev = self.acc_in[c]
+        psum = Signal(ws_psum_layout(cfg), name=f"psum_top_{c}")    # zero
+        fp = None
+        buses = register_chain(m, self.load[c], cfg.ws_fold_groups,
+                               lambda r: f"load_{r}_{c}")
+        for r, (pe, unit, bus) in enumerate(zip(pes, units_, buses)):
+            hit = Signal(name=f"ld_hit_{r}_{c}")
+            m.d.comb += [hit.eq(bus.valid & (bus.row == r)),
+                         pe.ld_en.eq(hit), pe.ld_sel.eq(bus.wsel), pe.ld_w.eq(bus.w),
+                         pe.psum_in.eq(psum)]
+            psum = pe.psum_out
+            if fp is not None:
+                fp_r = Signal(cfg.acc_bits, name=f"fp_{r}_{c}")
+                m.d.sync += fp_r.eq(fp)
+                fp = fp_r
+            if r == cfg.ws_inject_row:
+                psum = self._join(m, c, psum, prev)
+                if cfg.scaled:
+                    fp = prev.fp
+            if unit is not None:
+                m.d.comb += [unit.ld_en.eq(hit), unit.ld_sel.eq(bus.wsel),
+                             unit.ld_scale.eq(bus.scale),
+                             unit.psum_in.eq(psum), unit.fp_in.eq(fp)]
+                psum, fp = unit.psum_out, unit.fp_out
+        out = self.bottom[c]
+        if not cfg.scaled:
+            m.d.comb += out.acc.eq(psum.acc)
+        else:
+            m.d.comb += out.fp.eq(fp)
+            if cfg.ws_carry_exact:
+                for k in ws_psum_layout(cfg).members:
+                    m.d.comb += getattr(out, k).eq(getattr(psum, k))
+
+    def _join(self, m, c, psum, prev):
+        """The column's exact sum with the previous pass's carried state added (int8: the
+        int32 sum; MX: the exact partial block and its flags, when blocks span passes)."""
+        cfg = self._config
+        joined = Signal(ws_psum_layout(cfg), name=f"psum_join_{c}")
+        if not cfg.scaled:
+            m.d.comb += joined.acc.eq(psum.acc + prev.acc)
+        elif cfg.ws_carry_exact:
+            m.d.comb += joined.exact.eq(psum.exact + prev.exact)
+            m.d.comb += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
+                         for k in flag_names(cfg)]
+        else:
+            m.d.comb += joined.eq(psum)
+        return joined
