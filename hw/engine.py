@@ -125,7 +125,10 @@ class Engine(EngineBase):
             "c_base": unsigned(len(t.c_base)), "rv": unsigned(len(t.rv)),
             "cv": unsigned(len(t.cv)), "last": 1})
         depth = cfg.tile_fifo_depth
-        t.fifo = [Signal(t.info_layout, name=f"tile_info_{x}") for x in range(depth)]
+        t.fifo = Signal(data.ArrayLayout(t.info_layout, depth), name="tile_info")
+        t.tile_in = Signal(t.info_layout, name="tile_in")   # the entry of the tile issuing
+        m.d.comb += [t.tile_in.c_base.eq(t.c_base), t.tile_in.rv.eq(t.rv),
+                     t.tile_in.cv.eq(t.cv), t.tile_in.last.eq(t.last_tile)]
         t.wr_ptr = Signal(range(depth), name="wr_ptr")
         t.rd_ptr = Signal(range(depth), name="rd_ptr")
         return t
@@ -159,10 +162,7 @@ class Engine(EngineBase):
             with m.If(t.last_g):
                 m.d.sync += [t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0),
                              cnt_tiles.eq(cnt_tiles + 1), t.wr_ptr.eq(t.wr_ptr + 1)]
-                for x, entry in enumerate(t.fifo):
-                    with m.If(t.wr_ptr == x):
-                        m.d.sync += [entry.c_base.eq(t.c_base), entry.rv.eq(t.rv),
-                                     entry.cv.eq(t.cv), entry.last.eq(t.last_tile)]
+                m.d.sync += t.fifo[t.wr_ptr].eq(t.tile_in)
                 with m.If(t.p + 1 < R):
                     m.d.sync += t.waiting.eq(1)
                 with m.Else():
@@ -227,8 +227,7 @@ class Engine(EngineBase):
         em_rv, em_cv = Signal.like(t.rv, name="em_rv"), Signal.like(t.cv, name="em_cv")
         em_last = Signal(name="em_last")
         head = Signal(t.info_layout, name="head")
-        m.d.comb += head.eq(Cat(*(f.as_value() for f in t.fifo))
-                            .word_select(t.rd_ptr, t.info_layout.size))
+        m.d.comb += head.eq(t.fifo[t.rd_ptr])
         with m.If(array.drain_load[0]):
             m.d.sync += [em_active.eq(1), em_row.eq(R - 1),
                          em_addr.eq(head.c_base + (R - 1) * NTmax),

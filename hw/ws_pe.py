@@ -110,26 +110,10 @@ class WSPE(ConfigComponent):
         # Two weight registers: the running pass reads one, the next pass loads the other.
         # Values and indices are kept apart so that the area report can count the index
         # registers (the PE's N:M metadata) with the sparse select.
-        n, wb = cfg.n_keep, cfg.w_fmt.bits
-        vals = [Signal(n * wb, name=f"weight_value{p}") for p in range(2)]
-        ld_vals = Cat(*(self.ld_w[s].value for s in range(n)))
-        for p in range(2):
-            with m.If(self.ld_en & (self.ld_sel == p)):
-                m.d.sync += vals[p].eq(ld_vals)
-        val = Mux(self.ctl.wsel, vals[1], vals[0])
         w = Signal(w_group_layout(cfg), name="w_active")
-        for s in range(n):
-            m.d.comb += w[s].value.eq(val[s * wb:(s + 1) * wb])
+        self._weight_registers(m, w, "value", cfg.w_fmt.bits, "weight_value")
         if not cfg.dense:
-            ib = cfg.index_bits
-            metas = [Signal(n * ib, name=f"weight_meta{p}") for p in range(2)]
-            ld_metas = Cat(*(self.ld_w[s].index for s in range(n)))
-            for p in range(2):
-                with m.If(self.ld_en & (self.ld_sel == p)):
-                    m.d.sync += metas[p].eq(ld_metas)
-            meta = Mux(self.ctl.wsel, metas[1], metas[0])
-            for s in range(n):
-                m.d.comb += w[s].index.eq(meta[s * ib:(s + 1) * ib])
+            self._weight_registers(m, w, "index", cfg.index_bits, "weight_meta")
 
         total, flags = sparse_products(m, cfg, self.a, w)
         names = list(flags)
@@ -142,6 +126,21 @@ class WSPE(ConfigComponent):
             m.d.sync += getattr(self.psum_out, k).eq(
                 getattr(self.psum_in, k) | (valid & any_of(flags[k])))
         return m
+
+
+    def _weight_registers(self, m, w, field, width, name):
+        """The two registers (``ArrayLayout`` of N ``width``-bit entries, ``name0`` and
+        ``name1``) of slot field ``field``: ``ld_w``'s fields load into register
+        ``ld_sel``; ``w``'s fields come from the register of the running pass."""
+        n = self._config.n_keep
+        layout = data.ArrayLayout(unsigned(width), n)
+        regs = [Signal(layout, name=f"{name}{p}") for p in range(2)]
+        loaded = Cat(*(getattr(self.ld_w[s], field) for s in range(n)))
+        for p in range(2):
+            with m.If(self.ld_en & (self.ld_sel == p)):
+                m.d.sync += regs[p].eq(loaded)
+        active = layout(Mux(self.ctl.wsel, regs[1], regs[0]))
+        m.d.comb += [getattr(w[s], field).eq(active[s]) for s in range(n)]
 
 
 class WSPEInstance(ModuleReference):
