@@ -15,7 +15,6 @@ from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.lib import wiring
 
 from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
@@ -118,13 +117,19 @@ def _buffers(cfg, engine):
 
 
 def _ports(engine):
+    """The top's ports: the clock and reset of its one ``sync`` domain, then the ports
+    the component's own metadata (``wiring.Component.metadata``) lists, in order."""
     ports = [{"name": "clk", "dir": "in", "width": 1},
              {"name": "rst", "dir": "in", "width": 1}]
-    for path, member, value in engine.signature.flatten(engine):
-        ports.append({"name": "_".join(str(p) for p in path),
-                      "dir": "in" if member.flow == wiring.In else "out",
-                      "width": len(value.as_value() if hasattr(value, "as_value")
-                                   else value)})
+
+    def walk(members):
+        for member in members.values():
+            if member["type"] == "interface":
+                yield from walk(member["members"])
+            else:
+                yield {"name": member["name"], "dir": member["dir"], "width": member["width"]}
+
+    ports.extend(walk(engine.metadata.as_json()["interface"]["members"]))
     return ports
 
 
