@@ -11,7 +11,7 @@ from math import ceil
 
 from .formats import BINARY32, get_format
 
-__all__ = ["Config", "Dataflow", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
+__all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
@@ -27,6 +27,17 @@ class Dataflow(enum.StrEnum):
 
 #: Dataflows the generator can emit, as the strings the command line takes.
 DATAFLOWS = tuple(d.value for d in Dataflow)
+#: Pipeline latencies in cycles, the one table: the schedule below reads them, and each
+#: hw component exposes its own entry as ``latency`` and checks, while it builds, that it
+#: has exactly that many register stages (golden may not import hw, so the table is here).
+LATENCY = {
+    "issue": 1,          # hw.host.RunControl: start registers the shape, then issue
+    "buffer_read": 1,    # hw.host.EngineBase buffers: synchronous read port
+    "pe_mx": 4,          # hw.pe.PE, MX: products, block acc., converter, binary32 acc.
+    "pe_int8": 2,        # hw.pe.PE, int8: products, int32 accumulator
+    "ws_pe": 1,          # hw.ws_pe.WSPE: products plus the registered psum adder
+    "ws_block_end": 2,   # hw.ws_pe.WSBlockEnd: convert, add
+}
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
 
@@ -301,19 +312,19 @@ class Config:
     def issue_latency(self):
         """Cycles from the clock edge that samples ``start`` to the first group's buffer
         read address (the controller registers the shape first)."""
-        return 1
+        return LATENCY["issue"]
 
     @property
     def buffer_read_latency(self):
         """Synchronous buffer read: data reaches the array one cycle after its address."""
-        return 1
+        return LATENCY["buffer_read"]
 
     @property
     def pe_latency(self):
         """Cycles from a PE seeing a tile's last group to its result register holding the
         tile's output (MX: products, block accumulator, converter, binary32 adder; int8:
         products, int32 accumulator)."""
-        return 4 if self.scaled else 2
+        return LATENCY["pe_mx" if self.scaled else "pe_int8"]
 
     @property
     def drain_latency(self):
@@ -465,7 +476,7 @@ class Config:
     @property
     def ws_block_end_latency(self):
         """Pipeline stages of a block-end unit (convert, then add)."""
-        return 2 if self.scaled else 0
+        return LATENCY["ws_block_end"] if self.scaled else 0
 
     def ws_row_delay(self, r):
         """Cycles from an activation row's issue (its row-0 buffer address) to array row
@@ -480,7 +491,7 @@ class Config:
         bottom of column 0 (registered; column c is c cycles later)."""
         last = self.ws_fold_groups - 1
         tail = self.ws_block_end_latency if last in self.ws_block_end_rows else 0
-        return self.ws_row_delay(last) + 1 + tail
+        return self.ws_row_delay(last) + LATENCY["ws_pe"] + tail
 
     @property
     def ws_inject_row(self):
@@ -495,7 +506,7 @@ class Config:
     def ws_inject_delay(self):
         """Cycles from an activation row's issue to its state from the previous pass
         joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
-        return self.ws_row_delay(self.ws_inject_row) + 1
+        return self.ws_row_delay(self.ws_inject_row) + LATENCY["ws_pe"]
 
     @property
     def ws_min_pass(self):

@@ -9,6 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.config import LATENCY
 from golden.pack import WrSel
 from .chain import register_chain
 from .component import ConfigComponent
@@ -84,6 +85,9 @@ class EngineBase(ConfigComponent):
         ``config`` is not a :class:`golden.Config`.
     """
 
+    #: Cycles from a buffer read address to its data (``LATENCY["buffer_read"]``).
+    buffer_read_latency = LATENCY["buffer_read"]
+
     def __init__(self, config, *, pe_module=None):
         self._pe_module = pe_module
         super().__init__(config, engine_signature(config))
@@ -112,6 +116,7 @@ class EngineBase(ConfigComponent):
                     wp.data.eq(self.wr_data),
                 ]
                 ports[name].append(mem.read_port())
+                assert ports[name][-1].domain == "sync" and self.buffer_read_latency == 1
         return ports["a_data"], ports["w_data"], ports["a_scale"], ports["w_scale"]
 
     def c_lane(self, m, c, en, addr, value):
@@ -171,6 +176,10 @@ class RunControl:
         :data:`COUNTERS` name -> register, after :meth:`count`; the engine counts issued
         slots and tiles itself.
     """
+
+    #: Cycles from the edge that samples ``start`` to the first issue: the shape is
+    #: registered first (``LATENCY["issue"]``).
+    latency = LATENCY["issue"]
 
     def __init__(self, engine, m):
         self._engine, self._m = engine, m

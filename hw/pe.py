@@ -162,30 +162,47 @@ class PE(ConfigComponent):
     def __init__(self, config):
         super().__init__(config, pe_signature(config))
 
+    @property
+    def latency(self):
+        """Cycles from the tile's last group on the inputs to ``result_valid``
+        (``golden.config.LATENCY``: ``pe_mx`` or ``pe_int8``; ``config.pe_latency``)."""
+        return self._config.pe_latency
+
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-
         # -- sparse select and stage 1: N exact products, summed and registered ---------
         total, flags = sparse_products(m, cfg, self.a, self.w)
-        acc_shape = signed(cfg.block_acc_bits)
-        psum = Signal(acc_shape)
+        psum = Signal(signed(cfg.block_acc_bits))
         ctl1 = Signal(control_layout)
         m.d.sync += ctl1.eq(self.ctl)
         m.d.sync += psum.eq(total)
-
         if not cfg.scaled:
-            # -- int8 stage 2: int32 accumulator with two's-complement wraparound -------
-            acc = Signal(signed(cfg.acc_bits))
-            nxt = Signal(signed(cfg.acc_bits))
-            m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
-            m.d.sync += self.result_valid.eq(0)
-            with m.If(ctl1.valid):
-                m.d.sync += acc.eq(nxt)
-                with m.If(ctl1.tlast):
-                    m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
-            return m
+            stages = 1 + self._int8_accumulator(m, ctl1, psum)
+        else:
+            stages = 1 + self._mx_pipeline(m, ctl1, psum, flags)
+        assert stages == self.latency, (stages, self.latency)
+        return m
 
+    def _int8_accumulator(self, m, ctl1, psum):
+        """int8 stage 2: int32 accumulator with two's-complement wraparound; returns the
+        number of register stages (1)."""
+        cfg = self._config
+        acc = Signal(signed(cfg.acc_bits))
+        nxt = Signal(signed(cfg.acc_bits))
+        m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
+        m.d.sync += self.result_valid.eq(0)
+        with m.If(ctl1.valid):
+            m.d.sync += acc.eq(nxt)
+            with m.If(ctl1.tlast):
+                m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
+        return 1
+
+    def _mx_pipeline(self, m, ctl1, psum, flags):
+        """MX stages 2-4: exact block accumulator, block converter, binary32 output
+        accumulator; returns the number of register stages (3)."""
+        cfg = self._config
+        acc_shape = signed(cfg.block_acc_bits)
         # Special-value flags exist only where the formats can produce them.
         names = list(flags)
         flag1 = {k: Signal(name=f"{k}1") for k in names}
@@ -240,7 +257,7 @@ class PE(ConfigComponent):
             m.d.sync += acc.eq(add.sum)
             with m.If(term_tlast):
                 m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
-        return m
+        return 3
 
 
 class ModuleReference(ConfigComponent):

@@ -5,6 +5,7 @@ from amaranth import Module, Signal, Mux, Cat, unsigned, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.config import LATENCY
 from . import units
 from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, flag_names,
                  sparse_products, w_group_layout)
@@ -104,9 +105,13 @@ class WSPE(ConfigComponent):
     def __init__(self, config):
         super().__init__(config, ws_pe_signature(config))
 
+    #: Cycles from ``a``/``psum_in`` to ``psum_out`` (``golden.config.LATENCY["ws_pe"]``).
+    latency = LATENCY["ws_pe"]
+
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
+        assert self.latency == 1, "psum_out is the one register stage"
         # Two weight registers: the running pass reads one, the next pass loads the other.
         # Values and indices are kept apart so that the area report can count the index
         # registers (the PE's N:M metadata) with the sparse select.
@@ -210,6 +215,12 @@ class WSBlockEnd(ConfigComponent):
             "fp_out": Out(config.acc_bits),
         })
 
+    @property
+    def latency(self):
+        """Cycles from ``psum_in`` to ``psum_out``/``fp_out``
+        (``config.ws_block_end_latency``, ``golden.config.LATENCY["ws_block_end"]``)."""
+        return self._config.ws_block_end_latency
+
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
@@ -240,4 +251,5 @@ class WSBlockEnd(ConfigComponent):
         m.submodules.add = add = units.Float32Adder()
         m.d.comb += [add.a.eq(fp1), add.b.eq(term)]
         m.d.sync += [self.fp_out.eq(Mux(en1, add.sum, fp1)), self.psum_out.eq(psum1)]
+        assert self.latency == 2, "stage 1 (term, fp1, psum1), stage 2 (fp_out, psum_out)"
         return m
