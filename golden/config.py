@@ -10,34 +10,20 @@ from dataclasses import dataclass, fields, asdict
 from math import ceil
 
 from .formats import BINARY32, get_format
+from .latency import LATENCY
 
 __all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "parse_sparsity"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
 class Dataflow(enum.StrEnum):
-    """The array's dataflow.  The command line and :class:`Config` accept the strings;
-    :class:`Config` stores and compares the enum."""
+    """The array's dataflow (strings accepted; :class:`Config` stores the enum)."""
 
-    #: Output stationary (:class:`hw.engine.Engine`).
-    OS = "os"
-    #: Weight stationary (:class:`hw.ws.WSEngine`).
-    WS = "ws"
+    OS = "os"   # output stationary, hw.engine.Engine
+    WS = "ws"   # weight stationary, hw.ws.WSEngine
 
 
-#: Dataflows the generator can emit, as the strings the command line takes.
-DATAFLOWS = tuple(d.value for d in Dataflow)
-#: Pipeline latencies in cycles, the one table: the schedule below reads them, and each
-#: hw component exposes its own entry as ``latency`` and checks, while it builds, that it
-#: has exactly that many register stages (golden may not import hw, so the table is here).
-LATENCY = {
-    "issue": 1,          # hw.host.RunControl: start registers the shape, then issue
-    "buffer_read": 1,    # hw.host.EngineBase buffers: synchronous read port
-    "pe_mx": 4,          # hw.pe.PE, MX: products, block acc., converter, binary32 acc.
-    "pe_int8": 2,        # hw.pe.PE, int8: products, int32 accumulator
-    "ws_pe": 1,          # hw.ws_pe.WSPE: products plus the registered psum adder
-    "ws_block_end": 2,   # hw.ws_pe.WSBlockEnd: convert, add
-}
+DATAFLOWS = tuple(d.value for d in Dataflow)    #: the dataflows, as command-line strings
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
 
@@ -129,11 +115,10 @@ class Config:
         if self.block_size % m:
             raise ValueError(f"block_size must be a multiple of the sparsity group M={m}, "
                              f"not {self.block_size}")
-        try:
-            object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
-        except ValueError:
+        if self.dataflow not in DATAFLOWS:    # a Dataflow equals its string
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
-                             f"not {self.dataflow!r}") from None
+                             f"not {self.dataflow!r}")
+        object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
@@ -198,15 +183,12 @@ class Config:
 
     @property
     def scale_bits(self):
-        """Width of one E8M0 block scale code (0 for int8: no scales)."""
         return 8 if self.scaled else 0
 
     @property
     def block_exp_bits(self):
-        """Signed width of a block's LSB exponent ``a_scale + w_scale + product_lsb_exp
-        - 2*bias`` (MX): the sum of two scale codes needs ``scale_bits + 1`` bits, the
-        sign one more, and the constant offset (less than ``2**(scale_bits + 1)`` in
-        magnitude) one more."""
+        """Signed width of ``a_scale + w_scale + product_lsb_exp - 2*bias`` (MX): two
+        codes sum in scale_bits + 1 bits, plus a sign, plus one for the offset."""
         return self.scale_bits + 3
 
     @property

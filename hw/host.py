@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.config import LATENCY
+from golden.latency import LATENCY
 from golden.pack import WrSel
 from .chain import register_chain
 from .component import ConfigComponent

@@ -165,7 +165,7 @@ class PE(ConfigComponent):
     @property
     def latency(self):
         """Cycles from the tile's last group on the inputs to ``result_valid``
-        (``golden.config.LATENCY``: ``pe_mx`` or ``pe_int8``; ``config.pe_latency``)."""
+        (``golden.latency.LATENCY``: ``pe_mx`` or ``pe_int8``; ``config.pe_latency``)."""
         return self._config.pe_latency
 
     def elaborate(self, platform):

@@ -5,7 +5,7 @@ from amaranth import Module, Signal, Mux, Cat, unsigned, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.config import LATENCY
+from golden.latency import LATENCY
 from . import units
 from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, flag_names,
                  sparse_products, w_group_layout)
@@ -105,7 +105,7 @@ class WSPE(ConfigComponent):
     def __init__(self, config):
         super().__init__(config, ws_pe_signature(config))
 
-    #: Cycles from ``a``/``psum_in`` to ``psum_out`` (``golden.config.LATENCY["ws_pe"]``).
+    #: Cycles from ``a``/``psum_in`` to ``psum_out`` (``golden.latency.LATENCY["ws_pe"]``).
     latency = LATENCY["ws_pe"]
 
     def elaborate(self, platform):
@@ -218,7 +218,7 @@ class WSBlockEnd(ConfigComponent):
     @property
     def latency(self):
         """Cycles from ``psum_in`` to ``psum_out``/``fp_out``
-        (``config.ws_block_end_latency``, ``golden.config.LATENCY["ws_block_end"]``)."""
+        (``config.ws_block_end_latency``, ``golden.latency.LATENCY["ws_block_end"]``)."""
         return self._config.ws_block_end_latency
 
     def elaborate(self, platform):

@@ -1,12 +1,12 @@
 """Latencies belong to the components: each exposes ``latency`` from the one table
-``golden.config.LATENCY``, checks it against the registers it builds, and the measured
+``golden.latency.LATENCY``, checks it against the registers it builds, and the measured
 delay equals it."""
 
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-import golden.config as gc
+import golden.latency as gc
 from golden import Config
 from hw.host import EngineBase, RunControl
 from hw.pe import PE
