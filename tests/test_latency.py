@@ -17,6 +17,8 @@ INT8 = Config(rows=2, cols=2, a_format="int8", w_format="int8", m_max=8, k_max=6
               n_max=8)
 
 
+# Components built only to read their latency are never elaborated.
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_components_expose_the_table():
     assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] == 4
     assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] == 2
