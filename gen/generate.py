@@ -13,16 +13,14 @@ from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.lib import wiring
 
-from golden.config import Config
+from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
-from hw.engine import COUNTERS, Engine
-from hw.pe import PE
+from hw.engine import COUNTERS
+from hw.registry import hardware, pe_module_name
 from nmmx.files import atomic_files, check_output_dir, check_output_file
 
-__all__ = ["generate", "build_verilog", "engine_classes", "hardware_classes", "pe_module_name", "manifest", "nmmx_version",
-           "check_top_name"]
+__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -50,27 +48,6 @@ def check_top_name(name):
     return name
 
 
-def hardware_classes(config):
-    """``(PE, array, engine)`` classes of ``config.dataflow`` (os: :mod:`hw.pe`,
-    :mod:`hw.array`, :mod:`hw.engine`; ws: :mod:`hw.ws`)."""
-    if config.dataflow == "ws":
-        from hw.ws import WSPE, WSArray, WSEngine
-        return WSPE, WSArray, WSEngine
-    from hw.array import Array
-    return PE, Array, Engine
-
-
-def engine_classes(config):
-    """``(PE class, engine class)`` of ``config.dataflow``."""
-    pe_cls, _, engine_cls = hardware_classes(config)
-    return pe_cls, engine_cls
-
-
-def pe_module_name(name):
-    """Name of the separately emitted PE module of the top ``name``."""
-    return f"{name}_pe"
-
-
 def build_verilog(config, name):
     """Return ``(verilog_text, engine)`` for the engine top ``name``.
 
@@ -78,9 +55,9 @@ def build_verilog(config, name):
     elaboration time does not grow with the PE count and synthesis sees one PE.
     """
     pe_name = pe_module_name(name)
-    pe_cls, engine_cls = engine_classes(config)
-    pe_text = verilog.convert(pe_cls(config), name=pe_name, emit_src=False)
-    engine = engine_cls(config, pe_module=pe_name)
+    hw = hardware(config)
+    pe_text = verilog.convert(hw.pe(config), name=pe_name, emit_src=False)
+    engine = hw.engine(config, pe_module=pe_name)
     top_text = verilog.convert(engine, name=name, emit_src=False)
     return top_text + pe_text, engine
 
@@ -139,13 +116,19 @@ def _buffers(cfg, engine):
 
 
 def _ports(engine):
+    """The top's ports: the clock and reset of its one ``sync`` domain, then the ports
+    the component's own metadata (``wiring.Component.metadata``) lists, in order."""
     ports = [{"name": "clk", "dir": "in", "width": 1},
              {"name": "rst", "dir": "in", "width": 1}]
-    for path, member, value in engine.signature.flatten(engine):
-        ports.append({"name": "_".join(str(p) for p in path),
-                      "dir": "in" if member.flow == wiring.In else "out",
-                      "width": len(value.as_value() if hasattr(value, "as_value")
-                                   else value)})
+
+    def walk(members):
+        for member in members.values():
+            if member["type"] == "interface":
+                yield from walk(member["members"])
+            else:
+                yield {"name": member["name"], "dir": member["dir"], "width": member["width"]}
+
+    ports.extend(walk(engine.metadata.as_json()["interface"]["members"]))
     return ports
 
 
@@ -171,7 +154,7 @@ def manifest(config, name, engine):
         "scalesim_formula": "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)",
         "throughput": "one group of m_group K positions per cycle per PE",
     })
-    if cfg.dataflow == "ws":
+    if cfg.dataflow is Dataflow.WS:
         # The output-stationary PE pipeline, drain and tile FIFO do not exist here.
         for key in ("pe_latency", "drain_latency", "tile_fifo_depth"):
             del timing[key]

@@ -5,17 +5,26 @@
 more than one place needs is a named property on it.
 """
 
+import enum
 from dataclasses import dataclass, fields, asdict
 from math import ceil
 
-from .formats import get_format
+from .formats import BINARY32, get_format
+from .latency import LATENCY
 
-__all__ = ["Config", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS", "parse_sparsity"]
+__all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS",
+           "parse_sparsity"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
-#: Dataflows the generator can emit.
-DATAFLOWS = ("os", "ws")
+class Dataflow(enum.StrEnum):
+    """The array's dataflow (strings accepted; :class:`Config` stores the enum)."""
+
+    OS = "os"   # output stationary, hw.engine.Engine
+    WS = "ws"   # weight stationary, hw.ws.WSEngine
+
+
+DATAFLOWS = tuple(d.value for d in Dataflow)    #: the dataflows, as command-line strings
 #: Array dimensions the generator accepts.
 MAX_DIM = 64
 #: Upper bound on :attr:`Config.host_buffer_bits`, the on-chip bits that ``m_max``,
@@ -65,9 +74,9 @@ class Config:
         MX block length along K (a positive multiple of M).  int8 has no blocks: its
         engine pads K only to whole sparsity groups, so for int8 the value is checked
         to be a whole number and then stored as M (the block is one group).
-    dataflow : str
+    dataflow : Dataflow or str
         ``"os"`` (output stationary, :class:`hw.engine.Engine`) or ``"ws"`` (weight
-        stationary, :class:`hw.ws.WSEngine`).
+        stationary, :class:`hw.ws.WSEngine`); stored as a :class:`Dataflow`.
     m_max, k_max, n_max : int
         Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
 
@@ -85,7 +94,7 @@ class Config:
     w_format: str = "mxfp8_e4m3"
     sparsity: tuple = (2, 4)
     block_size: int = 32
-    dataflow: str = "os"
+    dataflow: Dataflow = Dataflow.OS
     m_max: int = 64
     k_max: int = 1024
     n_max: int = 64
@@ -120,9 +129,10 @@ class Config:
         if self.block_size % m:
             raise ValueError(f"block_size must be a multiple of the sparsity group M={m}, "
                              f"not {self.block_size}")
-        if self.dataflow not in DATAFLOWS:
+        if self.dataflow not in DATAFLOWS:    # a Dataflow equals its string
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
                              f"not {self.dataflow!r}")
+        object.__setattr__(self, "dataflow", Dataflow(self.dataflow))
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
@@ -139,11 +149,12 @@ class Config:
         """Default top-level name, e.g. ``nmmx_os_8x8_mxfp4e2m1_2of4``."""
         a, w = self.a_fmt, self.w_fmt
         fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
-        return f"nmmx_{self.dataflow}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
+        return f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
 
     def to_dict(self):
         d = asdict(self)
         d["sparsity"] = f"{self.n_keep}:{self.m_group}"
+        d["dataflow"] = self.dataflow.value
         return d
 
     @classmethod
@@ -185,8 +196,19 @@ class Config:
         return 0 if self.dense else (self.m_group - 1).bit_length()
 
     @property
+    def log2_m_group(self):
+        """log2(M): shifting a K index right by it gives the group (M is a power of two)."""
+        return self.m_group.bit_length() - 1
+
+    @property
     def scale_bits(self):
         return 8 if self.scaled else 0
+
+    @property
+    def block_exp_bits(self):
+        """Signed width of ``a_scale + w_scale + product_lsb_exp - 2*bias`` (MX): two
+        codes sum in scale_bits + 1 bits, plus a sign, plus one for the offset."""
+        return self.scale_bits + 3
 
     @property
     def groups_per_block(self):
@@ -203,14 +225,6 @@ class Config:
     def product_lsb_exp(self):
         """Exponent of one unit of the exact product (and of the block accumulator)."""
         return self.a_fmt.lsb_exp + self.w_fmt.lsb_exp
-
-    @property
-    def sig_product_bits(self):
-        return self.a_fmt.sig_bits + self.w_fmt.sig_bits
-
-    @property
-    def product_shift_max(self):
-        return self.a_fmt.max_shift + self.w_fmt.max_shift
 
     @property
     def product_bits(self):
@@ -237,7 +251,7 @@ class Config:
     @property
     def acc_bits(self):
         """Output word width: binary32 for MX engines, int32 for int8."""
-        return 32
+        return BINARY32.bits
 
     # -- packed words (manifest word layouts are built from these) ---------------------------
 
@@ -305,19 +319,19 @@ class Config:
     def issue_latency(self):
         """Cycles from the clock edge that samples ``start`` to the first group's buffer
         read address (the controller registers the shape first)."""
-        return 1
+        return LATENCY["issue"]
 
     @property
     def buffer_read_latency(self):
         """Synchronous buffer read: data reaches the array one cycle after its address."""
-        return 1
+        return LATENCY["buffer_read"]
 
     @property
     def pe_latency(self):
         """Cycles from a PE seeing a tile's last group to its result register holding the
         tile's output (MX: products, block accumulator, converter, binary32 adder; int8:
         products, int32 accumulator)."""
-        return 4 if self.scaled else 2
+        return LATENCY["pe_mx" if self.scaled else "pe_int8"]
 
     @property
     def drain_latency(self):
@@ -355,7 +369,7 @@ class Config:
         ``drain_latency`` cycles later.
         """
         self.check_gemm(m, k, n)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.ws_cycles(m, k, n)
         t, g, p = self.tiles(m, n), self.groups(k), self.tile_period(k)
         return (self.issue_latency + (t - 1) * p + g - 1 + self.buffer_read_latency
@@ -370,14 +384,14 @@ class Config:
     def stall_cycles(self, m, k, n):
         """Exact ``cnt_stall``: busy cycles in which no group is issued (weight
         stationary: no activation row)."""
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.cycles(m, k, n) - self.ws_passes(k, n) * m
         return self.cycles(m, k, n) - self.tiles(m, n) * self.groups(k)
 
     def counted_tiles(self, m, k, n):
         """Exact ``cnt_tiles``: output tiles (os) or weight passes (ws)."""
         self.check_gemm(m, k, n)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return self.ws_passes(k, n)
         return self.tiles(m, n)
 
@@ -427,7 +441,7 @@ class Config:
         """
         self.check_gemm(m, k, n)
         kg = self.k_groups(k)
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return (ceil(kg / self.rows) * ceil(n / self.cols)
                     * (2 * self.rows + self.cols + m - 2) - 1)
         return self.tiles(m, n) * (kg + self.rows + self.cols - 2) - 1
@@ -435,7 +449,7 @@ class Config:
     @property
     def timing_formula(self):
         """The cycle model as text (for the manifest)."""
-        if self.dataflow == "ws":
+        if self.dataflow is Dataflow.WS:
             return ("cycles(m, k, n) = issue_latency + F + (P-1)*Pp + m - 1 + "
                     "ws_bottom_delay + cols - 1, where F = ws_fold_groups, "
                     "P = ws_folds(k)*ceil(n/cols) weight passes, "
@@ -488,7 +502,7 @@ class Config:
     @property
     def ws_block_end_latency(self):
         """Pipeline stages of a block-end unit (convert, then add)."""
-        return 2 if self.scaled else 0
+        return LATENCY["ws_block_end"] if self.scaled else 0
 
     def ws_row_delay(self, r):
         """Cycles from an activation row's issue (its row-0 buffer address) to array row
@@ -503,7 +517,7 @@ class Config:
         bottom of column 0 (registered; column c is c cycles later)."""
         last = self.ws_fold_groups - 1
         tail = self.ws_block_end_latency if last in self.ws_block_end_rows else 0
-        return self.ws_row_delay(last) + 1 + tail
+        return self.ws_row_delay(last) + LATENCY["ws_pe"] + tail
 
     @property
     def ws_inject_row(self):
@@ -518,7 +532,7 @@ class Config:
     def ws_inject_delay(self):
         """Cycles from an activation row's issue to its state from the previous pass
         joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
-        return self.ws_row_delay(self.ws_inject_row) + 1
+        return self.ws_row_delay(self.ws_inject_row) + LATENCY["ws_pe"]
 
     @property
     def ws_min_pass(self):

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Format", "FORMATS", "get_format", "format_names"]
+__all__ = ["Format", "FORMATS", "BINARY32", "get_format", "format_names"]
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,6 @@ class Format:
         return 1 << (self.bits - 1)  # the accepted most-negative code
 
     @property
-    def quant_max_code_int(self):
-        """Largest integer code magnitude the quantizer emits (integer formats)."""
-        return (1 << (self.bits - 1)) - 1
-
-    @property
     def has_specials(self):
         return self.inf or self.nan != "none"
 
@@ -199,6 +194,14 @@ FORMATS = {f.name: f for f in [
     _int("mxint2", 2),
     _int("int8", 8, scaled=False),
 ]}
+
+
+#: IEEE 754 binary32, the MX engines' output and accumulator format: the one place its
+#: field widths and bias live (hw builds its binary32 layout from it).  Not an element
+#: format, so not in :data:`FORMATS`.
+BINARY32 = Format(name="binary32", kind="fp", bits=32, ebits=8, mbits=23, bias=127,
+                  max_value=(2 - 2.0 ** -23) * 2.0 ** 127, emax_elem=127, inf=True,
+                  nan="ieee", scaled=False, ml_dtype="float32")
 
 
 def format_names():

@@ -9,6 +9,7 @@ most 64 bits wide, otherwise an ``object`` array of Python ints (an A group is u
 value to drive on ``wr_data``.
 """
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,25 @@ import numpy as np
 from .config import Config
 from .gemm import EncodedOperands
 
-__all__ = ["Writes", "WR_SEL", "pack_operands", "c_read_addresses", "unpack_c", "pack_fields"]
+__all__ = ["Writes", "WrSel", "WR_SEL", "pack_operands", "c_read_addresses", "unpack_c", "pack_fields"]
 
-#: ``wr_sel`` code of each buffer (the engine's write port).
-WR_SEL = {"a_data": 0, "a_scale": 1, "w_data": 2, "w_scale": 3}
+class WrSel(enum.IntEnum):
+    """``wr_sel`` code of each buffer the host writes: the shape of the engine's
+    ``wr_sel`` port.  Member names are the buffer names in upper case."""
+
+    A_DATA = 0
+    A_SCALE = 1
+    W_DATA = 2
+    W_SCALE = 3
+
+    @classmethod
+    def of(cls, buffer):
+        """The code of the buffer named ``buffer`` (``"a_data"``, ...)."""
+        return cls[buffer.upper()]
+
+
+#: Buffer name -> ``wr_sel`` code (:class:`WrSel`), as the manifest lists it.
+WR_SEL = {sel.name.lower(): int(sel) for sel in WrSel}
 
 
 @dataclass(frozen=True)

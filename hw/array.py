@@ -4,6 +4,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from .chain import link_chains
 from .pe import ConfigComponent, PE, PEInstance, a_group_layout, w_group_layout, control_layout
 
 __all__ = ["Array", "pe_grid"]
@@ -90,7 +91,7 @@ class Array(ConfigComponent):
             "ctl": In(data.ArrayLayout(control_layout, R)),
             "w": In(data.ArrayLayout(w_group_layout(config), C)),
             "drain_load": Out(C),
-            "drain_data": Out(data.ArrayLayout(32, C)),
+            "drain_data": Out(data.ArrayLayout(config.acc_bits, C)),
         }
         if config.scaled:
             members["a_scale"] = In(data.ArrayLayout(config.scale_bits, R))
@@ -106,47 +107,23 @@ class Array(ConfigComponent):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
-        # Horizontal links: activations, their scale and the control, one register per PE.
+        # Horizontal links (activations, their scale, the control) and vertical links
+        # (weight slots, their scale): one register per PE.
+        row_ports = ["a", "ctl"] + (["a_scale"] if cfg.scaled else [])
+        col_ports = ["w"] + (["w_scale"] if cfg.scaled else [])
         for r in range(R):
-            a, ctl = self.a[r], self.ctl[r]
-            a_scale = self.a_scale[r] if cfg.scaled else None
-            for c in range(C):
-                pe = pes[r][c]
-                m.d.comb += [pe.a.eq(a), pe.ctl.eq(ctl)]
-                if cfg.scaled:
-                    m.d.comb += pe.a_scale.eq(a_scale)
-                if c + 1 < C:
-                    a_next = Signal.like(pe.a, name=f"a_{r}_{c + 1}")
-                    ctl_next = Signal.like(pe.ctl, name=f"ctl_{r}_{c + 1}")
-                    m.d.sync += [a_next.eq(a), ctl_next.eq(ctl)]
-                    a, ctl = a_next, ctl_next
-                    if cfg.scaled:
-                        s_next = Signal(cfg.scale_bits, name=f"a_scale_{r}_{c + 1}")
-                        m.d.sync += s_next.eq(a_scale)
-                        a_scale = s_next
-
-        # Vertical links: weight slots and their scale.
+            links = link_chains(m, self, row_ports, r, C, lambda p, c: f"{p}_{r}_{c}")
+            for c, values in enumerate(links):
+                m.d.comb += [getattr(pes[r][c], p).eq(v) for p, v in values.items()]
         for c in range(C):
-            w = self.w[c]
-            w_scale = self.w_scale[c] if cfg.scaled else None
-            for r in range(R):
-                pe = pes[r][c]
-                m.d.comb += pe.w.eq(w)
-                if cfg.scaled:
-                    m.d.comb += pe.w_scale.eq(w_scale)
-                if r + 1 < R:
-                    w_next = Signal.like(pe.w, name=f"w_{r + 1}_{c}")
-                    m.d.sync += w_next.eq(w)
-                    w = w_next
-                    if cfg.scaled:
-                        s_next = Signal(cfg.scale_bits, name=f"w_scale_{r + 1}_{c}")
-                        m.d.sync += s_next.eq(w_scale)
-                        w_scale = s_next
+            links = link_chains(m, self, col_ports, c, R, lambda p, r: f"{p}_{r}_{c}")
+            for r, values in enumerate(links):
+                m.d.comb += [getattr(pes[r][c], p).eq(v) for p, v in values.items()]
 
         # Drain chains: load on the bottom PE's publish, otherwise shift down by one.
         for c in range(C):
             load = pes[R - 1][c].result_valid
-            chain = [Signal(32, name=f"drain_{r}_{c}") for r in range(R)]
+            chain = [Signal(cfg.acc_bits, name=f"drain_{r}_{c}") for r in range(R)]
             with m.If(load):
                 m.d.sync += [chain[r].eq(pes[r][c].result) for r in range(R)]
             with m.Else():

@@ -115,7 +115,7 @@ def pe_signature(config):
         "a": In(a_group_layout(config)),
         "w": In(w_group_layout(config)),
         "ctl": In(control_layout),
-        "result": Out(32),
+        "result": Out(config.acc_bits),
         "result_valid": Out(1),
     }
     if config.scaled:
@@ -162,30 +162,47 @@ class PE(ConfigComponent):
     def __init__(self, config):
         super().__init__(config, pe_signature(config))
 
+    @property
+    def latency(self):
+        """Cycles from the tile's last group on the inputs to ``result_valid``
+        (``golden.latency.LATENCY``: ``pe_mx`` or ``pe_int8``; ``config.pe_latency``)."""
+        return self._config.pe_latency
+
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-
         # -- sparse select and stage 1: N exact products, summed and registered ---------
         total, flags = sparse_products(m, cfg, self.a, self.w)
-        acc_shape = signed(cfg.block_acc_bits)
-        psum = Signal(acc_shape)
+        psum = Signal(signed(cfg.block_acc_bits))
         ctl1 = Signal(control_layout)
         m.d.sync += ctl1.eq(self.ctl)
         m.d.sync += psum.eq(total)
-
         if not cfg.scaled:
-            # -- int8 stage 2: int32 accumulator with two's-complement wraparound -------
-            acc = Signal(signed(32))
-            nxt = Signal(signed(32))
-            m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
-            m.d.sync += self.result_valid.eq(0)
-            with m.If(ctl1.valid):
-                m.d.sync += acc.eq(nxt)
-                with m.If(ctl1.tlast):
-                    m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
-            return m
+            stages = 1 + self._int8_accumulator(m, ctl1, psum)
+        else:
+            stages = 1 + self._mx_pipeline(m, ctl1, psum, flags)
+        assert stages == self.latency, (stages, self.latency)
+        return m
 
+    def _int8_accumulator(self, m, ctl1, psum):
+        """int8 stage 2: int32 accumulator with two's-complement wraparound; returns the
+        number of register stages (1)."""
+        cfg = self._config
+        acc = Signal(signed(cfg.acc_bits))
+        nxt = Signal(signed(cfg.acc_bits))
+        m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
+        m.d.sync += self.result_valid.eq(0)
+        with m.If(ctl1.valid):
+            m.d.sync += acc.eq(nxt)
+            with m.If(ctl1.tlast):
+                m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
+        return 1
+
+    def _mx_pipeline(self, m, ctl1, psum, flags):
+        """MX stages 2-4: exact block accumulator, block converter, binary32 output
+        accumulator; returns the number of register stages (3)."""
+        cfg = self._config
+        acc_shape = signed(cfg.block_acc_bits)
         # Special-value flags exist only where the formats can produce them.
         names = list(flags)
         flag1 = {k: Signal(name=f"{k}1") for k in names}
@@ -222,7 +239,7 @@ class PE(ConfigComponent):
             conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
         ]
         m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
-        term = Signal(32)
+        term = Signal(cfg.acc_bits)
         term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
         m.d.sync += [
             term.eq(conv.result),
@@ -233,14 +250,14 @@ class PE(ConfigComponent):
 
         # -- stage 4: binary32 output accumulator (starts from +0.0 each tile) ---------
         m.submodules.add = add = units.Float32Adder()
-        acc = Signal(32)
+        acc = Signal(cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
         m.d.sync += self.result_valid.eq(0)
         with m.If(term_valid):
             m.d.sync += acc.eq(add.sum)
             with m.If(term_tlast):
                 m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
-        return m
+        return 3
 
 
 class ModuleReference(ConfigComponent):

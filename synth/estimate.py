@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from hw.registry import hardware, pe_module_name
 from synth.area import synthesize
 from synth.attribution import pe_breakdown
 
@@ -18,22 +19,11 @@ __all__ = ["estimate_area", "build_parts", "TOPS"]
 TOPS = ("pe", "array", "engine")
 
 
-def _hardware(config):
-    """The PE, array and engine classes of ``config``'s dataflow, and the function that
-    names the PE module.
-
-    The only place ``synth`` reaches into ``gen``: this registry belongs in ``hw``
-    (issue #11), and swapping it there changes this function only.
-    """
-    from gen.generate import hardware_classes, pe_module_name
-    return (*hardware_classes(config), pe_module_name)
-
-
 def build_parts(config, top="engine", name=None):
     """The modules of an nmmx design as the generator emits them.
 
     A PE top is one :class:`hw.pe.PE`.  An array or engine top is built with
-    ``pe_module`` (the constructor argument ``gen.generate.build_verilog`` uses), so its
+    ``pe_module`` (the constructor argument the generator uses), so its
     PEs are :class:`hw.pe.PEInstance` references to the module ``<name>_pe``, which is a
     separate :class:`hw.pe.PE`: elaboration converts one PE instead of R x C.
 
@@ -57,7 +47,8 @@ def build_parts(config, top="engine", name=None):
     if top not in TOPS:
         raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
     name = config.name if name is None else name
-    pe_cls, array_cls, engine_cls, pe_module_name = _hardware(config)
+    parts = hardware(config)
+    pe_cls, array_cls, engine_cls = parts.pe, parts.array, parts.engine
     if top == "pe":
         return {name: pe_cls(config)}
     # The array and engine refer to the PE as the generator emits it: one module.

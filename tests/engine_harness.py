@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import c_read_addresses, pack_operands, unpack_c
-from hw.engine import COUNTERS, Engine
+from hw.engine import COUNTERS
+from hw.registry import hardware
 
 __all__ = ["random_encoded", "run_engine", "check_result", "Step", "run_steps", "c_lanes"]
 
@@ -35,13 +36,6 @@ def random_encoded(config, m, k, n, rng, *, specials=False):
     w_scales = rng.integers(lo, hi, (nb, n), dtype=np.uint8)
     return EncodedOperands(a_codes=a_codes, a_scales=a_scales, w_values=w_values,
                            w_indices=w_indices, w_scales=w_scales, m=m, k=k, n=n)
-
-
-def _engine_class(config):
-    if config.dataflow == "ws":
-        from hw.ws import WSEngine
-        return WSEngine
-    return Engine
 
 
 class Step:
@@ -78,7 +72,7 @@ def run_steps(config, steps, seed=0):
     ``rd_data`` of every C address ``0 .. c_depth-1`` after the step."""
     rng = np.random.default_rng(seed)
     print(f"run_steps seed={seed}")
-    dut = _engine_class(config)(config)
+    dut = hardware(config).engine(config)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     results = []
@@ -158,7 +152,7 @@ def run_engine(config, runs):
     Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
     it and ``counters`` a dict of the four performance counters.
     """
-    dut = _engine_class(config)(config)
+    dut = hardware(config).engine(config)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     results = []

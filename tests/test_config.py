@@ -15,12 +15,13 @@ def test_init_default():
     assert c.scaled and not c.dense
     assert c.index_bits == 2
     assert c.scale_bits == 8
+    assert c.log2_m_group == 2
+    assert c.block_exp_bits == 11
+    assert c.acc_bits == 32
     assert c.groups_per_block == 8
     assert c.slots_per_block == 16
     # E4M3: 4-bit significand, shifts 0..14, lsb 2^-9 per operand.
     assert c.product_lsb_exp == -18
-    assert c.sig_product_bits == 8
-    assert c.product_shift_max == 28
     # 448 * 2^9 = 229376 per operand; the product needs 36 bits plus a sign.
     assert c.product_bits == 37
     # 16 products of up to 229376^2 each: 40 bits plus a sign.
@@ -157,3 +158,12 @@ def test_flags_wrong(argv, msg):
 def test_flags_wrong_multi():
     with pytest.raises(UsageError, match=r"^--rows has an empty item in '4,,8'$"):
         _parse(["--rows", "4,,8"], multi=True)
+
+
+def test_dataflow_is_an_enum():
+    from golden.config import Dataflow
+    c = Config(dataflow="ws")
+    assert c.dataflow is Dataflow.WS
+    assert Config(dataflow=Dataflow.OS).dataflow is Dataflow.OS
+    assert c.to_dict()["dataflow"] == "ws" and type(c.to_dict()["dataflow"]) is str
+    assert Config.from_dict(c.to_dict()) == c

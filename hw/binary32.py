@@ -1,0 +1,276 @@
+"""binary32 arithmetic units: the block converter (exact block sum -> binary32) and the
+binary32 adder, sharing one normalize/round/encode datapath (RNE, subnormals, overflow to
+Inf, canonical NaN).  Field widths come from :data:`golden.formats.BINARY32`.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.formats import BINARY32
+from golden.gemm import CANONICAL_NAN
+from golden.quant import SCALE_BIAS, SCALE_NAN
+from .component import ConfigComponent
+from .element import binary32_layout
+
+__all__ = ["BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
+
+#: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
+BINARY32_QNAN = CANONICAL_NAN
+#: +Inf; -Inf is this with bit 31 set.
+BINARY32_INF = ((1 << BINARY32.ebits) - 1) << BINARY32.mbits
+
+# binary32 field geometry (IEEE 754, fixed: not a configuration parameter), from the one
+# table in golden.formats.
+_B32_BITS = BINARY32.bits
+_B32_MBITS = BINARY32.mbits
+_B32_EBITS = BINARY32.ebits
+_B32_BIAS = BINARY32.bias
+_B32_EMIN = BINARY32.emin                 # exponent of the smallest normal, -126
+_B32_EXP_ONES = (1 << _B32_EBITS) - 1     # the Inf/NaN exponent field
+_B32_MAG = _B32_BITS - 1                  # width of the magnitude (all but the sign)
+
+
+# -- binary32 rounding shared by the converter and the adder ---------------------------------
+
+
+def _leading_one(m, value, name):
+    """Position of the most significant set bit of ``value`` (0 when ``value`` is 0)."""
+    pos = Signal(range(max(len(value), 2)), name=name)
+    # Later assignments win, so the highest set bit decides.
+    for i in range(len(value)):
+        with m.If(value[i]):
+            m.d.comb += pos.eq(i)
+    return pos
+
+
+def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
+    """Round ``mag * 2**exp0`` to a binary32 magnitude (RNE, subnormals).
+
+    ``mag`` is an unsigned integer (not zero: the caller handles zero), ``exp0`` a signed
+    expression.  ``t_max`` is an upper bound of ``-126 - exp0`` when the caller knows
+    one (it narrows the shifter).  Returns ``(bits, overflow)``: the 31-bit magnitude
+    pattern, valid when ``overflow`` is 0, and whether the rounded value is at least
+    2**128.
+
+    The result's LSB exponent is ``q = max(e - 23, -149)`` with ``e`` the exponent of the
+    leading one.  The datapath right-shifts ``mag << 23`` by ``s = q - exp0 + 23 >= 0``
+    (so that left shifts never occur), keeps 24 bits, rounds to nearest even using the
+    next bit and the sticky OR of the rest, and encodes as ``((q + 149) << 23) + sig``:
+    that sum is the IEEE pattern for normal and subnormal results alike, and the carry of
+    a rounding increment ripples into the exponent field exactly as renormalization would.
+    """
+    width = len(mag)
+    p = _leading_one(m, mag, f"{prefix}_msb")
+    # s >= p, and s = -126 - exp0 when the result is subnormal.
+    t = Signal(signed(len(exp0) + 2), name=f"{prefix}_t")
+    m.d.comb += t.eq(_B32_EMIN - exp0)
+    normal = Signal(name=f"{prefix}_normal")
+    m.d.comb += normal.eq(p >= t)
+    # Beyond width + 24 every bit, including the round bit, is shifted out; clamping keeps
+    # the barrel shifter's select narrow.  Only reachable when s == t > p.
+    s_max = width + 24
+    if t_max is not None and t_max <= s_max:
+        s_max = max(t_max, width - 1)
+    s = Signal(range(s_max + 1), name=f"{prefix}_shift")
+    with m.If(normal):
+        m.d.comb += s.eq(p)
+    with m.Elif(t > s_max):
+        m.d.comb += s.eq(s_max)
+    with m.Else():
+        m.d.comb += s.eq(t)
+    # (q + 149) is p + exp0 + 126 for normal results and 0 for subnormal ones.
+    biased = Signal(range(width + (1 << (len(exp0) - 1)) - _B32_EMIN), name=f"{prefix}_biased")
+    m.d.comb += biased.eq(Mux(normal, p + exp0 - _B32_EMIN, 0))
+
+    # ext2 = mag << 24: 23 bits to make room for the significand, one more for the round bit.
+    ext2 = Cat(Const(0, _B32_MBITS + 1), mag)
+    shifted = Signal(len(ext2), name=f"{prefix}_shifted")
+    m.d.comb += shifted.eq(ext2 >> s)
+    low_mask = Signal(len(ext2), name=f"{prefix}_low_mask")
+    m.d.comb += low_mask.eq(~(Const(-1, signed(len(ext2) + 1)) << s)[:len(ext2)])
+    sig = shifted[1:_B32_MBITS + 2]
+    round_bit = shifted[0]
+    sticky = (ext2 & low_mask).any()
+    inc = round_bit & (sticky | sig[0])
+    pattern = Signal(len(biased) + _B32_MBITS + 1, name=f"{prefix}_pattern")
+    m.d.comb += pattern.eq((biased << _B32_MBITS) + sig + inc)
+    overflow = pattern >= BINARY32_INF
+    return pattern[:_B32_MAG], overflow
+
+
+# -- block converter -------------------------------------------------------------------------
+
+
+class BlockConverter(ConfigComponent):
+    """Scale an exact block sum by the two E8M0 block scales and round it to binary32.
+
+    ``result = RNE_binary32(sum * 2**(a_scale - 127 + w_scale - 127 + product_lsb_exp))``
+    with subnormal results and overflow to +-Inf.  A zero sum gives +0.0; a negative sum
+    that rounds to zero gives -0.0.  The canonical NaN ``0x7FC00000`` is produced when
+    either scale is the E8M0 NaN code ``0xFF``, when ``nan`` is set, or when both
+    ``inf_pos`` and ``inf_neg`` are set; otherwise an Inf flag gives that Inf.
+
+    Latency: combinational.
+
+    Parameters
+    ----------
+    config : golden.Config
+        An MX engine configuration.
+
+    Members
+    -------
+    sum : In(signed(config.block_acc_bits))
+        Exact block sum in units of ``2**config.product_lsb_exp``.
+    nan : In(1)
+        Some product of the block was NaN.  Ignored (no logic) unless
+        ``config.product_has_nan``.
+    inf_pos, inf_neg : In(1)
+        Some product of the block was +Inf / -Inf.  Ignored (no logic) unless
+        ``config.product_has_inf``.
+    a_scale, w_scale : In(8)
+        E8M0 block scale codes.
+    result : Out(32)
+        binary32 bit pattern.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`golden.Config`.
+    ValueError
+        ``config`` is a plain ``int8`` configuration (it has no block scales).
+    """
+
+    @classmethod
+    def validate(cls, config):
+        super().validate(config)
+        if not config.scaled:
+            raise ValueError(f"BlockConverter needs an MX configuration, not "
+                             f"a_format={config.a_format} with w_format={config.w_format}")
+
+    def __init__(self, config):
+        super().__init__(config, {
+            "sum": In(signed(config.block_acc_bits)),
+            "nan": In(1), "inf_pos": In(1), "inf_neg": In(1),
+            "a_scale": In(config.scale_bits), "w_scale": In(config.scale_bits),
+            "result": Out(_B32_BITS),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        neg = self.sum < 0
+        mag = Signal(cfg.block_acc_bits, name="mag")
+        m.d.comb += mag.eq(Mux(neg, -self.sum, self.sum))
+        exp0 = Signal(signed(cfg.block_exp_bits), name="exp0")
+        m.d.comb += exp0.eq(self.a_scale + self.w_scale
+                            + (cfg.product_lsb_exp - 2 * SCALE_BIAS))
+        bits, overflow = _round_binary32(m, mag, exp0, "rnd")
+
+        nan = (self.a_scale == SCALE_NAN) | (self.w_scale == SCALE_NAN)
+        if cfg.product_has_nan:
+            nan = nan | self.nan
+        if cfg.product_has_inf:
+            nan = nan | (self.inf_pos & self.inf_neg)
+        with m.If(nan):
+            m.d.comb += self.result.eq(BINARY32_QNAN)
+        if cfg.product_has_inf:
+            with m.Elif(self.inf_pos | self.inf_neg):
+                m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), self.inf_neg))
+        with m.Elif(mag == 0):
+            m.d.comb += self.result.eq(0)
+        with m.Elif(overflow):
+            m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), neg))
+        with m.Else():
+            m.d.comb += self.result.eq(Cat(bits, neg))
+        return m
+
+
+# -- binary32 adder --------------------------------------------------------------------------
+
+
+class Float32Adder(wiring.Component):
+    """IEEE 754 binary32 addition, round to nearest even, with subnormals.
+
+    No flush to zero; any NaN operand or Inf + (-Inf) gives the canonical NaN
+    ``0x7FC00000``; an exact zero sum of non-zero operands is +0, and -0 + -0 = -0;
+    overflow gives +-Inf.
+
+    The operands are ordered by magnitude, the smaller one is aligned with guard, round
+    and sticky bits, added or subtracted, and the 28-bit result goes through the same
+    normalize/round/encode datapath as :class:`BlockConverter`.
+
+    Latency: combinational.
+
+    Members
+    -------
+    a, b : In(32)
+        binary32 bit patterns.
+    sum : Out(32)
+        binary32 bit pattern of ``a + b``.
+    """
+
+    def __init__(self):
+        super().__init__({"a": In(_B32_BITS), "b": In(_B32_BITS), "sum": Out(_B32_BITS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        # Order by magnitude: for binary32 the 31-bit pattern compares like the value.
+        a_big = self.a[:_B32_MAG] >= self.b[:_B32_MAG]
+        x = Signal(_B32_BITS, name="x")
+        y = Signal(_B32_BITS, name="y")
+        m.d.comb += [x.eq(Mux(a_big, self.a, self.b)), y.eq(Mux(a_big, self.b, self.a))]
+
+        def unpack(v, name):
+            v = binary32_layout(v)
+            exp, man = v.exponent, v.mantissa
+            sig = Signal(_B32_MBITS + 1, name=f"{name}_sig")
+            eff_exp = Signal(_B32_EBITS, name=f"{name}_exp")  # subnormals share exponent 1
+            m.d.comb += [sig.eq(Cat(man, exp != 0)), eff_exp.eq(Mux(exp != 0, exp, 1))]
+            is_nan = (exp == _B32_EXP_ONES) & (man != 0)
+            is_inf = (exp == _B32_EXP_ONES) & (man == 0)
+            return sig, eff_exp, is_nan, is_inf
+
+        sig_x, exp_x, nan_x, inf_x = unpack(x, "x")
+        sig_y, exp_y, nan_y, inf_y = unpack(y, "y")
+        sign_x, sign_y = binary32_layout(x).sign, binary32_layout(y).sign
+
+        # Align y: three extra bits (guard, round, sticky).  Anything shifted past them
+        # only matters through the sticky bit, and 27 positions shift out everything.
+        grs = 3
+        wide = _B32_MBITS + 1 + grs
+        diff = exp_x - exp_y
+        d = Signal(range(wide + 1), name="align")
+        m.d.comb += d.eq(Mux(diff > wide, wide, diff))
+        y_ext = Signal(2 * wide, name="y_ext")
+        m.d.comb += y_ext.eq(Cat(Const(0, wide + grs), sig_y) >> d)
+        # The bits shifted out fold into the sticky (lowest) bit of the aligned operand.
+        y_al = Cat(y_ext[wide] | y_ext[:wide].any(), y_ext[wide + 1:])
+        x_al = Cat(Const(0, grs), sig_x)
+
+        total = Signal(wide + 1, name="total")
+        with m.If(sign_x ^ sign_y):
+            m.d.comb += total.eq(x_al - y_al)
+        with m.Else():
+            m.d.comb += total.eq(x_al + y_al)
+        # exp_x - 153 lies in [-152, 102]: the exponent field width plus a sign bit and
+        # one bit of margin.
+        exp0 = Signal(signed(_B32_EBITS + 2), name="exp0")
+        m.d.comb += exp0.eq(exp_x - (_B32_BIAS + _B32_MBITS + grs))
+        # exp_x >= 1, so -126 - exp0 <= 26: the rounding shift never exceeds 27.
+        bits, overflow = _round_binary32(m, total, exp0, "rnd",
+                                         t_max=_B32_BIAS + _B32_MBITS + grs + _B32_EMIN - 1)
+
+        with m.If(nan_x | nan_y | (inf_x & inf_y & (sign_x ^ sign_y))):
+            m.d.comb += self.sum.eq(BINARY32_QNAN)
+        with m.Elif(inf_x):
+            # |x| >= |y|, so an Inf operand is always x.
+            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
+        with m.Elif(total == 0):
+            # Exact zero: -0 only for (-0) + (-0) under round to nearest.
+            m.d.comb += self.sum.eq(Cat(Const(0, _B32_MAG), sign_x & sign_y))
+        with m.Elif(overflow):
+            m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
+        with m.Else():
+            m.d.comb += self.sum.eq(Cat(bits, sign_x))
+        return m

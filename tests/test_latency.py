@@ -1,0 +1,80 @@
+"""Latencies belong to the components: each exposes ``latency`` from the one table
+``golden.latency.LATENCY``, checks it against the registers it builds, and the measured
+delay equals it."""
+
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+
+import golden.latency as gc
+from golden import Config
+from hw.host import EngineBase, RunControl
+from hw.pe import PE
+from hw.ws_pe import WSBlockEnd, WSPE
+
+MX = Config(rows=2, cols=2, sparsity=(2, 4), m_max=8, k_max=64, n_max=8)
+INT8 = Config(rows=2, cols=2, a_format="int8", w_format="int8", m_max=8, k_max=64,
+              n_max=8)
+
+
+# Components built only to read their latency are never elaborated.
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_components_expose_the_table():
+    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] == 4
+    assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] == 2
+    assert WSBlockEnd(MX).latency == MX.ws_block_end_latency == 2
+    assert WSPE.latency == 1
+    assert EngineBase.buffer_read_latency == MX.buffer_read_latency == 1
+    assert RunControl.latency == MX.issue_latency == 1
+
+
+# The aborted elaboration leaves its submodules unused: expected here.
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+@pytest.mark.parametrize("key,cls,cfg", [("pe_mx", PE, MX), ("pe_int8", PE, INT8),
+                                         ("ws_block_end", WSBlockEnd, MX)])
+def test_table_and_structure_must_agree(monkeypatch, key, cls, cfg):
+    monkeypatch.setitem(gc.LATENCY, key, gc.LATENCY[key] + 1)
+    with pytest.raises(AssertionError):
+        Fragment.get(cls(cfg), None)
+
+
+def _delay(dut, drive, probe, limit=10):
+    """Cycles from ``drive(ctx)`` (one cycle) until ``probe(ctx)`` is true."""
+    seen = []
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        drive(ctx, True)
+        for cycle in range(1, limit):
+            await ctx.tick()
+            drive(ctx, False)
+            if probe(ctx):
+                seen.append(cycle)
+                return
+
+    sim.add_testbench(bench)
+    sim.run()
+    return seen[0]
+
+
+def test_ws_pe_delay_is_its_latency():
+    dut = WSPE(MX)
+
+    def drive(ctx, on):
+        ctx.set(dut.psum_in.exact, 5 if on else 0)
+
+    assert _delay(dut, drive, lambda ctx: ctx.get(dut.psum_out.exact) == 5) == dut.latency
+
+
+def test_block_end_delay_is_its_latency():
+    dut = WSBlockEnd(MX)
+
+    def drive(ctx, on):
+        # exact sum 1 at scales 2**0: a non-zero binary32 term once converted and added.
+        ctx.set(dut.psum_in.exact, 1 << 20 if on else 0)
+        ctx.set(dut.ctl.bend, on)
+        ctx.set(dut.a_scale, 127)
+        ctx.set(dut.ld_en, 0)
+
+    assert _delay(dut, drive, lambda ctx: ctx.get(dut.fp_out) != 0) == dut.latency
