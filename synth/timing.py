@@ -2,7 +2,7 @@
 
 :func:`analyze` takes an Amaranth component (or a :class:`golden.Config`, meaning its PE,
 or a Verilog file), maps it flat to the library for a target clock with Yosys
-(:func:`mapping_commands`, run through :func:`synth.flow.run_yosys`) and times the
+(:func:`mapping_commands`, run through :func:`synth.yosys.run_yosys`) and times the
 mapped netlist with OpenSTA (:func:`synth.sta.check_timing`).
 
 Mapping for timing, as SiliconCompiler and OpenLane do it: ``synth -flatten``,
@@ -24,7 +24,8 @@ from pathlib import Path
 from nmmx.files import atomic_write
 
 from . import nldm, sta
-from .flow import cache_dir, run_yosys
+from .area import cache_dir
+from .yosys import run_yosys
 
 __all__ = ["analyze", "mapping_commands", "abc_constraints", "liberty_file",
            "design_of_config"]
@@ -34,7 +35,7 @@ def liberty_file(library, cache=None):
     """One plain liberty file of ``library`` (a set is merged), cached by content.
 
     Single uncompressed files are used in place; ``.lib.gz`` files and sets are written
-    once under ``<cache>/liberty/`` (:func:`synth.flow.cache_dir` by default), atomically.
+    once under ``<cache>/liberty/`` (:func:`synth.area.cache_dir` by default), atomically.
     """
     paths = list(library.paths)
     if len(paths) == 1 and not paths[0].name.endswith(".gz"):
@@ -105,9 +106,8 @@ def register_names(netlist_text, library):
 
 def design_of_config(config):
     """The PE of ``config`` as the generator builds it (the one place that picks the class)."""
-    from gen.generate import hardware_classes
-    pe_cls, _array_cls, _engine_cls = hardware_classes(config)
-    return pe_cls(config)
+    from hw.registry import hardware
+    return hardware(config).pe(config)
 
 
 def _write_design(design, workdir, top):
