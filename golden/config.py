@@ -331,7 +331,24 @@ class Config:
         """Cycles from a PE seeing a tile's last group to its result register holding the
         tile's output (MX: products, block accumulator, converter, binary32 adder; int8:
         products, int32 accumulator)."""
-        return LATENCY["pe_mx" if self.scaled else "pe_int8"]
+        if not self.scaled:
+            return LATENCY["pe_int8"]
+        return LATENCY["pe_mx"] + self.convert_stages + self.acc_add_stages
+
+    @property
+    def convert_stages(self):
+        """Register stages inside the block converter (``LATENCY["block_convert"]``)."""
+        return LATENCY["block_convert"] if self.scaled else 0
+
+    @property
+    def acc_add_stages(self):
+        """Register stages inside the output-stationary PE's binary32 accumulator adder:
+        ``LATENCY["f32_add"]``, but at most ``groups_per_block - 1`` so that a block's
+        sum is back in the accumulator before the next block's term arrives (a loop of
+        ``acc_add_stages + 1`` cycles at one block per ``groups_per_block`` cycles)."""
+        if not self.scaled:
+            return 0
+        return min(LATENCY["f32_add"], self.groups_per_block - 1)
 
     @property
     def drain_latency(self):
@@ -501,8 +518,11 @@ class Config:
 
     @property
     def ws_block_end_latency(self):
-        """Pipeline stages of a block-end unit (convert, then add)."""
-        return LATENCY["ws_block_end"] if self.scaled else 0
+        """Pipeline stages of a block-end unit: the converter's, the term register, the
+        adder's and the output register (feed-forward, so the adder is never shortened)."""
+        if not self.scaled:
+            return 0
+        return LATENCY["ws_block_end"] + LATENCY["block_convert"] + LATENCY["f32_add"]
 
     def ws_row_delay(self, r):
         """Cycles from an activation row's issue (its row-0 buffer address) to array row

@@ -8,12 +8,24 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import BINARY32
+from golden.latency import LATENCY
 from golden.gemm import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 from .component import ConfigComponent
 from .element import binary32_layout
 
-__all__ = ["BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF"]
+__all__ = ["BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF",
+           "CONVERT_CUTS", "ADD_CUTS"]
+
+#: Where :class:`BlockConverter` may place register stages, in the order they are used:
+#: after the magnitude and exponent, after the leading-one/shift-amount logic, after the
+#: shift, after the rounding increment.
+CONVERT_CUTS = ("mag", "lzd", "shift", "round")
+#: Where :class:`Float32Adder` may place register stages, in the order they are used:
+#: after the aligned add, after the leading-one logic, after operand ordering and
+#: unpacking, after the rounding shift, after the rounding increment, after the
+#: alignment shift.
+ADD_CUTS = ("add", "lzd", "align", "shift", "round", "yal")
 
 #: The canonical quiet NaN every unit emits (sign 0, quiet bit set, payload 0).
 BINARY32_QNAN = CANONICAL_NAN
@@ -44,14 +56,57 @@ def _leading_one(m, value, name):
     return pos
 
 
-def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
+class _Stages:
+    """The pipeline cuts of one unit: :meth:`cut` registers the values it is given at a
+    cut that is on and passes them through at one that is off.
+
+    ``cuts`` is the set of cut names in use; :attr:`count` counts the register stages
+    placed, which the unit checks against its ``latency``.
+    """
+
+    def __init__(self, m, cuts):
+        self.m, self.cuts, self.count = m, frozenset(cuts), 0
+
+    def cut(self, name, **values):
+        if name not in self.cuts:
+            return values
+        self.count += 1
+        out = {}
+        for k, v in values.items():
+            r = Signal.like(v, name=f"{name}_{k}") if isinstance(v, Signal) else \
+                Signal(v.shape(), name=f"{name}_{k}")
+            self.m.d.sync += r.eq(v)
+            out[k] = r
+        return out
+
+
+def _increment(value, inc):
+    """``value + inc`` (``inc`` one bit, the carry out dropped) as a log-depth prefix of
+    ANDs: bit i flips when ``inc`` and every bit below it are set."""
+    n = len(value)
+    ones = [value[i] for i in range(n)]     # ones[i]: value[j] set for all j in span
+    prefix = list(ones)                      # prefix[i] = AND of value[0..i]
+    span = 1
+    while span < n:
+        prefix = [prefix[i] & prefix[i - span] if i >= span else prefix[i]
+                  for i in range(n)]
+        span *= 2
+    carries = [inc] + [inc & prefix[i] for i in range(n - 1)]
+    return Cat(*(value[i] ^ carries[i] for i in range(n)))
+
+
+def _round_binary32(m, mag, exp0, prefix, *, t_max=None, stages=None, carry=None):
     """Round ``mag * 2**exp0`` to a binary32 magnitude (RNE, subnormals).
 
     ``mag`` is an unsigned integer (not zero: the caller handles zero), ``exp0`` a signed
     expression.  ``t_max`` is an upper bound of ``-126 - exp0`` when the caller knows
-    one (it narrows the shifter).  Returns ``(bits, overflow)``: the 31-bit magnitude
-    pattern, valid when ``overflow`` is 0, and whether the rounded value is at least
-    2**128.
+    one (it narrows the shifter).  Returns ``(bits, overflow, carry)``: the 31-bit
+    magnitude pattern, valid when ``overflow`` is 0, whether the rounded value is at
+    least 2**128, and the caller's ``carry`` values (a dict) as they are at the output.
+
+    ``stages`` (a :class:`_Stages`) may cut the datapath after the shift-amount
+    computation (cut ``"lzd"``), after the shift (cut ``"shift"``) and after the
+    rounding increment (cut ``"round"``); ``carry`` values travel through the same cuts.
 
     The result's LSB exponent is ``q = max(e - 23, -149)`` with ``e`` the exponent of the
     leading one.  The datapath right-shifts ``mag << 23`` by ``s = q - exp0 + 23 >= 0``
@@ -60,6 +115,9 @@ def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
     that sum is the IEEE pattern for normal and subnormal results alike, and the carry of
     a rounding increment ripples into the exponent field exactly as renormalization would.
     """
+    if stages is None:
+        stages = _Stages(m, ())
+    carry = dict(carry or {})
     width = len(mag)
     p = _leading_one(m, mag, f"{prefix}_msb")
     # s >= p, and s = -126 - exp0 when the result is subnormal.
@@ -83,20 +141,34 @@ def _round_binary32(m, mag, exp0, prefix, *, t_max=None):
     biased = Signal(range(width + (1 << (len(exp0) - 1)) - _B32_EMIN), name=f"{prefix}_biased")
     m.d.comb += biased.eq(Mux(normal, p + exp0 - _B32_EMIN, 0))
 
+    v = stages.cut("lzd", mag=mag, s=s, biased=biased, **carry)
+    mag, s, biased = v.pop("mag"), v.pop("s"), v.pop("biased")
+    carry = v
     # ext2 = mag << 24: 23 bits to make room for the significand, one more for the round bit.
     ext2 = Cat(Const(0, _B32_MBITS + 1), mag)
     shifted = Signal(len(ext2), name=f"{prefix}_shifted")
     m.d.comb += shifted.eq(ext2 >> s)
     low_mask = Signal(len(ext2), name=f"{prefix}_low_mask")
     m.d.comb += low_mask.eq(~(Const(-1, signed(len(ext2) + 1)) << s)[:len(ext2)])
-    sig = shifted[1:_B32_MBITS + 2]
-    round_bit = shifted[0]
     sticky = (ext2 & low_mask).any()
-    inc = round_bit & (sticky | sig[0])
-    pattern = Signal(len(biased) + _B32_MBITS + 1, name=f"{prefix}_pattern")
-    m.d.comb += pattern.eq((biased << _B32_MBITS) + sig + inc)
+    sig = shifted[1:_B32_MBITS + 2]
+    inc = Signal(name=f"{prefix}_inc")
+    m.d.comb += inc.eq(shifted[0] & (sticky | sig[0]))
+    # (biased << 23) + sig overlaps in one bit only (the hidden bit): a short add on the
+    # exponent field here, the rounding increment after the cut.
+    base = Signal(len(biased) + _B32_MBITS + 1, name=f"{prefix}_base")
+    m.d.comb += base.eq(Cat(sig[:_B32_MBITS], biased + sig[_B32_MBITS]))
+
+    v = stages.cut("shift", base=base, inc=inc, **carry)
+    base, inc = v.pop("base"), v.pop("inc")
+    carry = v
+    pattern = Signal(len(base), name=f"{prefix}_pattern")
+    m.d.comb += pattern.eq(_increment(base, inc))
+
+    v = stages.cut("round", pattern=pattern, **carry)
+    pattern = v.pop("pattern")
     overflow = pattern >= BINARY32_INF
-    return pattern[:_B32_MAG], overflow
+    return pattern[:_B32_MAG], overflow, v
 
 
 # -- block converter -------------------------------------------------------------------------
@@ -142,13 +214,15 @@ class BlockConverter(ConfigComponent):
     """
 
     @classmethod
-    def validate(cls, config):
+    def validate(cls, config, stages=None):
         super().validate(config)
         if not config.scaled:
             raise ValueError(f"BlockConverter needs an MX configuration, not "
                              f"a_format={config.a_format} with w_format={config.w_format}")
+        _check_stages("BlockConverter", stages, CONVERT_CUTS)
 
-    def __init__(self, config):
+    def __init__(self, config, stages=None):
+        self._stages = LATENCY["block_convert"] if stages is None else stages
         super().__init__(config, {
             "sum": In(signed(config.block_acc_bits)),
             "nan": In(1), "inf_pos": In(1), "inf_neg": In(1),
@@ -156,34 +230,58 @@ class BlockConverter(ConfigComponent):
             "result": Out(_B32_BITS),
         })
 
+    @property
+    def latency(self):
+        """Register stages from the inputs to ``result``."""
+        return self._stages
+
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        neg = self.sum < 0
+        st = _Stages(m, CONVERT_CUTS[:self._stages])
+        neg = Signal(name="neg")
+        m.d.comb += neg.eq(self.sum < 0)
+        # |sum| = (sum XOR neg...) + neg, the increment as a log-depth prefix.
         mag = Signal(cfg.block_acc_bits, name="mag")
-        m.d.comb += mag.eq(Mux(neg, -self.sum, self.sum))
+        m.d.comb += mag.eq(_increment(Mux(neg, ~self.sum, self.sum), neg))
         exp0 = Signal(signed(cfg.block_exp_bits), name="exp0")
         m.d.comb += exp0.eq(self.a_scale + self.w_scale
                             + (cfg.product_lsb_exp - 2 * SCALE_BIAS))
-        bits, overflow = _round_binary32(m, mag, exp0, "rnd")
-
         nan = (self.a_scale == SCALE_NAN) | (self.w_scale == SCALE_NAN)
         if cfg.product_has_nan:
             nan = nan | self.nan
         if cfg.product_has_inf:
             nan = nan | (self.inf_pos & self.inf_neg)
-        with m.If(nan):
+        special = {"neg": neg, "nan": nan, "zero": self.sum == 0}
+        if cfg.product_has_inf:
+            special.update(inf_pos=self.inf_pos, inf_neg=self.inf_neg)
+        v = st.cut("mag", mag=mag, exp0=exp0, **special)
+        bits, overflow, v = _round_binary32(m, v.pop("mag"), v.pop("exp0"), "rnd",
+                                            stages=st, carry=v)
+        assert st.count == self.latency, (st.count, self.latency)
+
+        neg = v["neg"]
+        with m.If(v["nan"]):
             m.d.comb += self.result.eq(BINARY32_QNAN)
         if cfg.product_has_inf:
-            with m.Elif(self.inf_pos | self.inf_neg):
-                m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), self.inf_neg))
-        with m.Elif(mag == 0):
+            with m.Elif(v["inf_pos"] | v["inf_neg"]):
+                m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), v["inf_neg"]))
+        with m.Elif(v["zero"]):
             m.d.comb += self.result.eq(0)
         with m.Elif(overflow):
             m.d.comb += self.result.eq(Cat(Const(BINARY32_INF, _B32_MAG), neg))
         with m.Else():
             m.d.comb += self.result.eq(Cat(bits, neg))
         return m
+
+
+def _check_stages(unit, stages, cuts):
+    if stages is None:
+        return
+    if not isinstance(stages, int) or isinstance(stages, bool) or \
+            not 0 <= stages <= len(cuts):
+        raise ValueError(f"{unit} stages must be a whole number from 0 to {len(cuts)}, "
+                         f"not {stages!r}")
 
 
 # -- binary32 adder --------------------------------------------------------------------------
@@ -200,7 +298,16 @@ class Float32Adder(wiring.Component):
     and sticky bits, added or subtracted, and the 28-bit result goes through the same
     normalize/round/encode datapath as :class:`BlockConverter`.
 
-    Latency: combinational.
+    Latency: ``stages`` cycles (registers at the first ``stages`` of :data:`ADD_CUTS`);
+    ``sum`` is combinational from the last of them, so the caller's register closes the
+    last stage.  One addition per cycle; a loop-carried accumulator must wait
+    ``stages + 1`` cycles for its previous sum.
+
+    Parameters
+    ----------
+    stages : int or None
+        Register stages, 0 to ``len(ADD_CUTS)`` (default
+        ``golden.latency.LATENCY["f32_add"]``).
 
     Members
     -------
@@ -210,11 +317,19 @@ class Float32Adder(wiring.Component):
         binary32 bit pattern of ``a + b``.
     """
 
-    def __init__(self):
+    def __init__(self, stages=None):
+        _check_stages("Float32Adder", stages, ADD_CUTS)
+        self._stages = LATENCY["f32_add"] if stages is None else stages
         super().__init__({"a": In(_B32_BITS), "b": In(_B32_BITS), "sum": Out(_B32_BITS)})
+
+    @property
+    def latency(self):
+        """Register stages from ``a``/``b`` to ``sum``."""
+        return self._stages
 
     def elaborate(self, platform):
         m = Module()
+        st = _Stages(m, ADD_CUTS[:self._stages])
         # Order by magnitude: for binary32 the 31-bit pattern compares like the value.
         a_big = self.a[:_B32_MAG] >= self.b[:_B32_MAG]
         x = Signal(_B32_BITS, name="x")
@@ -242,14 +357,23 @@ class Float32Adder(wiring.Component):
         diff = exp_x - exp_y
         d = Signal(range(wide + 1), name="align")
         m.d.comb += d.eq(Mux(diff > wide, wide, diff))
+        special = {"nan": nan_x | nan_y | (inf_x & inf_y & (sign_x ^ sign_y)), "inf": inf_x,
+                   "sign_x": sign_x, "sign_y": sign_y}
+        v = st.cut("align", sig_x=sig_x, sig_y=sig_y, exp_x=exp_x, d=d, **special)
+        sig_x, sig_y, exp_x, d = v.pop("sig_x"), v.pop("sig_y"), v.pop("exp_x"), v.pop("d")
+        special = v
         y_ext = Signal(2 * wide, name="y_ext")
         m.d.comb += y_ext.eq(Cat(Const(0, wide + grs), sig_y) >> d)
         # The bits shifted out fold into the sticky (lowest) bit of the aligned operand.
-        y_al = Cat(y_ext[wide] | y_ext[:wide].any(), y_ext[wide + 1:])
+        y_al = Signal(wide, name="y_al")
+        m.d.comb += y_al.eq(Cat(y_ext[wide] | y_ext[:wide].any(), y_ext[wide + 1:]))
+        v = st.cut("yal", y_al=y_al, sig_x=sig_x, exp_x=exp_x, **special)
+        y_al, sig_x, exp_x = v.pop("y_al"), v.pop("sig_x"), v.pop("exp_x")
+        special = v
         x_al = Cat(Const(0, grs), sig_x)
 
         total = Signal(wide + 1, name="total")
-        with m.If(sign_x ^ sign_y):
+        with m.If(special["sign_x"] ^ special["sign_y"]):
             m.d.comb += total.eq(x_al - y_al)
         with m.Else():
             m.d.comb += total.eq(x_al + y_al)
@@ -257,18 +381,24 @@ class Float32Adder(wiring.Component):
         # one bit of margin.
         exp0 = Signal(signed(_B32_EBITS + 2), name="exp0")
         m.d.comb += exp0.eq(exp_x - (_B32_BIAS + _B32_MBITS + grs))
+        special["zero"] = total == 0
+        v = st.cut("add", total=total, exp0=exp0, **special)
+        total, exp0 = v.pop("total"), v.pop("exp0")
         # exp_x >= 1, so -126 - exp0 <= 26: the rounding shift never exceeds 27.
-        bits, overflow = _round_binary32(m, total, exp0, "rnd",
-                                         t_max=_B32_BIAS + _B32_MBITS + grs + _B32_EMIN - 1)
+        bits, overflow, v = _round_binary32(
+            m, total, exp0, "rnd", t_max=_B32_BIAS + _B32_MBITS + grs + _B32_EMIN - 1,
+            stages=st, carry=v)
+        assert st.count == self.latency, (st.count, self.latency)
 
-        with m.If(nan_x | nan_y | (inf_x & inf_y & (sign_x ^ sign_y))):
+        sign_x = v["sign_x"]
+        with m.If(v["nan"]):
             m.d.comb += self.sum.eq(BINARY32_QNAN)
-        with m.Elif(inf_x):
+        with m.Elif(v["inf"]):
             # |x| >= |y|, so an Inf operand is always x.
             m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
-        with m.Elif(total == 0):
+        with m.Elif(v["zero"]):
             # Exact zero: -0 only for (-0) + (-0) under round to nearest.
-            m.d.comb += self.sum.eq(Cat(Const(0, _B32_MAG), sign_x & sign_y))
+            m.d.comb += self.sum.eq(Cat(Const(0, _B32_MAG), sign_x & v["sign_y"]))
         with m.Elif(overflow):
             m.d.comb += self.sum.eq(Cat(Const(BINARY32_INF, _B32_MAG), sign_x))
         with m.Else():

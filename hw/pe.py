@@ -18,7 +18,17 @@ from . import units
 from .units import ConfigComponent
 
 __all__ = ["ConfigComponent", "ModuleReference", "PE", "PEInstance", "a_group_layout",
-           "w_group_layout", "control_layout", "any_of", "flag_names", "sparse_products"]
+           "w_group_layout", "control_layout", "any_of", "flag_names", "sparse_products",
+           "delayed"]
+
+
+def delayed(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` registers (``value`` itself for 0)."""
+    for i in range(cycles):
+        r = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += r.eq(value)
+        value = r
+    return value
 
 
 def any_of(bits):
@@ -199,8 +209,8 @@ class PE(ConfigComponent):
         return 1
 
     def _mx_pipeline(self, m, ctl1, psum, flags):
-        """MX stages 2-4: exact block accumulator, block converter, binary32 output
-        accumulator; returns the number of register stages (3)."""
+        """MX stages from 2: exact block accumulator, block converter, binary32 output
+        accumulator; returns the number of register stages."""
         cfg = self._config
         acc_shape = signed(cfg.block_acc_bits)
         # Special-value flags exist only where the formats can produce them.
@@ -233,31 +243,38 @@ class PE(ConfigComponent):
                 blk_tlast.eq(ctl1.tlast),
             ]
 
-        # -- stage 3: scale and round the block sum once to binary32 -------------------
-        m.submodules.convert = conv = units.BlockConverter(cfg)
+        # -- stages 3..: scale and round the block sum once to binary32 (convert_stages
+        # inside the converter, then the term register) --------------------------------
+        m.submodules.convert = conv = units.BlockConverter(cfg, stages=cfg.convert_stages)
         m.d.comb += [
             conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
         ]
         m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
         term = Signal(cfg.acc_bits)
         term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
+        lag = cfg.convert_stages
         m.d.sync += [
             term.eq(conv.result),
-            term_valid.eq(blk_done),
-            term_tfirst.eq(blk_tfirst),
-            term_tlast.eq(blk_tlast),
+            term_valid.eq(delayed(m, blk_done, lag, "blk_done")),
+            term_tfirst.eq(delayed(m, blk_tfirst, lag, "blk_tfirst")),
+            term_tlast.eq(delayed(m, blk_tlast, lag, "blk_tlast")),
         ]
 
-        # -- stage 4: binary32 output accumulator (starts from +0.0 each tile) ---------
-        m.submodules.add = add = units.Float32Adder()
+        # -- then: binary32 output accumulator (starts from +0.0 each tile).  The adder
+        # has acc_add_stages registers; the next block's term reads acc only after the
+        # previous sum is in it (cfg.acc_add_stages < groups_per_block). ---------------
+        m.submodules.add = add = units.Float32Adder(stages=cfg.acc_add_stages)
         acc = Signal(cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
+        lag = cfg.acc_add_stages
+        sum_valid = delayed(m, term_valid, lag, "term_valid")
+        sum_tlast = delayed(m, term_tlast, lag, "term_tlast")
         m.d.sync += self.result_valid.eq(0)
-        with m.If(term_valid):
+        with m.If(sum_valid):
             m.d.sync += acc.eq(add.sum)
-            with m.If(term_tlast):
+            with m.If(sum_tlast):
                 m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
-        return 3
+        return 3 + cfg.convert_stages + cfg.acc_add_stages
 
 
 class ModuleReference(ConfigComponent):

@@ -7,8 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.latency import LATENCY
 from . import units
-from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, flag_names,
-                 sparse_products, w_group_layout)
+from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, delayed,
+                 flag_names, sparse_products, w_group_layout)
 
 __all__ = ["WSPE", "WSPEInstance", "WSBlockEnd", "ws_control_layout", "ws_psum_layout",
            "ws_state_layout", "ws_load_layout", "ws_pe_signature"]
@@ -192,7 +192,8 @@ class WSBlockEnd(ConfigComponent):
     ValueError
         ``config`` is an ``int8`` configuration.
 
-    Latency: ``config.ws_block_end_latency`` (2: convert, add) cycles; one row per cycle.
+    Latency: ``config.ws_block_end_latency`` cycles (the converter's stages, the term
+    register, the adder's stages, the output register); one row per cycle.
     """
 
     @classmethod
@@ -237,19 +238,28 @@ class WSBlockEnd(ConfigComponent):
                      conv.w_scale.eq(Mux(self.ctl.wsel, scales[1], scales[0]))]
         m.d.comb += [getattr(conv, k).eq(getattr(self.psum_in, k)) for k in names]
 
-        # Stage 1: the rounded block term; the exact partial restarts after a block end.
+        # The converter's stages, then the term register: the rounded block term; the
+        # exact partial restarts after a block end.  Everything else travels beside it.
         bend = self.ctl.bend
+        psum0 = Signal(ws_psum_layout(cfg), name="psum0")
+        m.d.comb += psum0.exact.eq(Mux(bend, 0, self.psum_in.exact))
+        m.d.comb += [getattr(psum0, k).eq(~bend & getattr(self.psum_in, k)) for k in names]
+        lag = conv.latency
         term = Signal(cfg.acc_bits, name="term")
         fp1 = Signal(cfg.acc_bits, name="fp1")
         en1 = Signal(name="en1")
         psum1 = Signal(ws_psum_layout(cfg), name="psum1")
-        m.d.sync += [term.eq(conv.result), fp1.eq(self.fp_in), en1.eq(bend),
-                     psum1.exact.eq(Mux(bend, 0, self.psum_in.exact))]
-        m.d.sync += [getattr(psum1, k).eq(~bend & getattr(self.psum_in, k)) for k in names]
+        m.d.sync += [term.eq(conv.result), fp1.eq(delayed(m, self.fp_in, lag, "fp_in")),
+                     en1.eq(delayed(m, bend, lag, "bend")),
+                     psum1.eq(delayed(m, psum0, lag, "psum0"))]
 
-        # Stage 2: binary32 accumulation, partial + term.
+        # The adder's stages, then the output register: partial + term (feed-forward).
         m.submodules.add = add = units.Float32Adder()
         m.d.comb += [add.a.eq(fp1), add.b.eq(term)]
-        m.d.sync += [self.fp_out.eq(Mux(en1, add.sum, fp1)), self.psum_out.eq(psum1)]
-        assert self.latency == 2, "stage 1 (term, fp1, psum1), stage 2 (fp_out, psum_out)"
+        lag = add.latency
+        fp2 = delayed(m, fp1, lag, "fp1")
+        m.d.sync += [self.fp_out.eq(Mux(delayed(m, en1, lag, "en1"), add.sum, fp2)),
+                     self.psum_out.eq(delayed(m, psum1, lag, "psum1"))]
+        assert self.latency == 2 + conv.latency + add.latency, \
+            "converter stages, term, adder stages, fp_out/psum_out"
         return m

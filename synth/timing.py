@@ -95,6 +95,12 @@ def abc_constraints(library):
     return f"set_driving_cell {library.fo4_inverter}\nset_load {load:.6g}\n"
 
 
+#: ABC's script for ``abc -D``: Yosys's delay script with an AIG balance that may
+#: duplicate logic first, so that shared carry/prefix chains are rebuilt as trees.
+ABC_SCRIPT = ("+strash;dc2;balance,-d;strash;&get,-n;&dch,-f;&nf,{D};&put;"
+              "buffer;upsize,{D};dnsize,{D};stime,-p")
+
+
 def mapping_commands(design, liberty, top, clock_ps, constr="abc.constr",
                      netlist="netlist.v", stat_json="stat.json"):
     """The Yosys script that maps ``design`` flat to ``liberty`` for a ``clock_ps`` clock.
@@ -109,7 +115,7 @@ def mapping_commands(design, liberty, top, clock_ps, constr="abc.constr",
         f"hierarchy -check -top {top}",
         f"synth -flatten -top {top}",
         f"dfflibmap -liberty {liberty}",
-        f"abc -D {clock_ps:g} -liberty {liberty} -constr {constr}",
+        f"abc -D {clock_ps:g} -liberty {liberty} -constr {constr} -script {ABC_SCRIPT}",
         # Constants become cell-free assigns; nets are split so OpenSTA reads plain wires.
         "setundef -zero",
         "splitnets -ports -format _",

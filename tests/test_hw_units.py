@@ -71,41 +71,58 @@ class _Lanes(Elaboratable):
 
 
 def simulate(factory, inputs, outputs, lanes=128):
-    """Evaluate a combinational unit on vectors of inputs.
+    """Evaluate a unit on vectors of inputs.
 
     ``inputs`` maps port names to equal-length sequences of Python/numpy integers
     (negative values are written in two's complement).  Returns a dict mapping each
-    output port name to a list of Python ints (sign-extended for signed ports).
+    output port name to a list of Python ints (sign-extended for signed ports).  A
+    pipelined unit (``latency`` register stages) gets a clock and a new batch every
+    cycle; its outputs are read ``latency`` cycles after their inputs.
     """
     total = len(next(iter(inputs.values())))
     lanes = min(lanes, total)
     top = _Lanes(factory, lanes, list(inputs), outputs)
+    latency = getattr(top.units[0], "latency", 0)
     cols = {k: [int(x) for x in v] for k, v in inputs.items()}
     result = {k: [] for k in outputs}
+    starts = list(range(0, total, lanes))
+
+    def put(ctx, start):
+        count = min(lanes, total - start)
+        for k, col in cols.items():
+            w = top.widths[k]
+            mask = (1 << w) - 1
+            for first, n, bus in top.ins[k]:
+                word = 0
+                for i, x in enumerate(col[start + first:start + min(first + n, count)]):
+                    word |= (x & mask) << (i * w)
+                ctx.set(bus, word)
+
+    def take(ctx, start):
+        count = min(lanes, total - start)
+        for k in outputs:
+            w = top.widths[k]
+            mask, top_bit = (1 << w) - 1, 1 << (w - 1)
+            for first, n, bus in top.outs[k]:
+                word = ctx.get(bus)
+                for i in range(min(n, count - first)):
+                    v = (word >> (i * w)) & mask
+                    if top.signed[k] and v & top_bit:
+                        v -= 1 << w
+                    result[k].append(v)
 
     async def testbench(ctx):
-        for start in range(0, total, lanes):
-            count = min(lanes, total - start)
-            for k, col in cols.items():
-                w = top.widths[k]
-                mask = (1 << w) - 1
-                for first, n, bus in top.ins[k]:
-                    word = 0
-                    for i, x in enumerate(col[start + first:start + min(first + n, count)]):
-                        word |= (x & mask) << (i * w)
-                    ctx.set(bus, word)
-            for k in outputs:
-                w = top.widths[k]
-                mask, top_bit = (1 << w) - 1, 1 << (w - 1)
-                for first, n, bus in top.outs[k]:
-                    word = ctx.get(bus)
-                    for i in range(min(n, count - first)):
-                        v = (word >> (i * w)) & mask
-                        if top.signed[k] and v & top_bit:
-                            v -= 1 << w
-                        result[k].append(v)
+        for step in range(len(starts) + latency):
+            if step < len(starts):
+                put(ctx, starts[step])
+            if step >= latency:
+                take(ctx, starts[step - latency])
+            if latency:
+                await ctx.tick()
 
     sim = Simulator(top)
+    if latency:
+        sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
     return result

@@ -20,9 +20,17 @@ INT8 = Config(rows=2, cols=2, a_format="int8", w_format="int8", m_max=8, k_max=6
 # Components built only to read their latency are never elaborated.
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_components_expose_the_table():
-    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] == 4
+    units = gc.LATENCY["block_convert"] + gc.LATENCY["f32_add"]
+    assert MX.groups_per_block > gc.LATENCY["f32_add"]      # the adder is not shortened
+    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] + units == 13
     assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] == 2
-    assert WSBlockEnd(MX).latency == MX.ws_block_end_latency == 2
+    assert WSBlockEnd(MX).latency == MX.ws_block_end_latency == \
+        gc.LATENCY["ws_block_end"] + units == 11
+    # One block per cycle: the accumulator's adder loop cannot have stages.
+    one = Config(rows=2, cols=2, sparsity=(2, 4), block_size=4)
+    assert (one.acc_add_stages, PE(one).latency) == (0, gc.LATENCY["pe_mx"] + 3)
+    two = Config(rows=2, cols=2, sparsity=(2, 4), block_size=8)
+    assert two.acc_add_stages == 1
     assert WSPE.latency == 1
     assert EngineBase.buffer_read_latency == MX.buffer_read_latency == 1
     assert RunControl.latency == MX.issue_latency == 1

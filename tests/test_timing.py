@@ -281,3 +281,26 @@ def test_cli_timing_report_keys_and_cache(osu, sta_exe, tmp_path, monkeypatch, c
     monkeypatch.setattr(timing, "run_yosys", None)
     assert main(argv) == 0
     assert json.loads(out.read_text()) == r
+
+
+# -- the pipelined binary32 units close 40 FO4 ---------------------------------------------------
+
+@pytest.mark.parametrize("unit", ["BlockConverter", "Float32Adder"])
+def test_pipelined_units_close_40_fo4_in_osu018(unit, osu, sta_exe):
+    from golden import Config
+    from hw.binary32 import BlockConverter, Float32Adder
+    cfg = Config(a_format="mxfp8_e4m3", w_format="mxfp8_e4m3")
+    design = BlockConverter(cfg) if unit == "BlockConverter" else Float32Adder()
+    r = timing.analyze(timing.Registered(design), osu, clock_ps=timing.default_clock_ps(osu))
+    assert r["critical_path_fo4"] <= timing.TARGET_FO4, r
+
+
+@pytest.mark.parametrize("fmt", ["int8", "mxfp8_e4m3", "mxfp4_e2m1"])
+def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
+    """The generic cells.lib GE of a PE agrees with OSU018 NAND2X1 equivalents."""
+    from golden import Config
+    from synth.estimate import estimate_area
+    cfg = Config(a_format=fmt, w_format=fmt)
+    generic = estimate_area(cfg, top="pe")["logic_ge"]
+    real = timing.analyze(cfg, osu, clock_ps=timing.default_clock_ps(osu))["area_ge"]
+    assert real == pytest.approx(generic, rel=0.15), (generic, real)
