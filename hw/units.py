@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from golden.formats import get_format
-from golden.gemm import CANONICAL_NAN
+from golden.binary32 import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 
 __all__ = ["ConfigComponent", "ElementLayout", "ElementView", "ElementDecoder", "Multiplier",

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from golden import Config, FORMATS, dequantize_mx, decompress_nm, quantize_mx
-from golden.gemm import (CANONICAL_NAN, EncodedOperands, encode_operands, gemm,
-                         gemm_encoded, gemm_reference, round_to_binary32, _ref_round)
+from golden.binary32 import CANONICAL_NAN, round_to_binary32
+from golden.gemm import EncodedOperands, encode_operands, gemm, gemm_encoded
+from golden.reference import gemm_reference, _ref_round
 
 MX_FORMATS = [name for name, f in FORMATS.items() if f.scaled]
 SPARSITIES = [(1, 1), (2, 2), (4, 4), (1, 2), (2, 4), (1, 4), (2, 8), (4, 8), (1, 16)]
