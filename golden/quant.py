@@ -19,6 +19,7 @@ from .binary32 import canonical_nan
 from .formats import get_format
 
 __all__ = ["MXTensor", "quantize_mx", "quantize_mx_float64", "dequantize_mx",
+           "dequantize_mx_float64",
            "encode_elements", "decode_elements", "round_elements", "block_scale", "SCALE_NAN",
            "SCALE_BIAS"]
 
@@ -502,6 +503,19 @@ def quantize_mx(x, fmt, block_size=32, axis=-1):
     out_scales[ax] = nb
     return MXTensor(codes=codes, scales=scales.reshape(pre, nb, post).reshape(out_scales),
                     fmt=fmt.name, block_size=bs, axis=ax)
+
+
+def dequantize_mx_float64(q):
+    """The previous :func:`dequantize_mx` (float64 ``ldexp``), kept as an oracle."""
+    fmt = get_format(q.fmt)
+    vals = fmt.decode_table()[q.codes]
+    idx = np.arange(q.codes.shape[q.axis]) // q.block_size
+    scales = np.take(q.scales, idx, axis=q.axis).astype(np.int64)
+    nan = scales == SCALE_NAN
+    out = np.ldexp(vals, np.where(nan, 0, scales - SCALE_BIAS))
+    out = np.where(nan | np.isnan(out), np.nan, out)
+    with np.errstate(over="ignore"):
+        return out.astype(np.float32)
 
 
 @lru_cache(maxsize=None)
