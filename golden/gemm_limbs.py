@@ -9,6 +9,8 @@ path against it on large GEMMs, where the Fraction reference would take hours, a
 fast path falls back to it for block sizes so long that no exact float64 split exists.
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 from .binary32 import _round_hl, canonical_nan
@@ -26,6 +28,7 @@ _SPECIAL_CHUNK = 1 << 22
 _ZERO, _POS, _NEG, _PINF, _NINF, _NAN = range(6)
 
 
+@lru_cache(maxsize=None)
 def _code_tables(fmt):
     """Per-code signed integer value (units of ``2**lsb_exp``) and special-value class."""
     neg, sig, shift, is_nan, is_inf = decode_fields(fmt, np.arange(1 << fmt.bits))

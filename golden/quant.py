@@ -307,6 +307,18 @@ class MXTensor:
     def shape(self):
         return self.codes.shape
 
+    @classmethod
+    def _trusted(cls, codes, scales, fmt, block_size, axis):
+        """Wrap arrays that :func:`quantize_mx` built (valid by construction, owned by
+        nobody else): made read-only, neither copied nor checked again."""
+        q = object.__new__(cls)
+        for name, v in (("codes", codes), ("scales", scales), ("fmt", fmt),
+                        ("block_size", block_size), ("axis", axis)):
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+            object.__setattr__(q, name, v)
+        return q
+
 
 def quantize_mx_float64(x, fmt, block_size=32, axis=-1):
     """The previous quantizer (float64 ``frexp``/``ldexp``/``rint``), kept as an oracle.
@@ -400,13 +412,13 @@ def _quantize_blocks(mag, neg, s, fmt):
     An FP code's magnitude is then ``(max(E - s - emin, 0) << mbits) + k`` (this also
     covers rounding up into the next binade), clamped to the code of ``max_value``.
     """
-    e_field = (mag >> 23).astype(np.int32)
-    sig = (mag & 0x7FFFFF).astype(np.int32)
-    sig |= (e_field != 0).astype(np.int32) << 23
-    e = e_field - 127
-    sub = np.flatnonzero((e_field == 0) & (mag != 0))
+    mi = mag.view(np.int32)                                     # magnitudes < 2**31
+    sig = (mi & 0x7FFFFF) | 0x800000
+    # Zeros get an exponent so low that they round to k = 0 with shift 0, i.e. code 0.
+    e = np.where(mi == 0, -1024, (mi >> 23) - 127)
+    sub = np.flatnonzero((mi - 1) < 0x7FFFFF)                   # float32 subnormals
     if sub.size:
-        # float32 subnormals: normalize the significand, so E is the true floor(log2|x|).
+        # Normalize the significand, so that E is the true floor(log2|x|).
         m_sub = mag.reshape(-1)[sub]
         l2 = _floor_log2_small(m_sub)
         sig.reshape(-1)[sub] = (m_sub.astype(np.int64) << (-126 - l2)).astype(np.int32)
@@ -418,11 +430,11 @@ def _quantize_blocks(mag, neg, s, fmt):
     np.clip(d, 1, 31, out=d)
     k = (sig + ((1 << (d - 1)) - 1) + ((sig >> d) & 1)) >> d
     if fmt.is_fp:
-        code = (np.maximum(e - s - fmt.emin, 0) << fmt.mbits) + k
-        code = np.where(k == 0, 0, np.minimum(code, _max_code(fmt)))
-        return (code | (neg.astype(np.int32) << (fmt.bits - 1))).astype(np.uint8)
+        # k == 0 only below half the smallest element quantum, where the shift is 0 too.
+        code = np.minimum((np.maximum(e - s - fmt.emin, 0) << fmt.mbits) + k, _max_code(fmt))
+        return (code | (neg.view(np.int32) << (fmt.bits - 1))).astype(np.uint8)
     k = np.minimum(k, (1 << (fmt.bits - 1)) - 1)
-    return (np.where(neg, -k, k) & ((1 << fmt.bits) - 1)).astype(np.uint8)
+    return (np.where(neg != 0, -k, k) & ((1 << fmt.bits) - 1)).astype(np.uint8)
 
 
 def quantize_mx(x, fmt, block_size=32, axis=-1):
@@ -498,11 +510,12 @@ def quantize_mx(x, fmt, block_size=32, axis=-1):
         if nan.any():
             c[np.broadcast_to(nan[:, None, :], c.shape)] = 0
         codes[p0:p0 + step] = c
-    codes = codes.reshape(pre, nb * bs, post)[:, :length].reshape(shape)
+    codes = codes.reshape(pre, nb * bs, post)
+    if nb * bs != length:
+        codes = np.ascontiguousarray(codes[:, :length])
     out_scales = list(shape)
     out_scales[ax] = nb
-    return MXTensor(codes=codes, scales=scales.reshape(pre, nb, post).reshape(out_scales),
-                    fmt=fmt.name, block_size=bs, axis=ax)
+    return MXTensor._trusted(codes.reshape(shape), scales.reshape(out_scales), fmt.name, bs, ax)
 
 
 def dequantize_mx_float64(q):
