@@ -228,27 +228,47 @@ def _special_parts(enc, config):
     }
 
 
-def _block_products(part, rows, cols, b0, b1):
+def _block_products(part, rows, cols, b0, b1, out=None):
     """``part``'s batched product for blocks ``b0..b1-1`` of the output chunk."""
     av, wv, kk = part
     a3 = av[rows, b0 * kk:b1 * kk].reshape(rows.stop - rows.start, b1 - b0, kk)
     w3 = wv[b0 * kk:b1 * kk, cols].reshape(b1 - b0, kk, cols.stop - cols.start)
-    return np.matmul(a3.transpose(1, 0, 2), w3)
+    return np.matmul(a3.transpose(1, 0, 2), w3, out=out)
 
 
-def _terms_chunk(parts, specials, rows, cols, b0, b1, zero_fix):
+class _Workspace:
+    """Chunk buffers allocated once per GEMM: fresh temporaries per chunk would cost a
+    page fault per page, which on a busy machine is slower than the arithmetic."""
+
+    def __init__(self, size, split):
+        self.f64 = [np.empty(size) for _ in range(4 if split else 1)]
+        self.f32 = np.empty(size, np.float32)
+
+    def views(self, shape):
+        n = int(np.prod(shape))
+        return [b[:n].reshape(shape) for b in self.f64], self.f32[:n].reshape(shape)
+
+
+def _terms_chunk(parts, specials, rows, cols, b0, b1, zero_fix, ws):
     """Binary32 terms ``[b1-b0, rows, cols]`` of one chunk (the one rounding)."""
-    h = _block_products(parts[0], rows, cols, b0, b1)
+    shape = (b1 - b0, rows.stop - rows.start, cols.stop - cols.start)
+    f64, t = ws.views(shape)
+    h = _block_products(parts[0], rows, cols, b0, b1, out=f64[0])
     if len(parts) == 2:
-        v = _block_products(parts[1], rows, cols, b0, b1)
-        u = h
-        h = u + v
-        bb = h - u
-        r = (u - (h - bb)) + (v - bb)      # TwoSum: h + r == u + v exactly
+        u, v, h, bb = f64
+        _block_products(parts[1], rows, cols, b0, b1, out=v)
+        # TwoSum: h = fl(u + v) and r = (u - (h - bb)) + (v - bb) with bb = h - u give
+        # h + r == u + v exactly (in place, buffer by buffer).
+        np.add(u, v, out=h)
+        np.subtract(h, u, out=bb)
+        np.subtract(v, bb, out=v)
+        np.subtract(h, bb, out=bb)
+        np.subtract(u, bb, out=u)
+        r = np.add(u, v, out=u)
         round_to_odd(h, r)
     if zero_fix:
         h += 0.0                           # an exactly zero S gives +0.0 (not -0.0)
-    t = h.astype(np.float32)
+    np.copyto(t, h, casting="same_kind")   # the one rounding to binary32 (RNE)
     if specials is not None:
         n_nan = _block_products(specials["nan"], rows, cols, b0, b1)
         n_pinf = _block_products(specials["pinf"], rows, cols, b0, b1)
@@ -285,6 +305,7 @@ def gemm_fast(enc, config, *, terms=False):
     all_terms = np.zeros((nb, m, n), np.float32) if terms else None
     ti, tj = min(m, _TILE), min(n, _TILE)
     step = max(1, _CHUNK_ELEMS // (ti * tj))
+    ws = _Workspace(min(nb, step) * ti * tj, len(parts) == 2)
     with np.errstate(invalid="ignore", over="ignore"):
         for i0 in range(0, m, ti):
             rows = slice(i0, min(m, i0 + ti))
@@ -293,7 +314,7 @@ def gemm_fast(enc, config, *, terms=False):
                 acc = c[rows, cols]
                 for b0 in range(0, nb, step):
                     b1 = min(nb, b0 + step)
-                    t = _terms_chunk(parts, specials, rows, cols, b0, b1, terms)
+                    t = _terms_chunk(parts, specials, rows, cols, b0, b1, terms, ws)
                     for b in range(b1 - b0):
                         np.add(acc, t[b], out=acc)
                     if terms:

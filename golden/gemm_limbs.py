@@ -127,47 +127,12 @@ def _apply_specials(terms, enc, config, a_cls, w_cls):
 
 
 def gemm_encoded_limbs(enc, config, *, terms=False):
-    """The exact GEMM contract on encoded operands (what the engine computes, bit for bit).
+    """:func:`golden.gemm.gemm_encoded`, the previous way: same arguments, same results.
 
-    For output ``(i, j)`` and block ``b`` (K positions ``[b*bs, (b+1)*bs)``), ``S_b`` is the
-    exact sum over the block's stored weight slots of the slot's value times the activation
-    its index selects.  ``term_b = S_b * 2**(sa + sw)`` (the two E8M0 scale exponents) is
-    rounded once to binary32 (RNE, subnormals, overflow to Inf; ``S_b == 0`` gives ``+0.0``).
-    ``acc`` starts at ``+0.0`` and adds the terms in increasing ``b`` in binary32 (RNE, no
-    flush to zero).
-
-    Special values, per block: a NaN scale (code ``0xFF``) on either side, a NaN among the
-    multiplied elements (stored slots and the activations their indices select), an
-    ``Inf * 0`` or both ``+Inf`` and ``-Inf`` products make ``term_b`` NaN; otherwise any
-    Inf product makes it that Inf.  Slots are evaluated one by one, so a zero slot that
-    shares its index with a nonzero slot still turns a selected Inf into NaN.  ``int8``
-    adds every product in int32 with two's-complement wraparound, without scales.
-
-    Cost: a few batched matrix products of ``[B, M, bs] x [B, bs, N]`` (four when the
-    operands need 16-bit limbs, e.g. ``mxfp8_e5m2``), plus an ``O(M * K * N * n_keep / M)``
-    slot-wise pass only when a NaN/Inf code or a NaN scale is present.
-
-    Parameters
-    ----------
-    enc : EncodedOperands
-        Operands, checked against ``config`` first.
-    config : Config
-        Formats, sparsity and block size (array and buffer sizes are not used).
-    terms : bool
-        Also return the per-block terms (what the testbench prints on a mismatch).
-
-    Returns
-    -------
-    c : numpy.ndarray, shape (M, N)
-        float32 (int32 for ``int8``).  Every NaN is the canonical ``0x7FC00000``.
-    block_terms : numpy.ndarray, shape (B, M, N)
-        Only with ``terms=True``: float32 ``term_b`` of each block, NaNs canonical
-        (``int8``: each block's int32 wrapped partial sum).
-
-    Raises
-    ------
-    TypeError, ValueError
-        As :meth:`EncodedOperands.validate`.
+    Cost: a few batched matrix products of ``[B, M, bs] x [B, bs, N]`` (four int64 ones
+    when the operands need 16-bit limbs, e.g. ``mxfp8_e5m2``), ``(hi, lo)`` int64 carries
+    and :func:`golden.binary32._round_hl` over all ``B x M x N`` sums at once (memory grows
+    with K), plus an ``O(M * K * N * n_keep / M)`` slot-wise pass when specials are present.
     """
     enc.checked(config)
     m, n, bs = enc.m, enc.n, config.block_size
