@@ -386,7 +386,7 @@ def quantize_mx_float64(x, fmt, block_size=32, axis=-1):
 # -- the fast quantizer (float32 bit patterns, integer arithmetic) -----------------------------
 
 #: Blocks quantized per chunk (bounds the integer temporaries; cache-sized).
-_Q_CHUNK = 1 << 14
+_Q_CHUNK = 1 << 16
 
 
 @lru_cache(maxsize=None)
