@@ -155,7 +155,8 @@ def compress_nm(w, n, m, axis=0):
     # Every group has exactly n chosen positions; nonzero() lists them group by group in
     # ascending order.
     pre, gs, _, post = chosen.shape
-    idx = np.nonzero(chosen.transpose(0, 1, 3, 2))[3].reshape(pre, gs, post, n)
+    flat = np.flatnonzero(np.ascontiguousarray(chosen.transpose(0, 1, 3, 2)))
+    idx = (flat % m).reshape(pre, gs, post, n)
     idx = idx.transpose(0, 1, 3, 2)                             # [pre, G, n, post]
     values = np.take_along_axis(groups, idx, axis=2)
     index_dtype = np.min_scalar_type(m - 1)
