@@ -156,6 +156,9 @@ def _operand_parts(enc, config, plan, dup):
     a_h, a_l = _split_tables(config.a_fmt, ta)
     w_val, _ = _code_tables(config.w_fmt)
     w_int = _scatter(w_val[enc.w_values], enc.w_indices, config, np.add)     # [Kp, N] int64
+    if not config.scaled:
+        # int8: no scales and no blocks in the arithmetic, so K needs no block padding.
+        return [(a_h[enc.a_codes], w_int.astype(np.float64), kp)]
     if config.scaled:
         lsb_a, lsb_w = config.a_fmt.lsb_exp, config.w_fmt.lsb_exp
         fa = np.ldexp(1.0, np.where(enc.a_scales == SCALE_NAN, 0,
@@ -296,10 +299,10 @@ def gemm_fast(enc, config, *, terms=False):
         from .gemm_limbs import gemm_encoded_limbs
         return gemm_encoded_limbs(enc, config, terms=terms)
     m, n, bs = enc.m, enc.n, config.block_size
-    nb = enc.a_codes.shape[1] // bs
     parts = _operand_parts(enc, config, plan, dup)
     if not config.scaled:
-        return _gemm_int8(parts[0], m, n, nb, terms)
+        return _gemm_int8(parts[0], bs, terms)
+    nb = enc.a_codes.shape[1] // bs
     specials = _special_parts(enc, config)
     c = np.zeros((m, n), np.float32)
     all_terms = np.zeros((nb, m, n), np.float32) if terms else None
@@ -323,12 +326,12 @@ def gemm_fast(enc, config, *, terms=False):
     return (c, canonical_nan(all_terms)) if terms else c
 
 
-def _gemm_int8(part, m, n, nb, terms):
+def _gemm_int8(part, bs, terms):
     """int8: every product in int32 with wraparound (exact float64 sums, then wrapped)."""
-    av, wv, kk = part
+    av, wv, kp = part
     total = np.matmul(av, wv)                            # exact: |sum| < 2**14 * K
     c = total.astype(np.int64).astype(np.int32)
     if not terms:
         return c
-    per_block = _block_products(part, slice(0, m), slice(0, n), 0, nb)
+    per_block = np.stack([av[:, k0:k0 + bs] @ wv[k0:k0 + bs] for k0 in range(0, kp, bs)])
     return c, per_block.astype(np.int64).astype(np.int32)
