@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import BINARY32
-from golden.gemm import CANONICAL_NAN
+from golden.binary32 import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 from .component import ConfigComponent
 from .element import binary32_layout
