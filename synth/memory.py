@@ -63,7 +63,7 @@ ENGINE_PORTS = "1r1w"
 #: The committed calibration table.
 DATA_PATH = Path(__file__).with_name("data") / "memory_cacti45.json"
 #: Name of the model in reports.
-MODEL_NAME = "cacti7-45nm-fit"
+MODEL_NAME = "cacti7-45nm"
 
 #: CACTI's SRAM bit cell at the node: 146 F^2 (``tech_params/45nm.dat``, ``-area_cell``).
 CELL_GE = 146 * (NODE_NM / 1000) ** 2 / NAND2_UM2
