@@ -25,7 +25,7 @@ PARETO_X_LOGIC = "tpa_logic"
 
 _FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
           "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
-          "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_bits", "transistors",
+          "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_ge_flat", "total_ge_flat", "buffer_bits", "transistors",
           "macs_per_cycle", "utilization", "useful_utilization", "tpa_total", "tpa_logic", "err_rel_fro",
           "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
 
@@ -93,11 +93,11 @@ def _table(header, body):
 
 
 def _point_table(rows):
-    header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "MAC/cycle",
+    header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "flat total kGE", "MAC/cycle",
               "util. issued", "util. useful", "MAC/cycle/kGE", "rel. error", "SQNR dB", "max abs err"]
     body = [[r["name"], _fmt_pair(r), r["sparsity"], f'{r["rows"]}x{r["cols"]}',
              _fmt(r["logic_ge"] / 1000), _fmt(r["total_ge"] / 1000),
-             _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]),
+             _fmt(r.get("total_ge_flat", math.nan) / 1000), _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]),
              _fmt(r["useful_utilization"]), _fmt(r["tpa_total"]),
              _fmt(r["err_rel_fro"]), _fmt(r["err_sqnr_db"]), _fmt(r["err_max_abs"])]
             for r in rows]
@@ -164,9 +164,13 @@ def findings(rows, front, labs=None):
     out.append(f"{len(front)} of {len(rows)} points are on the Pareto front: "
                + ", ".join(r["name"] for r in front) + ".")
     buf = [r["buffer_ge"] / r["total_ge"] for r in rows if r["total_ge"] > 0]
+    flat = [r["buffer_ge_flat"] / r["total_ge_flat"] for r in rows
+            if r.get("total_ge_flat", 0) > 0 and r["buffer_ge_flat"] == r["buffer_ge_flat"]]
     if buf:
+        was = (f" (at the old flat 1.5 GE/bit: {_fmt(100 * min(flat))}% to "
+               f"{_fmt(100 * max(flat))}%)" if flat else "")
         out.append(f"Buffers are {_fmt(100 * min(buf))}% to {_fmt(100 * max(buf))}% of the "
-                   f"total area; the logic-only front has "
+                   f"total area{was}; the logic-only front has "
                    f"{sum(bool(r.get('pareto_logic')) for r in rows)} points.")
     # Sparsity: compare each sparse point with the dense point of the same array,
     # formats and group size M; one line per (formats, N:M) over all array sizes.

@@ -395,6 +395,51 @@ class Config:
             return self.ws_passes(k, n)
         return self.tiles(m, n)
 
+    def buffer_accesses(self, m, k, n):
+        """Exact word accesses of every buffer in one M x K x N GEMM: buffer name ->
+        ``{"reads": ..., "writes": ...}`` in words of that buffer (one word of one bank).
+
+        The engine's reads are the words its array consumes: a bank read counts in the
+        cycle its stage's ``valid`` is high (what a read enable driven by the skewed
+        control would do; today's read ports read every cycle).  Scale words are read
+        once per block (``valid`` and block-first), held by the read port through the
+        block.  The host's writes (one word per ``wr_en`` cycle, as ``sim.tb`` loads)
+        and its C reads (one ``rd_addr`` per C word of C lanes, all lanes read) are in
+        the same counts.  With T = tiles, G = groups, B = padded K / block_size,
+        Nt = ceil(N/C):
+
+        - output stationary: every issued group reads one word of all R A banks and all
+          C W banks: ``a_data`` reads ``T*G*R``, ``w_data`` ``T*G*C``; scales ``T*B*R``
+          and ``T*B*C``.
+        - weight stationary: array row r reads K-group ``fold*F + r`` of each issued row
+          when that group exists, so ``a_data`` reads ``Nt*M*G``, ``a_scale`` ``Nt*M*B``
+          (block-end units); each column loads the pass's groups once: ``w_data``
+          ``Nt*C*G``, ``w_scale`` ``Nt*C*B``.  ``acc`` (per column) is written by every
+          pass and row, ``passes*M*C``, and read by every fold after the first,
+          ``(passes - Nt)*M*C``.
+        - both: ``c`` writes ``M*N`` (rows >= M and columns >= N are not written),
+          reads ``M*Nt*C``; host writes ``M*G`` / ``N*G`` data and ``M*B`` / ``N*B``
+          scale words.
+        """
+        self.check_gemm(m, k, n)
+        R, C = self.rows, self.cols
+        g, b, nt = self.groups(k), self.padded_k(k) // self.block_size, ceil(n / self.cols)
+        if self.dataflow == "ws":
+            passes = self.ws_passes(k, n)
+            reads = {"a_data": nt * m * g, "w_data": nt * C * g,
+                     "a_scale": nt * m * b, "w_scale": nt * C * b}
+        else:
+            t = self.tiles(m, n)
+            reads = {"a_data": t * g * R, "w_data": t * g * C,
+                     "a_scale": t * b * R, "w_scale": t * b * C}
+        writes = {"a_data": m * g, "w_data": n * g, "a_scale": m * b, "w_scale": n * b}
+        out = {name: {"reads": reads[name], "writes": writes[name]}
+               for name in self.host_buffers if name != "c"}
+        out["c"] = {"reads": m * nt * C, "writes": m * n}
+        if self.dataflow == "ws":
+            out["acc"] = {"reads": (passes - nt) * m * C, "writes": passes * m * C}
+        return out
+
     @property
     def pes(self):
         """Processing elements in the array: R x C."""

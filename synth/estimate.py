@@ -69,6 +69,23 @@ def _design_key(config, top):
                        "amaranth": amaranth.__version__}, sort_keys=True)
 
 
+def _buffer_figures(config, top, report):
+    """The engine's buffers priced by bank with :mod:`synth.memory` (the flat figure
+    kept beside it); the geometry is the engine's own ``buffers()`` (the config's host
+    buffers, plus the weight-stationary accumulator memory), checked against the bits
+    Yosys counted.  An array or PE top has no buffers."""
+    from synth.area import SRAM_GE_PER_BIT
+    from synth.memory import buffer_report
+    engine_cls = _hardware(config)[2]
+    buffers = engine_cls(config).buffers() if top == "engine" else {}
+    out = buffer_report(buffers, SRAM_GE_PER_BIT)
+    declared = sum(b["bits"] for b in out["buffers"].values())
+    assert declared == report["buffer_bits"], \
+        f"the engine declares {declared} buffer bits, Yosys counted {report['buffer_bits']}"
+    out["total_ge"] = round(report["logic_ge"] + out["buffer_ge"], 2)
+    return out
+
+
 def estimate_area(config, top="engine", yosys=None, *, cache=None):
     """Synthesize an nmmx design (cached, hierarchical) and return its area report.
 
@@ -86,7 +103,10 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
     Returns
     -------
     dict
-        JSON-ready: ``total_ge``, ``logic_ge``, ``buffer_bits``, ``buffer_ge``,
+        JSON-ready: ``total_ge`` (logic plus ``buffer_ge``), ``logic_ge``,
+        ``buffer_bits``, ``buffer_ge`` (by bank, :mod:`synth.memory`), ``buffer_ge_flat``
+        (the old 1.5 GE/bit), ``buffer_model``, ``buffers`` (per buffer: banks, depth,
+        width, kind, GE, flat GE, read/write pJ per word),
         ``transistors``, ``modules`` (label -> ``count``, own ``ge`` per instance, ...),
         ``pe_breakdown`` (GE of one PE by function), ``yosys_seconds``, ``config``, ``top``.
 
@@ -108,6 +128,7 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
                         cache=cache, design_key=_design_key(config, top))
     out = {k: v for k, v in report.items() if not k.startswith("_") and k != "instances"}
     out["pe_breakdown"] = pe_breakdown(report, config)
+    out.update(_buffer_figures(config, top, out))
     out["config"] = config.to_dict()
     out["top"] = top
     return out
