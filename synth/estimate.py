@@ -76,7 +76,7 @@ def _buffer_figures(config, top, report):
     Yosys counted.  An array or PE top has no buffers."""
     from synth.area import SRAM_GE_PER_BIT
     from synth.memory import buffer_report
-    engine_cls = _hardware(config)[2]
+    engine_cls = hardware(config).engine
     buffers = engine_cls(config).buffers() if top == "engine" else {}
     out = buffer_report(buffers, SRAM_GE_PER_BIT)
     declared = sum(b["bits"] for b in out["buffers"].values())
