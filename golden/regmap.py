@@ -269,7 +269,8 @@ class Stream:
     buffer : str
         Engine buffer (a :attr:`Config.host_buffers` key).
     word_bits : int
-        Bits of one buffer word (right-aligned in TDATA).
+        Bits of one stream word, right-aligned in TDATA: one buffer word (C: all
+        ``cols`` lanes of a C word).
     tdata_bits : int
         ``word_bits`` rounded up to whole bytes.
     order : str
@@ -311,7 +312,7 @@ def streams(config):
                        "row i, then block b = 0..B-1: one E8M0 code per (i, b)"),
                 Stream("w_scale", "in", "w_scale", bufs["w_scale"][2],
                        "column j, then block b = 0..B-1: one E8M0 code per (j, b)")]
-    out.append(Stream("c", "out", "c", bufs["c"][2],
+    out.append(Stream("c", "out", "c", config.c_word_bits,
                       "row i = 0..M-1, then column tile t = 0..ceil(N/C)-1: lanes "
                       "j = t*C + lane; lanes with j >= N read 0"))
     return tuple(out)
