@@ -485,3 +485,57 @@ async def soc_bad_access(dut):
     assert tb.sink.empty(), "a second result was streamed"
     assert await tb.value("BAD_ACCESS") == count
     _save("soc_bad_access", slverr=count)
+
+
+# ======================================================================================
+# command line: the wrapper's cycle overhead, measured in RTL
+# ======================================================================================
+
+def main(argv=None):
+    """``python -m sim.tb_axi [config flags] --gemm MxKxN``: run ``soc_timing`` on the
+    AXI top and print the measured load, engine and START-to-last-C cycles against the
+    model, and the wrapper's overhead over the bare engine."""
+    from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+                           parse_shape, parse_seed)
+    from golden.regmap import load_cycles, result_words, soc_cycles
+    parser = ArgumentParser(
+        prog="python -m sim.tb_axi",
+        description="Measure the AXI wrapper's bus cycles in RTL against the model.",
+        examples=["python -m sim.tb_axi --rows 4 --cols 4 --m-max 64 --k-max 512 "
+                  "--n-max 64 --gemm 64x512x64"])
+    add_config_flags(parser)
+    parser.add_argument("--gemm", default="8x64x8", metavar="MxKxN",
+                        help="GEMM shape [default: 8x64x8]")
+    parser.add_argument("--seed", default="0", help="stimulus seed [default: 0]")
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    try:
+        m, k, n = parse_shape(args.gemm)
+        config.check_gemm(m, k, n)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    seed = parse_seed(args.seed)
+    ok, res, run_dir = run_soc(config, [SocCase(m, k, n, seed=seed)],
+                               tests=("soc_timing",), seed=seed)
+    if not ok:
+        print(f"FAIL  see {run_dir}/sim.log")
+        return 1
+    t = res["soc_timing"]
+    load, soc, eng = int(t["load"][0]), int(t["soc"][0]), int(t["engine"][0])
+    words = load_cycles(config, m, k, n)
+    print(f"PASS  {config.name}_axi  gemm {m}x{k}x{n}  seed={seed}")
+    print(f"  load        {load} cycles (model {words}: one word per cycle, shared write port)")
+    print(f"  engine      {eng} cycles (cnt_cycles, model {config.cycles(m, k, n)})")
+    print(f"  START..C    {soc} cycles (model {soc_cycles(config, m, k, n)}; "
+          f"{result_words(config, m, n)} C words)")
+    bare = words + eng + result_words(config, m, n)
+    total = load + soc
+    print(f"  overhead    {total - bare} cycles over the bare engine's write-port load + "
+          f"run + one C read per cycle ({bare}): {100 * (total - bare) / bare:.3f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    from gen.flags import cli_main
+    sys.exit(cli_main(main))
