@@ -18,14 +18,17 @@ from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
 from hw.engine import COUNTERS
 from hw.registry import hardware, pe_module_name
+from gen.flags import BUSES
 from nmmx.files import atomic_files, check_output_dir, check_output_file
 
-__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
+__all__ = ["generate", "build_verilog", "build_soc_verilog", "BUSES", "version_tuple",
+           "manifest", "nmmx_version", "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: Manifest schema version: bump when a key changes meaning.
 MANIFEST_SCHEMA = 1
+
 
 
 def nmmx_version():
@@ -60,6 +63,26 @@ def build_verilog(config, name):
     engine = hw.engine(config, pe_module=pe_name)
     top_text = verilog.convert(engine, name=name, emit_src=False)
     return top_text + pe_text, engine
+
+
+def version_tuple():
+    """:func:`nmmx_version` as ``(major, minor, patch)`` (what ``VERSION`` reads)."""
+    parts = re.findall(r"\d+", nmmx_version())[:3]
+    return tuple(int(p) % 256 for p in parts + ["0"] * (3 - len(parts)))
+
+
+def build_soc_verilog(config, name):
+    """Return ``(verilog_text, wrapper, regs)`` for the AXI-wrapped top ``name``
+    (:class:`hw.soc.SocEngine` around the engine of :func:`build_verilog`)."""
+    from golden.regmap import register_map
+    from hw.soc import SocEngine
+    pe_name = pe_module_name(name)
+    parts = hardware(config)
+    pe_text = verilog.convert(parts.pe(config), name=pe_name, emit_src=False)
+    regs = register_map(config, version_tuple())
+    soc = SocEngine(config, parts.engine(config, pe_module=pe_name), regs)
+    top_text = verilog.convert(soc, name=name, emit_src=False)
+    return top_text + pe_text, soc, regs
 
 
 def _fields(prefix, count, width, base=0):
@@ -191,8 +214,13 @@ def manifest(config, name, engine):
     }
 
 
-def generate(config, out_dir, name=None):
+def generate(config, out_dir, name=None, *, bus="none"):
     """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths.
+
+    With ``bus="axi"`` the top is the AXI wrapper (:class:`hw.soc.SocEngine`, default
+    name ``<config.name>_axi``), the manifest adds ``regmap``, ``streams`` and
+    ``soc_timing``, and ``NAME.h`` (C header) and ``NAME_regs.md`` (register table) are
+    written too, all four files or none.
 
     The output location is checked before anything is elaborated.  Both files are
     written to temporary files in ``out_dir`` and renamed into place only when both are
@@ -205,12 +233,14 @@ def generate(config, out_dir, name=None):
     out_dir : str or os.PathLike
         Created if missing.
     name : str or None
-        Top-level module name (default ``config.name``).
+        Top-level module name (default ``config.name``, plus ``_axi`` for the wrapper).
+    bus : str
+        One of :data:`BUSES`.
 
     Returns
     -------
-    (pathlib.Path, pathlib.Path)
-        The Verilog file and the manifest.
+    tuple of pathlib.Path
+        The Verilog file and the manifest (then, for ``axi``, the header and the table).
 
     Raises
     ------
@@ -225,13 +255,31 @@ def generate(config, out_dir, name=None):
     """
     if not isinstance(config, Config):
         raise TypeError(f"generate needs a golden.Config, not {config!r}")
-    name = check_top_name(config.name if name is None else name)
+    if bus not in BUSES:
+        raise ValueError(f"bus must be one of {', '.join(BUSES)}, not {bus!r}")
+    default = config.name + ("_axi" if bus == "axi" else "")
+    name = check_top_name(default if name is None else name)
     out_dir = check_output_dir(out_dir)
+    outputs = [(".v", "Verilog file"), (".json", "manifest file")]
+    if bus == "axi":
+        outputs += [(".h", "C header"), ("_regs.md", "register table")]
     paths = [check_output_file(out_dir / f"{name}{suffix}", what=what)
-             for suffix, what in ((".v", "Verilog file"), (".json", "manifest file"))]
-    text, engine = build_verilog(config, name)
-    info = manifest(config, name, engine)
-    with atomic_files(paths) as (v_file, j_file):
-        v_file.write(text)
-        j_file.write(json.dumps(info, indent=2) + "\n")
-    return paths[0], paths[1]
+             for suffix, what in outputs]
+    if bus == "axi":
+        from gen.regmap import c_header, markdown_table, regmap_manifest
+        text, soc, regs = build_soc_verilog(config, name)
+        info = manifest(config, name, soc.engine)
+        info["bus"] = "axi"
+        info["engine_module"] = f"{name}.engine"
+        info["ports"] = _ports(soc)
+        info.update(regmap_manifest(config, regs))
+        texts = [text, json.dumps(info, indent=2) + "\n", c_header(config, regs, name),
+                 markdown_table(regs, name)]
+    else:
+        text, engine = build_verilog(config, name)
+        info = manifest(config, name, engine)
+        texts = [text, json.dumps(info, indent=2) + "\n"]
+    with atomic_files(paths) as files:
+        for f, t in zip(files, texts):
+            f.write(t)
+    return tuple(paths)

@@ -17,7 +17,8 @@ import numpy as np
 from .config import Config
 from .gemm import EncodedOperands
 
-__all__ = ["Writes", "WrSel", "WR_SEL", "pack_operands", "c_read_addresses", "unpack_c", "pack_fields"]
+__all__ = ["Writes", "WrSel", "WR_SEL", "pack_operands", "c_read_addresses", "unpack_c",
+           "pack_fields", "stream_words", "unpack_c_stream"]
 
 class WrSel(enum.IntEnum):
     """``wr_sel`` code of each buffer the host writes: the shape of the engine's
@@ -217,3 +218,54 @@ def unpack_c(config, words, m, n):
     lanes = np.frombuffer(raw, dtype="<u4").reshape(m, config.n_tiles_max * config.cols)
     lanes = lanes[:, :n].copy()
     return lanes.view(np.float32 if config.scaled else np.int32)
+
+
+# -- AXI4-Stream words of the SoC wrapper (hw.soc, streams in golden.regmap) --------------
+
+
+def stream_words(config, enc):
+    """The words of every load stream of the AXI wrapper, in stream order.
+
+    A stream word is one buffer word (the layouts above), right-aligned in TDATA; the
+    order is the one :func:`golden.regmap.streams` documents (row or column major, then
+    group or block), which is the order :func:`pack_operands` issues the writes of each
+    buffer in, so the wrapper derives bank and address from the word's position.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Stream name (``"a"``, ``"w"``, and for MX ``"a_scale"``, ``"w_scale"``) -> words
+        (``uint64``, or ``object`` of Python ints when wider than 64 bits).  TLAST goes
+        with the last word of each.
+    """
+    from .regmap import streams
+    writes = pack_operands(config, enc)
+    out = {}
+    for s in streams(config):
+        if s.direction == "in":
+            out[s.name] = writes.data[writes.sel == WR_SEL[s.buffer]]
+    return out
+
+
+def unpack_c_stream(config, words, m, n):
+    """Turn the C stream (``m * ceil(n/cols)`` words: row i, then column tile t; lane c
+    at bits ``[32c, 32c+32)`` is column ``t*cols + c``, zero beyond ``n``) into the
+    result bit patterns, shape (m, n) (float32, int32 for ``int8``).
+
+    Raises
+    ------
+    ValueError
+        The word count is not the one the shape needs, or a lane beyond ``n`` is not 0.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"unpack_c_stream needs a golden.Config, not {type(config).__name__}")
+    tiles = -(-n // config.cols)
+    if len(words) != m * tiles:
+        raise ValueError(f"unpack_c_stream needs {m * tiles} C words for {m}x{n}, "
+                         f"not {len(words)}")
+    lane_bytes = config.acc_bits // 8
+    raw = b"".join(int(w).to_bytes(lane_bytes * config.cols, "little") for w in words)
+    lanes = np.frombuffer(raw, dtype="<u4").reshape(m, tiles * config.cols)
+    if lanes[:, n:].any():
+        raise ValueError(f"C stream lanes beyond n={n} are not zero")
+    return lanes[:, :n].copy().view(np.float32 if config.scaled else np.int32)

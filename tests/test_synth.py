@@ -342,7 +342,7 @@ def test_cache_follows_nmmx_cache_dir(tmp_path, monkeypatch):
 # -- errors and the command line --------------------------------------------------------------
 
 def test_estimate_area_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"^top must be one of pe, array, engine, not 'core'$"):
+    with pytest.raises(ValueError, match=r"^top must be one of pe, array, engine, soc, not 'core'$"):
         estimate.estimate_area(Config(), top="core")
     with pytest.raises(TypeError, match=r"^config must be a golden\.Config, not \{\}$"):
         estimate.estimate_area({}, top="pe")
