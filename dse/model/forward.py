@@ -68,14 +68,17 @@ class Model:
     pooling: str
     normalize: bool
     embeddings: dict
-    layers: list          # per layer: {"linears": {name: Linear}, "ln1": (g, b), "ln2": (g, b)}
+    #: per layer: ``{"linears": {name: Linear}, "ln1": (g, b), "ln2": (g, b)}`` plus,
+    #: when smoothed, ``"qkv_in_affine"``/``"ffn_in_in_affine"``: the ``(g, b)`` of the
+    #: preceding LayerNorm's second output, the one that feeds those GEMMs.
+    layers: list
 
     def copy(self):
-        layers = [{"linears": {k: Linear([f.copy() for f in l.factors], l.bias.copy())
-                               for k, l in lay["linears"].items()},
-                   "ln1": tuple(x.copy() for x in lay["ln1"]),
-                   "ln2": tuple(x.copy() for x in lay["ln2"])} for lay in self.layers]
-        emb = {k: v.copy() for k, v in self.embeddings.items()}
+        layers = [{key: ({k: Linear([f.copy() for f in l.factors], l.bias.copy())
+                          for k, l in val.items()} if key == "linears"
+                         else tuple(x.copy() for x in val))
+                   for key, val in lay.items()} for lay in self.layers]
+        emb = dict(self.embeddings, ln=tuple(x.copy() for x in self.embeddings["ln"]))
         return dataclasses.replace(self, embeddings=emb, layers=layers)
 
     def linear_names(self):
@@ -155,14 +158,25 @@ class EmulatedGemm:
         self.config = config
         self.act_config = dataclasses.replace(
             config, w_format=config.a_format, sparsity=(config.m_group, config.m_group))
+        self._snapped = {}   # id(weight) -> (weight, snapped): weights are reused per call
+
+    def _weight(self, w, cfg):
+        from dse.sweep import _prune, _roundtrip
+        hit = self._snapped.get(id(w))
+        if hit is not None and hit[0] is w:
+            return hit[1]
+        snapped = _roundtrip(_prune(np.asarray(w, np.float32), cfg.sparsity), cfg.w_format,
+                             cfg.block_size, axis=0).astype(np.float32)
+        self._snapped[id(w)] = (w, snapped)
+        return snapped
 
     def __call__(self, a, w, *, activations=False):
-        from dse.sweep import _prune, _roundtrip
+        from dse.sweep import _roundtrip
         cfg = self.act_config if activations else self.config
         a_s = _roundtrip(np.asarray(a, np.float32), cfg.a_format, cfg.block_size, axis=1)
-        w_s = _roundtrip(_prune(np.asarray(w, np.float32), cfg.sparsity), cfg.w_format,
-                         cfg.block_size, axis=0)
-        return np.matmul(a_s.astype(np.float32), w_s.astype(np.float32))
+        w_s = (self._weight(w, cfg) if not activations else
+               _roundtrip(np.asarray(w, np.float32), cfg.w_format, cfg.block_size, axis=0))
+        return np.matmul(a_s.astype(np.float32), np.asarray(w_s, np.float32))
 
 
 # -- the layers ------------------------------------------------------------------------------
@@ -190,12 +204,21 @@ def gelu(x, act="gelu"):
     return (0.5 * x64 * (1.0 + np.tanh(c * (x64 + 0.044715 * x64 ** 3)))).astype(np.float32)
 
 
-def layer_norm(x, g, b, eps):
+def layer_norm(x, g, b, eps, *, normalized=False):
+    """LayerNorm in float32; with ``normalized=True`` also the value before the affine
+    step (for a second affine output)."""
     x = np.asarray(x, np.float32)
     mu = x.mean(axis=-1, keepdims=True)
     d = x - mu
     var = (d * d).mean(axis=-1, keepdims=True)
-    return (d / np.sqrt(var + np.float32(eps)) * g + b).astype(np.float32)
+    xhat = (d / np.sqrt(var + np.float32(eps))).astype(np.float32)
+    y = (xhat * g + b).astype(np.float32)
+    return (y, xhat) if normalized else y
+
+
+def _affine_input(lay, key, x, xhat):
+    aff = lay.get(key)
+    return x if aff is None else (xhat * aff[0] + aff[1]).astype(np.float32)
 
 
 def _softmax(s):
@@ -266,18 +289,20 @@ def encode(model, token_ids, gemm=None, *, attention_gemm=False, observe=None,
     pos = np.concatenate([np.arange(n) for n in lens])
     e = model.embeddings
     x = e["word"][ids] + e["position"][pos] + e["token_type"][0]
-    x = layer_norm(x, *e["ln"], model.eps)
+    x, xhat = layer_norm(x, *e["ln"], model.eps, normalized=True)
     for i, lay in enumerate(model.layers):
         lin = lay["linears"]
-        q = _linear(lin["q"], x, gemm, observe, (i, "q"))
-        k = _linear(lin["k"], x, gemm, observe, (i, "k"))
-        v = _linear(lin["v"], x, gemm, observe, (i, "v"))
+        xin = _affine_input(lay, "qkv_in_affine", x, xhat)
+        q = _linear(lin["q"], xin, gemm, observe, (i, "q"))
+        k = _linear(lin["k"], xin, gemm, observe, (i, "k"))
+        v = _linear(lin["v"], xin, gemm, observe, (i, "v"))
         ctx = _attention(q, k, v, model.heads, spans, gemm, attention_gemm)
         a = _linear(lin["o"], ctx, gemm, observe, (i, "o"))
-        x = layer_norm(a + x, *lay["ln1"], model.eps)
-        f = gelu(_linear(lin["ffn_in"], x, gemm, observe, (i, "ffn_in")), model.act)
+        x, xhat = layer_norm(a + x, *lay["ln1"], model.eps, normalized=True)
+        xin = _affine_input(lay, "ffn_in_in_affine", x, xhat)
+        f = gelu(_linear(lin["ffn_in"], xin, gemm, observe, (i, "ffn_in")), model.act)
         o = _linear(lin["ffn_out"], f, gemm, observe, (i, "ffn_out"))
-        x = layer_norm(o + x, *lay["ln2"], model.eps)
+        x, xhat = layer_norm(o + x, *lay["ln2"], model.eps, normalized=True)
     emb = np.empty((len(spans), x.shape[1]), np.float32)
     for s, (lo, hi) in enumerate(spans):
         tok = x[lo:hi].astype(np.float64)
