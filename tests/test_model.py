@@ -219,7 +219,7 @@ def test_model_study_end_to_end(tiny, tmp_path, capsys):
 def test_emulation_gap_is_measured(tiny, tmp_path):
     from dse.__main__ import main
     out = tmp_path / "out"
-    assert main(["--model", str(tiny), "-o", str(out), "--format", "mxfp4_e2m1",
+    assert main(["--model", str(tiny), "-o", str(out), "--format", "mxfp8_e4m3",
                  "--sparsity", "4:4", "--sentences", "6", "--rank", "16", "--no-plots",
                  "--no-progress", "--attention-gemm"], area_fn=fake_area) == 0
     rows = _read_csv(out / "results.csv")
