@@ -12,6 +12,12 @@ breakdown.  ``--compare-dataflows`` synthesizes the same config in every dataflo
 
     python -m synth --top array --rows 8 --cols 8 --format mxfp4_e2m1 --compare-dataflows
 
+With ``--liberty`` (``osu018``, ``asap7`` or liberty file(s)) it maps to that real
+library for ``--clock-ps`` (default: 40 FO4 of the library) and times every unique
+module of the PE with OpenSTA instead (pre-layout, no wire load)::
+
+    python -m synth --format mxfp8_e4m3 --liberty osu018 --clock-ps 4000 --json t.json
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
@@ -27,6 +33,7 @@ from nmmx.files import atomic_write, check_output_file
 from synth.area import SRAM_GE_PER_BIT
 from synth.estimate import TOPS, estimate_area
 from synth.yosys import YosysError
+from synth.timing import timing_report
 
 __all__ = ["build_parser", "main", "format_table", "format_buffers"]
 
@@ -52,7 +59,66 @@ def build_parser():
                         help="synthesize the config in every dataflow (os and ws; "
                              "--dataflow is then ignored) and print them side by side; "
                              "--json then holds {dataflow: report}")
+    parser.add_argument("--liberty", metavar="LIB", default=None,
+                        help="time the PE and its units in a real library: osu018, asap7 "
+                             "or liberty file(s) PATH[,PATH...] (.lib or .lib.gz) "
+                             "[default: GE only, in the generic cells.lib]")
+    parser.add_argument("--clock-ps", metavar="P", default=None,
+                        help="target clock in ps for the timing-driven mapping (abc -D) "
+                             "[default: 40 FO4 of the --liberty library; needs --liberty]")
     return parser
+
+
+def check_timing_flags(args):
+    """``(library, clock_ps)`` of ``--liberty``/``--clock-ps`` (``(None, None)`` without
+    them); raise :class:`UsageError` with one sentence.  Reads the library (and finds
+    OpenSTA) before any work starts."""
+    from synth import nldm, sta
+    clock = None
+    if args.clock_ps is not None:
+        try:
+            clock = float(args.clock_ps)
+        except ValueError:
+            clock = None
+        if clock is None or not (0 < clock < float("inf")):
+            raise UsageError(f"--clock-ps must be a positive number of ps, not "
+                             f"{args.clock_ps!r}")
+        if args.liberty is None:
+            raise UsageError(f"--clock-ps {args.clock_ps} needs --liberty (the generic "
+                             "cells.lib has no timing)")
+    if args.liberty is None:
+        return None, None
+    if args.compare_dataflows:
+        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
+                         "once per --dataflow")
+    try:
+        lib = nldm.find_library(args.liberty)
+        sta.sta_executable()
+    except (nldm.LibraryError, sta.StaError) as e:
+        raise UsageError(str(e)) from None
+    return lib, clock
+
+
+def format_timing(report):
+    """The human-readable timing report: the headline figures, then one row per module."""
+    r = report
+    fig = lambda v, f: "-" if v is None else format(v, f)   # noqa: E731
+    rows = [f"library: {r['library']} ({r['label']}), clock {r['clock_ps']:g} ps, "
+            f"GE unit {r['ge_unit_cell']}, FO4 {r['fo4_ps']:g} ps",
+            f"{r['scope']}: area {r['area_um2']:.1f} um2 = {r['area_ge']:.1f} GE, "
+            f"critical path {fig(r['critical_path_ps'], '.1f')} ps = "
+            f"{fig(r['critical_path_fo4'], '.1f')} FO4, fmax {fig(r['fmax_mhz'], '.1f')} MHz",
+            f"  from {r['start_point']} to {r['end_point']}", "",
+            f"{'module':<16} {'area um2':>11} {'GE':>10} {'path ps':>10} {'FO4':>7} "
+            f"{'fmax MHz':>9}  start -> end"]
+    for label, m in r["modules"].items():
+        rows.append(f"{label:<16} {m['area_um2']:>11.1f} {m['area_ge']:>10.1f} "
+                    f"{fig(m['critical_path_ps'], '.1f'):>10} "
+                    f"{fig(m['critical_path_fo4'], '.1f'):>7} "
+                    f"{fig(m['fmax_mhz'], '.1f'):>9}  {m['start_point']} -> {m['end_point']}")
+    rows.append(f"(units between registers; every figure {r['label']}; "
+                f"target {r['target_fo4']} FO4)")
+    return "\n".join(rows)
 
 
 def format_table(report):
@@ -119,9 +185,12 @@ def main(argv=None):
     config = config_from_args(args)
     if args.yosys is not None:
         check_yosys(args.yosys)
+    lib, clock = check_timing_flags(args)
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")
+    if lib is not None:
+        return _timing(config, lib, clock, args, out if args.json is not None else None)
     if args.compare_dataflows:
         return _compare(config, args, out if args.json is not None else None)
     try:
@@ -133,6 +202,20 @@ def main(argv=None):
         return 1
     print(format_table(report))
     if args.json is not None:
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def _timing(config, lib, clock, args, out):
+    """``--liberty``: time the PE's modules; print (and write) the report."""
+    from synth.sta import StaError
+    try:
+        report = timing_report(config, lib, clock, yosys=args.yosys)
+    except (YosysError, StaError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_timing(report))
+    if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
 

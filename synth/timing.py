@@ -12,6 +12,12 @@ on every output (four of its inputs, the FO4 load), so ABC sizes for delay at th
 instead of minimum area.  Area is then the mapped area at that clock.
 
 Every figure is labelled :data:`synth.sta.LABEL` ("pre-layout, no wire load").
+
+Results are cached (:func:`timing_cache`, one :class:`nmmx.cache.Cache`) by the design's
+RTLIL, the liberty content, the clock and both command lists.  :func:`timing_report`
+times every unique module of a config's PE: the PE with registered inputs (as the
+array drives it) and each arithmetic unit between input and output registers
+(:class:`Registered`).
 """
 
 import hashlib
@@ -21,14 +27,46 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from nmmx.cache import Cache, DictOf, Number
 from nmmx.files import atomic_write
 
 from . import nldm, sta
 from .area import cache_dir
-from .yosys import run_yosys
+from .yosys import run_yosys, yosys_version
 
 __all__ = ["analyze", "mapping_commands", "abc_constraints", "liberty_file",
-           "design_of_config"]
+           "design_of_config", "timing_cache", "Registered", "module_designs",
+           "timing_report", "default_clock_ps", "TARGET_FO4"]
+
+#: The register-to-register budget nmmx closes in every library (issue #13).
+TARGET_FO4 = 40
+
+_MAYBE = (Number, type(None))
+_MAYBE_STR = (str, type(None))
+#: Field table of one cached :func:`analyze` result.
+RESULT_FIELDS = {
+    "library": str, "ge_unit_cell": str, "ge_unit_um2": Number, "fo4_inverter": str,
+    "fo4_ps": Number, "clock_ps": Number, "area_um2": Number, "area_ge": Number,
+    "cells": DictOf(int), "critical_path_ps": _MAYBE, "critical_path_fo4": _MAYBE,
+    "fmax_mhz": _MAYBE, "slack_ps": _MAYBE, "start_point": _MAYBE_STR,
+    "end_point": _MAYBE_STR, "label": str,
+}
+
+
+def timing_cache(root=None):
+    """Timing results under ``root/timing`` (default :func:`synth.area.cache_dir`)."""
+    return Cache(cache_dir() if root is None else root, name="timing result", version=1,
+                 fields=RESULT_FIELDS, layout=lambda key: f"timing/{key}.json")
+
+
+def default_clock_ps(library):
+    """The clock ``abc -D`` maps for when none is given: :data:`TARGET_FO4` FO4 of
+    ``library`` (rounded to 1 ps)."""
+    return float(round(TARGET_FO4 * library.fo4_ps))
 
 
 def liberty_file(library, cache=None):
@@ -110,15 +148,23 @@ def design_of_config(config):
     return hardware(config).pe(config)
 
 
-def _write_design(design, workdir, top):
-    """Write the design into ``workdir``; return its file name there."""
-    if isinstance(design, (str, Path)) and Path(design).suffix in (".v", ".sv", ".il"):
-        name = "design" + Path(design).suffix
-        shutil.copyfile(design, Path(workdir, name))
-        return name
+def _is_file(design):
+    return isinstance(design, (str, Path)) and Path(design).suffix in (".v", ".sv", ".il")
+
+
+def _design_text(design, top):
+    """The bytes Yosys reads for ``design``: the file, or the component's RTLIL."""
+    if _is_file(design):
+        return Path(design).read_bytes()
     from amaranth.back import rtlil
-    Path(workdir, "design.il").write_text(rtlil.convert(design, name=top, emit_src=False))
-    return "design.il"
+    return rtlil.convert(design, name=top, emit_src=False).encode()
+
+
+def _write_design(source, design, workdir, top):
+    """Write ``source`` (:func:`_design_text`) into ``workdir``; return its file name."""
+    name = "design" + (Path(design).suffix if _is_file(design) else ".il")
+    Path(workdir, name).write_bytes(source)
+    return name
 
 
 def _point(sta_point, regs):
@@ -128,7 +174,7 @@ def _point(sta_point, regs):
 
 
 def analyze(design, library="osu018", clock_ps=1000.0, *, top=None, clock_port="clk",
-            yosys=None, sta_exe=None, keep=None):
+            yosys=None, sta_exe=None, keep=None, cache=None):
     """Map ``design`` to ``library`` for ``clock_ps`` and time it register to register.
 
     Parameters
@@ -143,7 +189,9 @@ def analyze(design, library="osu018", clock_ps=1000.0, *, top=None, clock_port="
     top : str or None
         Top module name (default ``config.name + "_pe"`` for a config, else ``"top"``).
     keep : path or None
-        Copy the work directory (netlist, scripts, logs) there.
+        Copy the work directory (netlist, scripts, logs) there (the cache is bypassed).
+    cache : path or None
+        Cache directory (:func:`timing_cache`; default :func:`synth.area.cache_dir`).
 
     Returns
     -------
@@ -164,8 +212,21 @@ def analyze(design, library="osu018", clock_ps=1000.0, *, top=None, clock_port="
         design = design_of_config(design)
     top = top or "top"
     lib_path = liberty_file(lib)
+    source = _design_text(design, top)
+    cache = timing_cache(cache)
+    key = cache.digest(json.dumps({
+        "design": hashlib.sha256(source).hexdigest(), "top": top, "clock_ps": clock_ps,
+        "clock_port": clock_port,
+        "liberty": hashlib.sha256(lib_path.read_bytes()).hexdigest(),
+        "map": mapping_commands("D", "L", top, clock_ps), "constr": abc_constraints(lib),
+        "sta": sta.check_commands("L", "N", top, clock_port, clock_ps, lib.time_unit_ps),
+        "yosys": yosys_version(yosys)}, sort_keys=True))
+    if keep is None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
     with tempfile.TemporaryDirectory(prefix="nmmx-timing-") as tmp:
-        src = _write_design(design, tmp, top)
+        src = _write_design(source, design, tmp, top)
         shutil.copyfile(lib_path, Path(tmp, "cells.lib"))
         Path(tmp, "abc.constr").write_text(abc_constraints(lib))
         Path(tmp, "map.ys").write_text(
@@ -203,5 +264,96 @@ def analyze(design, library="osu018", clock_ps=1000.0, *, top=None, clock_port="
                    fmax_mhz=round(1e6 / cp, 2), slack_ps=path["slack_ps"],
                    start_point=_point(path["start_point"], regs),
                    end_point=_point(path["end_point"], regs),
-                   arrival_ps=path["arrival_ps"], setup_ps=path["setup_ps"])
+                   )
+    cache.put(key, out)
+    return out
+
+
+class Registered(wiring.Component):
+    """``unit`` between registers: every input and every output gets one register stage,
+    so that its combinational paths become register-to-register paths to time.
+
+    Parameters
+    ----------
+    unit : amaranth.lib.wiring.Component
+        Any component whose members are plain inputs and outputs.
+    outputs : bool
+        Register the outputs too (``False`` for a unit that registers its own).
+    """
+
+    def __init__(self, unit, outputs=True):
+        self._unit, self._outputs = unit, outputs
+        super().__init__(dict(unit.signature.members))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = self._unit
+        for name, member in self.signature.members.items():
+            outer, inner = getattr(self, name), getattr(self._unit, name)
+            if member.flow == In:
+                m.d.sync += inner.eq(outer)
+            elif self._outputs:
+                m.d.sync += outer.eq(inner)
+            else:
+                m.d.comb += outer.eq(inner)
+        return m
+
+
+def module_designs(config):
+    """Label -> design to time, for every unique module of ``config``'s PE.
+
+    The PE itself (``"PE"`` or ``"WSPE"``, plus ``"WSBlockEnd"`` for an MX
+    weight-stationary config) with registered inputs, as the array's link registers
+    drive it, and each arithmetic unit between registers.
+    """
+    from hw import units
+    from hw.registry import hardware
+    from hw.ws_pe import WSBlockEnd
+    from golden.config import Dataflow
+    hw = hardware(config)
+    out = {hw.pe.__name__: Registered(hw.pe(config), outputs=False)}
+    if config.dataflow == Dataflow.WS and config.scaled:
+        out["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
+    out["Multiplier"] = Registered(units.Multiplier(config))
+    if not config.dense:
+        out["SparseSelect"] = Registered(units.SparseSelect(config))
+    if config.scaled:
+        out["BlockConverter"] = Registered(units.BlockConverter(config),
+                                           outputs=not _registers_outputs(units.BlockConverter))
+        out["Float32Adder"] = Registered(units.Float32Adder(),
+                                         outputs=not _registers_outputs(units.Float32Adder))
+    return out
+
+
+def _registers_outputs(cls):
+    """Whether a unit class registers its own outputs (a pipelined unit, latency >= 1)."""
+    return bool(getattr(cls, "stages", 0))
+
+
+#: The top-level keys of :func:`timing_report` (the design's worst module).
+REPORT_KEYS = ("library", "clock_ps", "area_um2", "ge_unit_cell", "critical_path_ps",
+               "critical_path_fo4", "fmax_mhz", "start_point", "end_point")
+
+
+def timing_report(config, library="osu018", clock_ps=None, *, yosys=None, cache=None):
+    """Area and timing of every unique module of ``config``'s PE in ``library``.
+
+    Returns
+    -------
+    dict
+        The PE's figures under :data:`REPORT_KEYS` (its critical path is the worst of
+        its units', which it contains), plus ``area_ge``, ``fo4_ps``, ``label``,
+        ``scope`` (what the top-level figures cover), ``target_fo4`` and ``modules``
+        (label -> :func:`analyze` result).
+    """
+    lib = library if isinstance(library, nldm.Library) else nldm.find_library(library)
+    clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
+    modules = {label: analyze(d, lib, clock, top=f"{config.name}_{label.lower()}",
+                              yosys=yosys, cache=cache)
+               for label, d in module_designs(config).items()}
+    pe = next(iter(modules.values()))
+    out = {k: pe[k] for k in REPORT_KEYS}
+    out.update(area_ge=pe["area_ge"], fo4_ps=pe["fo4_ps"], label=pe["label"],
+               scope=f"{next(iter(modules))} with registered inputs",
+               target_fo4=TARGET_FO4, modules=modules, config=config.to_dict())
     return out

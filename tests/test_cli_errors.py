@@ -41,7 +41,7 @@ MAINS = {"gen": gen_cli.main, "sim": sim_cli.main, "synth": synth_cli.main,
 #: The function of each command that starts the real work (elaboration, simulation,
 #: synthesis, the sweep); the harness makes each of them raise :class:`WorkStarted`.
 WORK = {"gen": (gen.generate, "build_verilog"), "sim": (sim.run, "simulate_cases"),
-        "synth": (synth_cli, "estimate_area"), "dse": (dse_cli, "run_sweep")}
+        "synth": (synth_cli, "estimate_area", "timing_report"), "dse": (dse_cli, "run_sweep")}
 
 #: The small engine of the replay fixtures.
 REPLAY_CONFIG = Config(rows=2, cols=2, m_max=4, k_max=64, n_max=4)
@@ -159,8 +159,9 @@ def _expand(argv, fx, tmp):
 
 def run_in_process(cli, argv, monkeypatch, cwd):
     """``python -m <cli> argv`` in this process: ``(exit code, stdout, stderr)``."""
-    mod, name = WORK[cli]
-    monkeypatch.setattr(mod, name, _refuse)
+    mod, *names = WORK[cli]
+    for name in names:
+        monkeypatch.setattr(mod, name, _refuse)
     monkeypatch.chdir(cwd)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -304,6 +305,21 @@ _SYNTH = [
     (["--json", "{tmp}"], r"The --json file '.*' is a directory"),
     (["--json", "{fx}/a_file/a.json"], r"The --json file '.*/a_file/a\.json' cannot be "
                                        r"created: '.*/a_file' is a file, not a directory"),
+    (["--liberty", "{fx}/none.lib"], r"The liberty file '.*/none\.lib' does not exist"),
+    (["--liberty", ","], r"The liberty list ',' names no file"),
+    (["--liberty", "osu018", "--clock-ps", "0"], r"--clock-ps must be a positive number of "
+                                                 r"ps, not '0'"),
+    (["--liberty", "osu018", "--clock-ps", "fast"], r"--clock-ps must be a positive number "
+                                                    r"of ps, not 'fast'"),
+    (["--liberty", "osu018", "--clock-ps", "inf"], r"--clock-ps must be a positive number "
+                                                   r"of ps, not 'inf'"),
+    (["--clock-ps", "4000"], r"--clock-ps 4000 needs --liberty \(the generic cells\.lib has "
+                             r"no timing\)"),
+    (["--liberty", "osu018", "--compare-dataflows"], r"--liberty times one dataflow; drop "
+                                                     r"--compare-dataflows or run once per "
+                                                     r"--dataflow"),
+    (["--liberty", "{fx}/w.txt"], r"The liberty file '.*/w\.txt' has a syntax error near "
+                                       r"token 0 \('1 2 3'\)"),
 ]
 
 _SYNTH_OUTPUT = [

@@ -253,3 +253,31 @@ def test_before_table_of_issue_13(spec, fmt, sta_exe):
              ("asap7", "mxfp8_e4m3"): 2399, ("asap7", "mxfp4_e2m1"): 2447}
     r = timing.analyze(Config(a_format=fmt, w_format=fmt), _library(spec), clock_ps=1000.0)
     assert r["critical_path_ps"] == pytest.approx(issue[spec, fmt], rel=0.25)
+
+
+# -- python -m synth --liberty ------------------------------------------------------------------
+
+def test_cli_timing_report_keys_and_cache(osu, sta_exe, tmp_path, monkeypatch, capsys):
+    import json
+    from synth.__main__ import main
+    monkeypatch.setenv("NMMX_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "t.json"
+    argv = ["--format", "int8", "--rows", "2", "--cols", "2", "--liberty", "osu018",
+            "--clock-ps", "3000", "--json", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    for k in ("library", "clock_ps", "area_um2", "ge_unit_cell", "critical_path_ps",
+              "critical_path_fo4", "fmax_mhz", "start_point", "end_point"):
+        assert k in r and r[k] is not None, k
+    assert (r["library"], r["clock_ps"], r["ge_unit_cell"]) == ("osu018_stdcells", 3000.0,
+                                                                  "NAND2X1")
+    assert set(r["modules"]) == {"PE", "Multiplier", "SparseSelect"}
+    assert r["critical_path_ps"] == r["modules"]["PE"]["critical_path_ps"]
+    assert "pre-layout, no wire load" in text and "Multiplier" in text
+    # A second run is served from the timing cache: same figures without Yosys.
+    cached = sorted((tmp_path / "cache" / "timing").glob("*.json"))
+    assert len(cached) == 3
+    monkeypatch.setattr(timing, "run_yosys", None)
+    assert main(argv) == 0
+    assert json.loads(out.read_text()) == r
