@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
+from nmmx.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
                        configs_from_args, parse_seed, whole_number)
 from golden.config import Config
 from nmmx.files import check_output_dir

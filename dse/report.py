@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from gen.flags import shape_label
+from nmmx.flags import shape_label
 from nmmx.files import atomic_open, atomic_write
 from .metrics import pareto_front
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.flags import parse_shape, shape_label
+from nmmx.flags import parse_shape, shape_label
 from nmmx.cache import Cache, Number
 from golden.config import Config
 from . import data as _data

@@ -11,7 +11,7 @@ sentence on stderr, exits with status 2 and writes nothing.
 import sys
 import time
 
-from gen.flags import (ArgumentParser, UsageError, add_bus_flag, add_config_flags,
+from nmmx.flags import (ArgumentParser, UsageError, add_bus_flag, add_config_flags,
                        cli_main, config_from_args)
 from gen.generate import generate
 

@@ -18,7 +18,7 @@ from golden.config import Config, Dataflow
 from golden.pack import WR_SEL
 from hw.engine import COUNTERS
 from hw.registry import hardware, pe_module_name
-from gen.flags import BUSES
+from nmmx.flags import BUSES
 from nmmx.files import atomic_files, check_output_dir, check_output_file
 
 __all__ = ["generate", "build_verilog", "build_soc_verilog", "BUSES", "version_tuple",

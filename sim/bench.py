@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from gen.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
+from nmmx.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
 from golden.config import Config
 from nmmx.files import atomic_write
 

@@ -495,7 +495,7 @@ def main(argv=None):
     """``python -m sim.tb_axi [config flags] --gemm MxKxN``: run ``soc_timing`` on the
     AXI top and print the measured load, engine and START-to-last-C cycles against the
     model, and the wrapper's overhead over the bare engine."""
-    from gen.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+    from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
                            parse_shape, parse_seed)
     from golden.regmap import load_cycles, result_words, soc_cycles
     parser = ArgumentParser(
@@ -537,5 +537,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     import sys
-    from gen.flags import cli_main
+    from nmmx.flags import cli_main
     sys.exit(cli_main(main))

@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, run_cli)
 from golden.config import Config
 from nmmx.files import atomic_write, check_output_file

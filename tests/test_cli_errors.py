@@ -31,7 +31,7 @@ import gen.generate
 import sim.__main__ as sim_cli
 import sim.run
 import synth.__main__ as synth_cli
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from golden.config import MAX_BUFFER_BITS, Config
 from sim.stimulus import make_operands
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from golden.config import Config
 from dse import data, sweep
 from dse.__main__ import main, read_sweep_file

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gen.__main__ import main
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from gen.generate import generate
 from golden import Config
 from golden.pack import WR_SEL

@@ -249,7 +249,7 @@ def test_cli_replay_of_a_missing_file_exits_2(tmp_path):
 
 def test_cli_exit_1_on_mismatch(monkeypatch, tmp_path, capsys):
     from sim.__main__ import main
-    from gen.flags import run_cli
+    from nmmx.flags import run_cli
     real = simrun.gemm_encoded
 
     def wrong(enc, config, terms=False):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gen.__main__ import main as gen_main
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from gen.generate import generate
 from golden import Config
 from golden.gemm import encode_operands

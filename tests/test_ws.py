@@ -292,7 +292,7 @@ def test_dse_sweeps_both_dataflows(tmp_path, capsys):
     cycle model and SCALE-Sim estimate."""
     import csv
     from dse.__main__ import main
-    from gen.flags import run_cli
+    from nmmx.flags import run_cli
     out = tmp_path / "dse"
     argv = ["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--rows", "2", "--cols", "2",
             "--dataflow", "os,ws", "--m-max", "8", "--k-max", "64", "--n-max", "8",
