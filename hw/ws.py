@@ -71,12 +71,12 @@ class WSEngine(EngineBase):
     Timing is exactly ``config.cycles(m, k, n)`` busy cycles (``config.ws_cycles``).
     """
 
-    def buffers(self):
-        """Describe the on-chip buffers: name -> (banks, depth, word bits); the host
-        buffers of :func:`hw.engine.host_buffers` plus the accumulator memories."""
-        out = host_buffers(self.config)
-        out["acc"] = (self.config.cols, self.config.ws_acc_depth,
-                      ws_state_layout(self.config).size)
+    @classmethod
+    def buffers_of(cls, config):
+        """The on-chip buffers: name -> (banks, depth, word bits); the host buffers of
+        :func:`hw.engine.host_buffers` plus the accumulator memories."""
+        out = host_buffers(config)
+        out["acc"] = (config.cols, config.ws_acc_depth, ws_state_layout(config).size)
         return out
 
     def elaborate(self, platform):

@@ -85,7 +85,7 @@ def _buffer_figures(config, top, report):
     from synth.area import SRAM_GE_PER_BIT
     from synth.memory import buffer_report
     engine_cls = hardware(config).engine
-    buffers = engine_cls(config).buffers() if top == "engine" else {}
+    buffers = engine_cls.buffers_of(config) if top == "engine" else {}
     out = buffer_report(buffers, SRAM_GE_PER_BIT)
     declared = sum(b["bits"] for b in out["buffers"].values())
     assert declared == report["buffer_bits"], \
