@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 from . import units
 from .units import ConfigComponent
+from .word import word_layout
 
 __all__ = ["ConfigComponent", "ModuleReference", "PE", "PEInstance", "a_group_layout",
            "w_group_layout", "control_layout", "any_of", "flag_names", "sparse_products"]
@@ -82,21 +83,13 @@ def sparse_products(m, config, a, w):
 
 
 def a_group_layout(config):
-    """One activation group: M element codes, element t at bits [t*a_bits, (t+1)*a_bits)."""
-    return data.ArrayLayout(unsigned(config.a_fmt.bits), config.m_group)
-
-
-def w_slot_layout(config):
-    """One stored weight slot: the value code in the low bits, its index above it."""
-    fields = {"value": unsigned(config.w_fmt.bits)}
-    if not config.dense:
-        fields["index"] = unsigned(config.index_bits)
-    return data.StructLayout(fields)
+    """One activation group: M element codes (the ``a_data`` word, :mod:`hw.word`)."""
+    return word_layout(config, "a_data")
 
 
 def w_group_layout(config):
-    """The N stored weight slots of one group, slot s at bits [s*slot_bits, ...)."""
-    return data.ArrayLayout(w_slot_layout(config), config.n_keep)
+    """The N stored weight slots of one group (the ``w_data`` word, :mod:`hw.word`)."""
+    return word_layout(config, "w_data")
 
 
 #: Per-group control that travels with the activations through the array.
