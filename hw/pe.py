@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from . import units
+from .component import category_signal
 from .units import ConfigComponent
 from .word import word_layout
 
@@ -166,7 +167,7 @@ class PE(ConfigComponent):
         m = Module()
         # -- sparse select and stage 1: N exact products, summed and registered ---------
         total, flags = sparse_products(m, cfg, self.a, self.w)
-        psum = Signal(signed(cfg.block_acc_bits))
+        psum = category_signal("accumulators", signed(cfg.block_acc_bits))
         ctl1 = Signal(control_layout)
         m.d.sync += ctl1.eq(self.ctl)
         m.d.sync += psum.eq(total)
@@ -181,7 +182,7 @@ class PE(ConfigComponent):
         """int8 stage 2: int32 accumulator with two's-complement wraparound; returns the
         number of register stages (1)."""
         cfg = self._config
-        acc = Signal(signed(cfg.acc_bits))
+        acc = category_signal("accumulators", signed(cfg.acc_bits))
         nxt = Signal(signed(cfg.acc_bits))
         m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
         m.d.sync += self.result_valid.eq(0)
@@ -204,7 +205,7 @@ class PE(ConfigComponent):
         m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
 
         # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
-        bacc = Signal(acc_shape)
+        bacc = category_signal("accumulators", acc_shape)
         flag2 = {k: Signal(name=f"block_{k}") for k in names}
         a_scale2, w_scale2 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         blk_done = Signal()          # bacc holds a finished block this cycle
@@ -243,7 +244,7 @@ class PE(ConfigComponent):
 
         # -- stage 4: binary32 output accumulator (starts from +0.0 each tile) ---------
         m.submodules.add = add = units.Float32Adder()
-        acc = Signal(cfg.acc_bits)
+        acc = category_signal("accumulators", cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
         m.d.sync += self.result_valid.eq(0)
         with m.If(term_valid):
