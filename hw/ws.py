@@ -68,7 +68,8 @@ class WSEngine(EngineBase):
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
-    Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles (:class:`golden.schedule.WSSchedule`).
+    Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles
+    (:class:`golden.schedule.WSSchedule`).
     """
 
     def buffers(self):

@@ -139,8 +139,9 @@ class WSPE(ConfigComponent):
 
     def _weight_registers(self, m, w, field, width, name, category):
         """The two registers (``ArrayLayout`` of N ``width``-bit entries, ``name0`` and
-        ``name1``, area ``category``) of slot field ``field``: ``ld_w``'s fields load into register
-        ``ld_sel``; ``w``'s fields come from the register of the running pass."""
+        ``name1``, area ``category``) of slot field ``field``: ``ld_w``'s fields load
+        into register ``ld_sel``; ``w``'s fields come from the register of the running
+        pass."""
         n = self._config.n_keep
         layout = data.ArrayLayout(unsigned(width), n)
         regs = [category_signal(category, layout, name=f"{name}{p}") for p in range(2)]

@@ -68,7 +68,8 @@ def test_sparse_counts_k_in_groups(df, rows, cols, m, k, n, want):
 def test_int8_pads_k_to_the_group_only():
     dense = Config(rows=4, cols=4, a_format="int8", w_format="int8", sparsity=(1, 1))
     assert dense.block_size == 1 and dense.padded_k(200) == 200 and dense.groups(200) == 200
-    assert dense.schedule.cycles(7, 200, 5) == replace(dense, block_size=1).schedule.cycles(7, 200, 5) == 813
+    one = replace(dense, block_size=1)
+    assert dense.schedule.cycles(7, 200, 5) == one.schedule.cycles(7, 200, 5) == 813
     sparse = Config(rows=4, cols=4, a_format="int8", w_format="int8", sparsity=(2, 4),
                     block_size=64, k_max=1022)
     # Any block_size describes the same engine: the config stores the group.
@@ -100,7 +101,8 @@ def test_useful_utilization_excludes_padding():
     ratio = c.schedule.useful_utilization(7, 200, 5) / c.schedule.utilization(7, 200, 5)
     assert ratio == pytest.approx(200 / 224)
     # Whole blocks, whole tiles: the two agree.
-    assert c.schedule.useful_utilization(16, 256, 16) == pytest.approx(c.schedule.utilization(16, 256, 16))
+    assert c.schedule.useful_utilization(16, 256, 16) == pytest.approx(
+        c.schedule.utilization(16, 256, 16))
 
 
 def test_dse_rows_report_both_utilizations():

@@ -100,7 +100,8 @@ def test_scalesim_follows_dataflow():
     m, k, n = 40, 300, 20
     # SCALE-Sim's own totals (tests/test_cycle_figures.py pins them against the tool):
     # K in groups of 4, not padded to the block of 32.
-    assert ws.schedule.scalesim_cycles(m, k, n) == ceil(k / (8 * 4)) * ceil(n / 4) * (2 * 8 + 4 + m - 2) - 1
+    assert ws.schedule.scalesim_cycles(m, k, n) == (ceil(k / (8 * 4)) * ceil(n / 4)
+                                                 * (2 * 8 + 4 + m - 2) - 1)
     assert os_.schedule.scalesim_cycles(m, k, n) == (ceil(m / 8) * ceil(n / 4)
                                             * (ceil(k / 4) + 8 + 4 - 2)) - 1
 
