@@ -5,7 +5,7 @@ One *point* is one :class:`golden.Config`.  Evaluating it gives
 
 - area from the synthesis flow (``synth.estimate.estimate_area``);
 - cycles, utilization and dense-equivalent MACs per cycle from the engine's analytical
-  cycle model (``Config.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
+  cycle model (``config.schedule.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
   (``sim.run.simulate``) whose cycle count must equal the model's;
 - the numerical error of ``golden.gemm`` against a float64 product of the original
   (unpruned, unquantized) operands, so that the error includes what pruning costs;
@@ -287,15 +287,15 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     macs = cycles = busy_slots = 0
     for shape in settings.gemms:
         lab = shape_label(shape)
-        c = config.cycles(*shape)
-        util = config.utilization(*shape)
+        c = config.schedule.cycles(*shape)
+        util = config.schedule.utilization(*shape)
         mac = shape[0] * shape[1] * shape[2]
         row[f"cycles@{lab}"] = c
-        row[f"scalesim_cycles@{lab}"] = config.scalesim_cycles(*shape)
-        row[f"issued_slots@{lab}"] = config.issued_slots(*shape)
+        row[f"scalesim_cycles@{lab}"] = config.schedule.scalesim_cycles(*shape)
+        row[f"issued_slots@{lab}"] = config.schedule.issued(*shape)
         row[f"macs_per_cycle@{lab}"] = mac / c
         row[f"utilization@{lab}"] = util
-        row[f"useful_utilization@{lab}"] = config.useful_utilization(*shape)
+        row[f"useful_utilization@{lab}"] = config.schedule.useful_utilization(*shape)
         macs += mac
         cycles += c
         busy_slots += util * c
@@ -313,7 +313,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     if settings.simulates(config):
         simulate_fn = simulate_fn or _default_simulate_fn()
         shape = settings.sim_gemm
-        model = config.cycles(*shape)
+        model = config.schedule.cycles(*shape)
         res = simulate_fn(config, *shape, seed=settings.seed)
         row.update({"sim_gemm": shape_label(shape), "sim_cycles": res.get("cycles"),
                     "sim_model_cycles": model, "sim_passed": bool(res.get("passed")),
@@ -326,7 +326,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
         if res.get("cycles") != model:
             problems.append(f"RTL took {res.get('cycles')} cycles but the model says "
                             f"{model}")
-        issued = config.issued_slots(*shape)
+        issued = config.schedule.issued(*shape)
         if "issued_macs" in res and res["issued_macs"] != issued:
             problems.append(f"RTL issued {res['issued_macs']} multiplier slots but the "
                             f"model says {issued}")

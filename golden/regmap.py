@@ -355,4 +355,4 @@ def soc_cycles(config, m, k, n):
     """Cycles from the ``START.GO`` write handshake to the last C word's handshake
     with TREADY always high: :data:`START_LATENCY` + the engine's
     :meth:`Config.cycles` + :func:`result_cycles`."""
-    return START_LATENCY + config.cycles(m, k, n) + result_cycles(config, m, n)
+    return START_LATENCY + config.schedule.cycles(m, k, n) + result_cycles(config, m, n)

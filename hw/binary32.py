@@ -141,6 +141,8 @@ class BlockConverter(ConfigComponent):
         ``config`` is a plain ``int8`` configuration (it has no block scales).
     """
 
+    area_category = "scale_and_convert"    #: synth.attribution's PE breakdown
+
     @classmethod
     def validate(cls, config):
         super().validate(config)
@@ -209,6 +211,8 @@ class Float32Adder(wiring.Component):
     sum : Out(32)
         binary32 bit pattern of ``a + b``.
     """
+
+    area_category = "accumulators"    #: synth.attribution's PE breakdown
 
     def __init__(self):
         super().__init__({"a": In(_B32_BITS), "b": In(_B32_BITS), "sum": Out(_B32_BITS)})

@@ -87,7 +87,7 @@ def bench(config, m, k, n, *, reps=3, cold=False, public=None, hdl_clock=True,
         exe, hsec, _cached = build_harness(verilog_path, top, {"m": m, "k": k, "n": n},
                                            public=public)
         out["harness_build_seconds"] = hsec
-        runs = max(1, -(-min_cycles // config.cycles(m, k, n)))
+        runs = max(1, -(-min_cycles // config.schedule.cycles(m, k, n)))
         raw = run_harness(exe, runs)
         out["raw_cycles"] = raw["cycles"]
         out["raw_cycles_per_second"] = raw["cycles_per_second"]

@@ -119,10 +119,10 @@ def _inputs(config, manifest, cases, seed, hdl_clock):
             src[f"c{q}_{name}"] = _limbs(w, widths[name])
         src[f"c{q}_expect"] = gemm_encoded(enc, config).view(np.uint32)
         m, k, n = case.m, case.k, case.n
-        src[f"c{q}_counters"] = np.array([config.cycles(m, k, n),
-                                          config.issued_slots(m, k, n),
-                                          config.stall_cycles(m, k, n),
-                                          config.counted_tiles(m, k, n)], np.int64)
+        src[f"c{q}_counters"] = np.array([config.schedule.cycles(m, k, n),
+                                          config.schedule.issued(m, k, n),
+                                          config.schedule.stall(m, k, n),
+                                          config.schedule.tiles(m, k, n)], np.int64)
         src[f"c{q}_model"] = np.array([load_cycles(config, m, k, n),
                                        soc_cycles(config, m, k, n)], np.int64)
     return src
@@ -525,7 +525,7 @@ def main(argv=None):
     words = load_cycles(config, m, k, n)
     print(f"PASS  {config.name}_axi  gemm {m}x{k}x{n}  seed={seed}")
     print(f"  load        {load} cycles (model {words}: one word per cycle, shared write port)")
-    print(f"  engine      {eng} cycles (cnt_cycles, model {config.cycles(m, k, n)})")
+    print(f"  engine      {eng} cycles (cnt_cycles, model {config.schedule.cycles(m, k, n)})")
     print(f"  START..C    {soc} cycles (model {soc_cycles(config, m, k, n)}; "
           f"{result_words(config, m, n)} C words)")
     bare = words + eng + result_words(config, m, n)

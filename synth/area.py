@@ -61,7 +61,8 @@ MODULE_FIELDS = {
     "memory_bits": int,
     "cells": DictOf(int),
     "unmapped_cells": DictOf(int),
-    "groups": DictOf({"ff": Number, "comb": Number, "bits": Optional(ListOf(Number))}),
+    "groups": DictOf({"ff": Number, "comb": Number, "bits": Optional(ListOf(Number)),
+                      "category": Optional(str)}),
 }
 
 #: Fields of one design's module structure: module name -> (hash, children as
@@ -82,7 +83,7 @@ def cache_dir():
 
 def module_cache(root=None):
     """Per-module results under ``root`` (default :func:`cache_dir`), by module hash."""
-    return Cache(cache_dir() if root is None else root, name="synth module", version=5,
+    return Cache(cache_dir() if root is None else root, name="synth module", version=6,
                  fields=MODULE_FIELDS, layout=lambda key: f"{key[:2]}/{key}.json")
 
 

@@ -119,7 +119,7 @@ def run_steps(config, steps, seed=0):
                 ctx.set(dut.m, 1 + (enc.m % config.m_max))
                 ctx.set(dut.k, 1 + (enc.k % config.k_max))
                 ctx.set(dut.n, 1 + (enc.n % config.n_max))
-            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
+            limit = 4 * config.schedule.cycles(enc.m, enc.k, enc.n) + 100
             pulses = 0
             for _ in range(limit):
                 if ctx.get(dut.done):
@@ -175,7 +175,7 @@ def run_engine(config, runs):
             ctx.set(dut.start, 0)
             assert ctx.get(dut.busy) and not ctx.get(dut.done)
             # Generous: the exact busy time is checked through cnt_cycles afterwards.
-            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
+            limit = 4 * config.schedule.cycles(enc.m, enc.k, enc.n) + 100
             for _ in range(limit):
                 if ctx.get(dut.done):
                     break
@@ -208,9 +208,9 @@ def check_result(config, enc, c, counters):
         nonzero = np.count_nonzero(want)
     m, k, n = enc.m, enc.k, enc.n
     assert counters == {
-        "cnt_cycles": config.cycles(m, k, n),
-        "cnt_issued": config.issued_slots(m, k, n),
-        "cnt_stall": config.stall_cycles(m, k, n),
-        "cnt_tiles": config.counted_tiles(m, k, n),
+        "cnt_cycles": config.schedule.cycles(m, k, n),
+        "cnt_issued": config.schedule.issued(m, k, n),
+        "cnt_stall": config.schedule.stall(m, k, n),
+        "cnt_tiles": config.schedule.tiles(m, k, n),
     }
     return int(nonzero)

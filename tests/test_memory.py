@@ -94,7 +94,7 @@ SMALL = dict(rows=2, cols=2, a_format="mxfp8_e4m3", w_format="mxfp8_e4m3", spars
 def test_access_counts_os_by_hand():
     # M x K x N = 3 x 40 x 5: K pads to 64 (2 blocks), G = 64/4 = 16 groups, tiles
     # 2 x 3 = 6, Nt = 3.
-    acc = Config(**SMALL).buffer_accesses(3, 40, 5)
+    acc = Config(**SMALL).schedule.buffer_accesses(3, 40, 5)
     assert acc == {
         "a_data": {"reads": 6 * 16 * 2, "writes": 3 * 16},
         "w_data": {"reads": 6 * 16 * 2, "writes": 5 * 16},
@@ -108,7 +108,7 @@ def test_access_counts_ws_by_hand():
     cfg = Config(**SMALL, dataflow="ws")
     assert cfg.ws_fold_groups == 2          # 8 groups per block do not fit 2 rows
     # 16 groups in folds of 2: 8 folds x 3 column tiles = 24 passes.
-    acc = cfg.buffer_accesses(3, 40, 5)
+    acc = cfg.schedule.buffer_accesses(3, 40, 5)
     assert acc == {
         "a_data": {"reads": 3 * 3 * 16, "writes": 3 * 16},
         "w_data": {"reads": 3 * 2 * 16, "writes": 5 * 16},
@@ -122,6 +122,6 @@ def test_access_counts_ws_by_hand():
 def test_access_counts_int8_have_no_scales():
     cfg = Config(rows=2, cols=2, a_format="int8", w_format="int8", sparsity=(2, 4),
                  m_max=8, k_max=64, n_max=8)
-    acc = cfg.buffer_accesses(2, 8, 2)      # G = 2, one tile
+    acc = cfg.schedule.buffer_accesses(2, 8, 2)      # G = 2, one tile
     assert acc == {"a_data": {"reads": 4, "writes": 4}, "w_data": {"reads": 4, "writes": 4},
                    "c": {"reads": 4, "writes": 4}}

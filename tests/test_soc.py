@@ -150,4 +150,4 @@ def test_soc_regressions():
     timing = results["soc_timing"]
     assert timing["load"].tolist() == [load_cycles(SMALL, c.m, c.k, c.n) for c in cases]
     assert timing["soc"].tolist() == [soc_cycles(SMALL, c.m, c.k, c.n) for c in cases]
-    assert timing["engine"].tolist() == [SMALL.cycles(c.m, c.k, c.n) for c in cases]
+    assert timing["engine"].tolist() == [SMALL.schedule.cycles(c.m, c.k, c.n) for c in cases]
