@@ -7,6 +7,7 @@ written that the numbers do not show.
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 from gen.flags import shape_label
@@ -397,12 +398,20 @@ def _csv_bytes(rows, first):
     return buf.getvalue().encode()
 
 
+#: Weight element bits of the engine's 8-bit formats, the baseline a point's bits are
+#: saved from: fewer element bits is quantization, N:M at 8 bits is sparsity.
+BASELINE_BITS = 8
+
+
 def technique(r):
-    """``fp32``, ``sparsity``, ``quantization``, ``both``, with ``+ low rank``."""
+    """``fp32``, ``sparsity`` (N:M at 8-bit elements), ``quantization`` (dense, fewer
+    element bits) or ``both``, with ``+ low rank``.  Every engine point quantizes onto
+    an MX grid; the label says what saves bits against the 8-bit formats."""
     if r["point"] == "fp32":
         return "fp32"
     sparse = r.get("prune") not in (None, "none")
-    kind = "both" if sparse else "quantization"
+    low_bits = int(r.get("w_bits") or BASELINE_BITS) < BASELINE_BITS
+    kind = ("both" if low_bits else "sparsity") if sparse else "quantization"
     return kind + (" + low rank" if r.get("rank") else "")
 
 
@@ -427,7 +436,9 @@ def _pair_wins(rows, field, keys):
     return {v: (wins.get(v, 0), len(gaps[v]), sum(gaps[v]) / len(gaps[v])) for v in gaps}
 
 
-_KEYS = ("a_format", "w_format", "sparsity", "block_size", "prune", "quant", "smooth",
+#: What must match for two points to be compared on one method field; N:M is the
+#: point's own (an unstructured point runs on the dense engine).
+_KEYS = ("a_format", "w_format", "target_sparsity", "block_size", "prune", "quant", "smooth",
          "order", "rank", "rows", "cols", "dataflow")
 
 
@@ -437,7 +448,9 @@ def model_findings(rows, layers):
     for field, label in (("order", "order"), ("prune", "pruning method"),
                          ("smooth", "smoothing"), ("quant", "weight quantizer")):
         keys = [k for k in _KEYS if k != field]
-        rows_f = [r for r in rows if not (field == "order" and r.get("prune") == "none")]
+        # Order and pruning method only mean something on pruned points.
+        rows_f = [r for r in rows if not (field in ("order", "prune")
+                                          and r.get("prune") == "none")]
         res = _pair_wins(rows_f, field, keys)
         if not res:
             continue
@@ -482,6 +495,28 @@ def write_model_report(rows, layers, path, *, command=None):
               f"(`nn_agreement`).  Every linear layer ran through golden's exact engine "
               f"arithmetic.", "", "## Findings", ""]
     lines += [f"- {f}" for f in model_findings(rows, layers)]
+    lines += ["", "## Sparsity, quantization or both at equal bits per weight", "",
+              "Each quarter-bit bin that holds more than one technique, with the best point "
+              "of each (sparsity: N:M at 8-bit elements; quantization: dense at fewer "
+              "element bits; both: N:M at fewer element bits).", ""]
+    bins = {}
+    for r in pts:
+        if r.get("rank"):
+            continue
+        bins.setdefault(_bits_bin(r["bits_per_weight"]), {}).setdefault(
+            technique(r), []).append(r)
+    body = []
+    for b in sorted(bins):
+        if len(bins[b]) < 2:
+            continue
+        for kind, sel in sorted(bins[b].items(), key=lambda kv: -max(r[MODEL_Y]
+                                                                      for r in kv[1])):
+            r = max(sel, key=lambda r: r[MODEL_Y])
+            body.append([f"{b:.2f}", kind, f"`{r['point']}`", f"{r['bits_per_weight']:.3f}",
+                         f"{r['emb_cos_mean']:.5f}", f"{r['nn_agreement']:.3f}"])
+    lines += ([_table(["bits/weight bin", "technique", "best point", "bits/weight",
+                       "emb_cos_mean", "nn_agreement"], body)] if body
+              else ["No bin holds more than one technique."])
     lines += ["", "## Ranking at equal bits per weight", "",
               "Bits per weight count element bits, N:M indices and E8M0 scales (bins of a "
               "quarter bit; best first within a bin).", ""]
@@ -493,7 +528,7 @@ def write_model_report(rows, layers, path, *, command=None):
                      f"{r['emb_cos_mean']:.5f}", f"{r['emb_cos_p1']:.5f}",
                      f"{r['nn_agreement']:.3f}", f"{r['emulation_gap']:.2e}",
                      _fmt(r.get("total_ge"), 0), _fmt(r.get("macs_per_cycle"), 1)])
-    lines += _table(header, body)
+    lines += [_table(header, body)]
     lines += ["", "## Plots", "", "![accuracy vs area](model_pareto_area.png)", "",
               "![accuracy vs MACs/cycle](model_pareto_macs.png)", "",
               "MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
@@ -502,38 +537,68 @@ def write_model_report(rows, layers, path, *, command=None):
     atomic_write(path, "\n".join(lines).encode())
 
 
+def _short_label(r):
+    """A point's plot label: format, N:M and what differs from the defaults."""
+    fmt = str(r.get("w_format", "")).replace("mxfp", "fp").split("_")[0]
+    parts = [fmt]
+    if r.get("prune") not in (None, "none"):
+        # The point's own N:M (an unstructured point runs on the dense engine).
+        nm = re.search(r"_(\d+)of(\d+)-", r["point"])
+        parts.append(f"{nm[1]}:{nm[2]} " if nm else "")
+        parts[-1] += r["prune"][:5]
+    for k, default in (("quant", "rtn"), ("smooth", "none"), ("order", "pq")):
+        if r.get(k) not in (None, "", default):
+            parts.append(str(r[k]).replace("smoothquant:", "sq"))
+    if r.get("rank"):
+        parts.append(f"r{r['rank']}")
+    return " ".join(parts)
+
+
 def write_model_plots(rows, out_dir):
+    """Accuracy against area, and against MACs/cycle.  The accuracy axis is the mean
+    embedding error ``1 - cosine`` on a log scale (lower is better), since the cosines
+    of all but the worst points sit within 1e-2 of 1; every point is labelled."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from dse.model.study import atomic_write
     import io
     pts = [r for r in rows if r["point"] != "fp32" and r.get("total_ge") is not None]
-    colors = {"quantization": "tab:blue", "both": "tab:red",
-              "quantization + low rank": "tab:green", "both + low rank": "tab:purple"}
-    for x, fname, xlabel in (("total_ge", "model_pareto_area.png", "total area (GE)"),
+    colors = {"quantization": "tab:blue", "sparsity": "tab:orange", "both": "tab:red",
+              "quantization + low rank": "tab:green", "sparsity + low rank": "tab:olive",
+              "both + low rank": "tab:purple"}
+    err = lambda r: max(1.0 - r[MODEL_Y], 1e-9)
+    for x, fname, xlabel in (("total_ge", "model_pareto_area.png",
+                              "total area of the 8x8 engine (GE)"),
                              ("macs_per_cycle", "model_pareto_macs.png",
                               "dense-equivalent MACs per cycle")):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = plt.subplots(figsize=(9, 6))
         for kind, col in colors.items():
             sel = [r for r in pts if technique(r) == kind]
             if sel:
-                ax.scatter([r[x] for r in sel], [r[MODEL_Y] for r in sel], c=col,
-                           label=kind, s=18)
+                ax.scatter([r[x] for r in sel], [err(r) for r in sel], c=col,
+                           label=kind, s=22, zorder=3)
+        for r in pts:
+            ax.annotate(_short_label(r), (r[x], err(r)), fontsize=6, alpha=0.8,
+                        xytext=(3, 2), textcoords="offset points")
         # Fronts: least area for the accuracy, or most MACs/cycle for the accuracy.
-        obj = [{"x": (-r[x] if x == "total_ge" else r[x]), "err": -r[MODEL_Y]} for r in pts]
+        obj = [{"x": (-r[x] if x == "total_ge" else r[x]), "err": err(r)} for r in pts]
         front = pareto_front(obj, maximize="x", minimize="err")
         fr = sorted((pts[i] for i in front), key=lambda r: r[x])
         if fr:
-            ax.plot([r[x] for r in fr], [r[MODEL_Y] for r in fr], "k--", lw=1,
+            ax.plot([r[x] for r in fr], [err(r) for r in fr], "k--", lw=1,
                     label="Pareto front")
+        ax.set_yscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("mean embedding cosine vs float32")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("1 - mean embedding cosine vs float32 (lower is better)")
+        if x == "total_ge":
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v / 1e3:.0f}k"))
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3, which="both")
         buf = io.BytesIO()
         fig.tight_layout()
-        fig.savefig(buf, format="png", dpi=110)
+        fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
         atomic_write(Path(out_dir) / fname, buf.getvalue())
 
