@@ -23,6 +23,14 @@ it does not set, e.g. a mixed-format pair::
     a_format = "mxfp8_e4m3"
     w_format = "mxfp4_e2m1"
 
+The model study reads its keys from a sweep file too: ``prune``, ``quant``, ``smooth``,
+``order`` and ``rank`` at the top level and in ``[[extra]]`` tables (a table inherits the
+top-level ones it does not set, so a curated set of points is a list of small cross
+products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6-v2),
+``text``, ``calibration``, ``sentences`` and ``attention_gemm`` at the top level::
+
+    python -m dse --sweep dse/model_sweep.toml -o docs/model
+
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
 """
