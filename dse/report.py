@@ -449,16 +449,34 @@ def model_findings(rows, layers):
                          ("smooth", "smoothing"), ("quant", "weight quantizer")):
         keys = [k for k in _KEYS if k != field]
         # Order and pruning method only mean something on pruned points.
+        # Order and pruning method only mean something on pruned points; unstructured
+        # pruning is the reference of the N:M methods, not one of them.
         rows_f = [r for r in rows if not (field in ("order", "prune")
-                                          and r.get("prune") == "none")]
+                                          and r.get("prune") == "none")
+                  and not (field == "prune" and r.get("prune") == "unstructured")]
         res = _pair_wins(rows_f, field, keys)
         if not res:
             continue
         ranked = sorted(res.items(), key=lambda kv: (-kv[1][0], kv[1][2]))
         best = ranked[0]
-        detail = "; ".join(f"{v}: best in {w} of {n}, mean cosine {g:.4f} below the best"
+        detail = "; ".join(f"{v} best in {w} of {n}, {g:.4f} below the best on average"
                            for v, (w, n, g) in ranked)
-        out.append(f"Best {label}: **{best[0]}** ({detail}).")
+        out.append(f"Best {label}: **{best[0]}** (mean embedding cosine compared among "
+                   f"points equal but for the {label}: {detail}).")
+    # What the N:M structure costs: unstructured pruning at the same density.
+    for r in rows:
+        if r.get("prune") != "unstructured":
+            continue
+        same = [q for q in rows if q.get("prune") not in (None, "none", "unstructured")
+                and all(str(q.get(k)) == str(r.get(k)) for k in _KEYS
+                        if k not in ("prune", "sparsity"))]
+        if same:
+            b = max(same, key=lambda q: q[MODEL_Y])
+            out.append(f"The N:M structure at {r['target_sparsity']} costs "
+                       f"{r[MODEL_Y] - b[MODEL_Y]:.4f} of mean cosine: unstructured "
+                       f"{r[MODEL_Y]:.4f} against the best N:M ({b['prune']}) "
+                       f"{b[MODEL_Y]:.4f}, at {r['bits_per_weight']:.2f} against "
+                       f"{b['bits_per_weight']:.2f} bits per weight.")
     pts = [r for r in rows if r["point"] != "fp32"]
     if pts:
         worst = max(pts, key=lambda r: r["emulation_gap"])
@@ -527,14 +545,32 @@ def write_model_report(rows, layers, path, *, command=None):
         body.append([f"{r['bits_per_weight']:.3f}", technique(r), f"`{r['point']}`",
                      f"{r['emb_cos_mean']:.5f}", f"{r['emb_cos_p1']:.5f}",
                      f"{r['nn_agreement']:.3f}", f"{r['emulation_gap']:.2e}",
-                     _fmt(r.get("total_ge"), 0), _fmt(r.get("macs_per_cycle"), 1)])
+                     "" if r.get("total_ge") is None else f"{r['total_ge']:,.0f}",
+                     _fmt(r.get("macs_per_cycle"), 1)])
     lines += [_table(header, body)]
-    lines += ["", "## Plots", "", "![accuracy vs area](model_pareto_area.png)", "",
-              "![accuracy vs MACs/cycle](model_pareto_macs.png)", "",
-              "MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
+    lines += ["", "## Plots", ""]
+    hw = [r for r in pts if r.get("total_ge") is not None]
+    for key, png, what in (("total_ge", "model_pareto_area.png", "area"),
+                           ("macs_per_cycle", "model_pareto_macs.png", "MACs/cycle")):
+        if _varies(hw, key):
+            lines += [f"![accuracy vs {what}]({png})", ""]
+        elif hw:
+            lines += [f"No {what} plot: every point has the same {what} "
+                      f"({_fmt(hw[0][key], 1)}).", ""]
+    lines += ["MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
               "from a timing library, and energy lands with the energy issue.", ""]
     from dse.model.study import atomic_write
     atomic_write(path, "\n".join(lines).encode())
+
+
+_PRUNE_SHORT = {"magnitude": "mag", "wanda": "wanda", "sparsegpt": "sgpt",
+                "unstructured": "unstr"}
+
+
+def _varies(pts, key):
+    """Whether ``key`` takes more than one value over ``pts`` (a plot against a constant
+    says nothing)."""
+    return len({r.get(key) for r in pts if r.get(key) is not None}) > 1
 
 
 def _short_label(r):
@@ -545,7 +581,7 @@ def _short_label(r):
         # The point's own N:M (an unstructured point runs on the dense engine).
         nm = re.search(r"_(\d+)of(\d+)-", r["point"])
         parts.append(f"{nm[1]}:{nm[2]} " if nm else "")
-        parts[-1] += r["prune"][:5]
+        parts[-1] += _PRUNE_SHORT.get(r["prune"], r["prune"])
     for k, default in (("quant", "rtn"), ("smooth", "none"), ("order", "pq")):
         if r.get(k) not in (None, "", default):
             parts.append(str(r[k]).replace("smoothquant:", "sq"))
@@ -569,9 +605,11 @@ def write_model_plots(rows, out_dir):
               "both + low rank": "tab:purple"}
     err = lambda r: max(1.0 - r[MODEL_Y], 1e-9)
     for x, fname, xlabel in (("total_ge", "model_pareto_area.png",
-                              "total area of the 8x8 engine (GE)"),
+                              "total area of the engine (MGE, logic and buffers)"),
                              ("macs_per_cycle", "model_pareto_macs.png",
                               "dense-equivalent MACs per cycle")):
+        if not _varies(pts, x):
+            continue
         fig, ax = plt.subplots(figsize=(9, 6))
         for kind, col in colors.items():
             sel = [r for r in pts if technique(r) == kind]
@@ -593,7 +631,7 @@ def write_model_plots(rows, out_dir):
         ax.set_ylabel("1 - mean embedding cosine vs float32 (lower is better)")
         if x == "total_ge":
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-                lambda v, _: f"{v / 1e3:.0f}k"))
+                lambda v, _: f"{v / 1e6:.2f}"))
         ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3, which="both")
         buf = io.BytesIO()
