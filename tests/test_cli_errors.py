@@ -133,6 +133,18 @@ def _make_fixtures(fx):
     make_tiny_bert(fx / "bert_no_weights")
     (fx / "bert_no_weights" / "model.safetensors").unlink()
     (fx / "empty.txt").write_text("\n  \n")
+    # model-study keys in sweep files
+    (fx / "m_prune.toml").write_text('model = "bert"\nprune = ["wanda", "random"]\n')
+    (fx / "m_type.toml").write_text('model = "bert"\nrank = "half"\n')
+    (fx / "m_extra.toml").write_text('model = "bert"\n[[extra]]\nsmooth = "smoothquant:7"\n')
+    (fx / "m_extra_text.toml").write_text('model = "bert"\n[[extra]]\ntext = "e.txt"\n')
+    (fx / "m_rank.toml").write_text('model = "bert"\n[[extra]]\nrank = [0, 65]\n')
+    (fx / "m_neg.toml").write_text('model = "bert"\nrank = -2\n')
+    (fx / "m_nomodel.toml").write_text('format = "mxfp8_e4m3"\n[[extra]]\norder = "qp"\n')
+    (fx / "m_missing.toml").write_text('model = "none"\n')
+    (fx / "m_text.toml").write_text('model = "bert"\ntext = "empty.txt"\n')
+    (fx / "m_gptq.toml").write_text('model = "bert"\n[[extra]]\nformat = "int8"\n'
+                                    'quant = "gptq"\n')
 
 
 @pytest.fixture(scope="module")
@@ -424,6 +436,32 @@ _DSE = [
     ([*_O, "--model", "{fx}/bert", "--format", "int8", "--quant", "gptq"],
      r"--quant gptq needs MX weight formats, not int8"),
     ([*_O, "--prune", "wanda"], r"--prune belongs to the model study and needs --model"),
+    # model-study keys in a sweep file
+    ([*_O, "--sweep", "{fx}/m_prune.toml"], r"Key 'prune' in sweep file '.*/m_prune\.toml' has "
+                                            r"'random', which is not one of magnitude, wanda, "
+                                            r"sparsegpt, unstructured"),
+    ([*_O, "--sweep", "{fx}/m_type.toml"], r"Key 'rank' in sweep file '.*/m_type\.toml' must "
+                                           r"be a whole number or a list of whole numbers, "
+                                           r"not 'half'"),
+    ([*_O, "--sweep", "{fx}/m_neg.toml"], r"Key 'rank' in sweep file '.*/m_neg\.toml' must be "
+                                          r"at least 0, not -2"),
+    ([*_O, "--sweep", "{fx}/m_extra.toml"],
+     r"Key 'smooth' in \[\[extra\]\] table 1 of sweep file '.*/m_extra\.toml' has "
+     r"'smoothquant:7', which is not none, awq or smoothquant:ALPHA with ALPHA in \[0, 1\]"),
+    ([*_O, "--sweep", "{fx}/m_extra_text.toml"],
+     r"Unknown key 'text' in \[\[extra\]\] table 1 of sweep file '.*/m_extra_text\.toml'; "
+     r"known keys are .*"),
+    ([*_O, "--sweep", "{fx}/m_rank.toml"],
+     r"Key 'rank' in \[\[extra\]\] table 1 of sweep file '.*/m_rank\.toml' has rank 65, "
+     r"which is larger than layer 0 q \(64 x 64\) allows \(at most 64\)"),
+    ([*_O, "--sweep", "{fx}/m_nomodel.toml"],
+     r"Key 'order' in \[\[extra\]\] table 1 of sweep file '.*/m_nomodel\.toml' belongs to "
+     r"the model study and needs --model \(or a 'model' key\)"),
+    ([*_O, "--sweep", "{fx}/m_missing.toml"], r"The checkpoint directory '.*/none' does not "
+                                              r"exist"),
+    ([*_O, "--sweep", "{fx}/m_text.toml"], r"The --text file '.*/empty\.txt' holds no "
+                                           r"sentence"),
+    ([*_O, "--sweep", "{fx}/m_gptq.toml"], r"--quant gptq needs MX weight formats, not int8"),
 ]
 
 _DSE_OUTPUT = [

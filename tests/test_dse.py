@@ -217,7 +217,7 @@ def test_synthetic_activations_have_outlier_channels():
 
 @pytest.mark.parametrize("text, message", [
     ("rowz = 4\n", r"^error: Unknown key 'rowz' in sweep file '.*s\.toml'; known keys are "
-                   r"a_format, block_size, .*$"),
+                   r"a_format, attention_gemm, block_size, .*$"),
     ("rows = 'four'\n", r"^error: Key 'rows' in sweep file '.*s\.toml' must be a whole number "
                         r"or a list of whole numbers, not 'four'$"),
     ("simulate = 1\n", r"^error: Key 'simulate' in sweep file '.*s\.toml' must be true or "

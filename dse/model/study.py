@@ -432,7 +432,8 @@ def run_study(points, st, out, *, calib_sentences, eval_sentences, hw_rows, prog
         row, layers, emb = res
         name = point_name(config, method)
         hw = hw_rows[numerics_config(config, method)]
-        rows.append({**hw, "point": name, **row, "numerics_key": key})
+        rows.append({**hw, "point": name, **row, "numerics_key": key,
+                     "target_sparsity": "{}:{}".format(*config.sparsity)})
         layer_rows.extend({"point": name, **lr} for lr in layers)
         embeddings[name] = emb
         bar.update(1)
