@@ -16,6 +16,7 @@ that checkout's golden model with the same code.
 
 import argparse
 import os
+import tempfile
 import sys
 import time
 
@@ -153,7 +154,9 @@ def bench_dse_numerics(sweep, repeat, out=print):
     """Time ``dse.sweep.evaluate_numerics`` over every point of a sweep file."""
     from dse.__main__ import prepare
     from dse import sweep as _sweep
-    configs, settings, _ = prepare(["--sweep", sweep, "-o", os.devnull])
+    # prepare() only checks the output location; nothing is written there.
+    out_dir = os.path.join(tempfile.gettempdir(), "nmmx-bench-unused")
+    configs, settings, _ = prepare(["--sweep", sweep, "-o", out_dir])
 
     def run():
         for c in configs:

@@ -34,3 +34,16 @@ def test_bench_tiny_run(capsys):
         assert re.search(rf"^{pair} +2:4 +[\d.]+ms +[\d.e+]+ +[\d.]+$", out, re.M), pair
     assert "microxcaling comparison skipped: no --microxcaling DIR given" in out
     assert re.search(r"^  mxfp4_e2m1  golden +[\d.]+ ms   float64 formulation", out, re.M)
+
+
+def test_bench_dse_numerics_section(capsys, tmp_path):
+    """The sweep's numerical-error part over a two-point sweep file (the README's
+    figure comes from the same section on dse/example_sweep.toml)."""
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text('format = "mxfp4_e2m1"\nsparsity = ["2:4", "4:4"]\nrows = 2\n'
+                     'cols = 2\nm_max = 8\nk_max = 64\nn_max = 8\ngemm = "8x64x8"\n'
+                     'eval_shape = "8x64x8"\n')
+    assert bench.main(["--only", "dse", "--dse-numerics", str(sweep), "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^dse numerics \(.*tiny\.toml: 2 points, eval_shape 8x64x8\): "
+                     r"[\d.]+ s \(\d+ ms per point\)$", out, re.M), out
