@@ -179,6 +179,29 @@ def _weight_set(settings, block_size):
     return _WEIGHT_CACHE[key]
 
 
+_ACTIVATION_CACHE = {}
+_NUMERICS_CACHE = {}
+
+
+def _activations(m, k, kind, seed):
+    """The error study's activations (cached per process: every point of a sweep with
+    the same evaluation shape and seed uses the same ones)."""
+    key = (m, k, kind, seed)
+    if key not in _ACTIVATION_CACHE:
+        if len(_ACTIVATION_CACHE) >= 4 * len(_data.ACTIVATION_KINDS):
+            _ACTIVATION_CACHE.clear()
+        a = _data.synthetic_activations(m, k, kind, seed)
+        a.setflags(write=False)          # shared between points: nobody may change it
+        _ACTIVATION_CACHE[key] = a
+    return _ACTIVATION_CACHE[key]
+
+
+def clear_numerics_cache():
+    """Forget the per-process results of :func:`evaluate_numerics` (the benchmark times
+    a sweep's numerics from an empty result cache)."""
+    _NUMERICS_CACHE.clear()
+
+
 def evaluate_numerics(config, settings):
     """Error figures of one config (they do not depend on the array size).
 
@@ -187,7 +210,20 @@ def evaluate_numerics(config, settings):
     configs, the order study (``pq_*`` prune-then-quantize, ``qp_*``
     quantize-then-prune).  Every reference is the float64 product of the original
     operands.
+
+    The figures depend only on the formats, the sparsity, the block size and the error
+    study's settings, not on the array or buffer sizes, so points that differ only there
+    (a sweep over ``rows``) share one evaluation per process.
     """
+    key = (config.a_format, config.w_format, config.sparsity, config.block_size,
+           settings.weights, settings.weights_digest, settings.weights_pattern,
+           tuple(settings.eval_shape), settings.seed)
+    if key not in _NUMERICS_CACHE:
+        _NUMERICS_CACHE[key] = _evaluate_numerics(config, settings)
+    return dict(_NUMERICS_CACHE[key])
+
+
+def _evaluate_numerics(config, settings):
     a_fmt, w_fmt = config.a_format, config.w_format
     bs, sp = config.block_size, config.sparsity
     total, werr = ErrorStats(), ErrorStats()
@@ -207,7 +243,7 @@ def evaluate_numerics(config, settings):
             pq_w.add(w64, w_pq)
             qp_w.add(w64, w_qp)
         for kind in _data.ACTIVATION_KINDS:
-            a = _data.synthetic_activations(m, w.shape[0], kind, settings.seed)
+            a = _activations(m, w.shape[0], kind, settings.seed)
             ref = a.astype(np.float64) @ w64
             out = _engine_gemm(a, w, config)
             total.add(ref, out)
