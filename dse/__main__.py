@@ -47,7 +47,7 @@ from pathlib import Path
 from nmmx.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
                        configs_from_args, parse_seed, whole_number)
 from golden.config import Config
-from nmmx.files import check_output_dir
+from nmmx.files import check_output_dir, read_utf8
 
 from .sweep import Settings, parse_shape, run_sweep
 from . import data as _data
@@ -320,14 +320,9 @@ def read_sweep_file(path):
     path = Path(path)
     where = f"sweep file {str(path)!r}"
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"Cannot read {where} ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"The {where} is not UTF-8 text (byte 0x{raw[e.start]:02x} at "
-                         f"offset {e.start})") from None
+        text = read_utf8(path, "sweep file")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

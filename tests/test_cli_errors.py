@@ -376,7 +376,7 @@ _DSE = [
                                            r"non-finite values"),
     ([*_O, "--weights", "{fx}/w.npz", "--weights-pattern", "k_*"],
      r"No 2-D floating-point tensor in '.*/w\.npz' matches the pattern 'k_\*'"),
-    ([*_O, "--sweep", "{fx}/none.toml"], r"Cannot read sweep file '.*/none\.toml' \(No such "
+    ([*_O, "--sweep", "{fx}/none.toml"], r"Cannot read the sweep file '.*/none\.toml' \(No such "
                                          r"file or directory\)"),
     ([*_O, "--sweep", "{fx}/latin1.toml"], r"The sweep file '.*/latin1\.toml' is not UTF-8 "
                                            r"text \(byte 0xe9 at offset 26\)"),

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import Config
+from nmmx.files import read_utf8
 from . import methods as M
 from .checkpoint import load_checkpoint
-from .forward import EmulatedGemm, EngineGemm, Float32Gemm, LINEARS, Linear, encode, \
-    model_from_checkpoint
+from .forward import EmulatedGemm, EngineGemm, Float32Gemm, encode, model_from_checkpoint
 
 __all__ = ["Method", "StudySettings", "study_points", "point_name", "bits_per_weight",
            "evaluate_numerics", "run_study", "read_sentences", "DATA_DIR", "SCHEMA",
@@ -101,15 +100,7 @@ def read_sentences(path, what="text file"):
     """Non-empty lines of a UTF-8 file; ``ValueError`` (one sentence) if unreadable or
     without a sentence."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"Cannot read the {what} {str(path)!r} ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"The {what} {str(path)!r} is not UTF-8 text (byte "
-                         f"0x{raw[e.start]:02x} at offset {e.start})") from None
+    text = read_utf8(path, what)
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
