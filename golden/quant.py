@@ -331,31 +331,7 @@ def quantize_mx_float64(x, fmt, block_size=32, axis=-1):
     steps are listed in ``golden/README.md``).  A short last block behaves as if padded
     with zeros.
 
-    Parameters
-    ----------
-    x : array_like of real numbers
-        Input, taken as float32 first (wider inputs are rounded to float32, and finite
-        values beyond float32's range become Inf and so a NaN block).
-    fmt : str or Format
-        Block-scaled element format.  ``int8`` is refused: int8 operands are plain integers
-        without block scales.
-    block_size : int
-        Elements per block (the engine needs a multiple of the sparsity group M; that pair
-        is checked by :class:`golden.Config`, which knows M).
-    axis : int
-        Axis along which blocks run (the GEMM's K axis).
-
-    Returns
-    -------
-    MXTensor
-
-    Raises
-    ------
-    TypeError
-        ``x`` is not real numbers, or ``block_size``/``axis`` are not whole numbers.
-    ValueError
-        Unknown or unscaled format, ``block_size < 1``, a scalar ``x`` or ``axis`` out of
-        range.
+    Parameters, return value and errors are those of :func:`quantize_mx`.
     """
     fmt = _mx_format(fmt)
     bs = _check_block_size(block_size)
