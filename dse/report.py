@@ -7,9 +7,10 @@ written that the numbers do not show.
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
-from gen.flags import shape_label
+from nmmx.flags import shape_label
 from nmmx.files import atomic_open, atomic_write
 from .metrics import pareto_front
 
@@ -25,7 +26,7 @@ PARETO_X_LOGIC = "tpa_logic"
 
 _FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
           "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
-          "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_bits", "transistors",
+          "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_ge_flat", "total_ge_flat", "buffer_bits", "transistors",
           "macs_per_cycle", "utilization", "useful_utilization", "tpa_total", "tpa_logic", "err_rel_fro",
           "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
 
@@ -93,11 +94,11 @@ def _table(header, body):
 
 
 def _point_table(rows):
-    header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "MAC/cycle",
+    header = ["point", "formats", "N:M", "array", "logic kGE", "total kGE", "flat total kGE", "MAC/cycle",
               "util. issued", "util. useful", "MAC/cycle/kGE", "rel. error", "SQNR dB", "max abs err"]
     body = [[r["name"], _fmt_pair(r), r["sparsity"], f'{r["rows"]}x{r["cols"]}',
              _fmt(r["logic_ge"] / 1000), _fmt(r["total_ge"] / 1000),
-             _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]),
+             _fmt(r.get("total_ge_flat", math.nan) / 1000), _fmt(r["macs_per_cycle"]), _fmt(r["utilization"]),
              _fmt(r["useful_utilization"]), _fmt(r["tpa_total"]),
              _fmt(r["err_rel_fro"]), _fmt(r["err_sqnr_db"]), _fmt(r["err_max_abs"])]
             for r in rows]
@@ -164,9 +165,13 @@ def findings(rows, front, labs=None):
     out.append(f"{len(front)} of {len(rows)} points are on the Pareto front: "
                + ", ".join(r["name"] for r in front) + ".")
     buf = [r["buffer_ge"] / r["total_ge"] for r in rows if r["total_ge"] > 0]
+    flat = [r["buffer_ge_flat"] / r["total_ge_flat"] for r in rows
+            if r.get("total_ge_flat", 0) > 0 and r["buffer_ge_flat"] == r["buffer_ge_flat"]]
     if buf:
+        was = (f" (at the old flat 1.5 GE/bit: {_fmt(100 * min(flat))}% to "
+               f"{_fmt(100 * max(flat))}%)" if flat else "")
         out.append(f"Buffers are {_fmt(100 * min(buf))}% to {_fmt(100 * max(buf))}% of the "
-                   f"total area; the logic-only front has "
+                   f"total area{was}; the logic-only front has "
                    f"{sum(bool(r.get('pareto_logic')) for r in rows)} points.")
     # Sparsity: compare each sparse point with the dense point of the same array,
     # formats and group size M; one line per (formats, N:M) over all array sizes.
@@ -368,3 +373,284 @@ def write_all(rows, out_dir, *, settings, command=None, plots=True):
     if plots:
         write_plots(rows, out_dir, _settings_labels(settings))
     return front
+
+
+# -- the model study (python -m dse --model) ---------------------------------------------------
+
+#: First columns of the model study's results.csv (the sweep's columns follow).
+MODEL_FIRST = ["point", "model", "name", "a_format", "w_format", "sparsity", "rows", "cols",
+               "dataflow", "prune", "quant", "smooth", "order", "rank", "bits_per_weight",
+               "emb_cos_mean", "emb_cos_p1", "emb_cos_min", "nn_agreement", "emulation_gap",
+               "total_ge", "logic_ge", "macs_per_cycle"]
+#: Accuracy objective of the model study's Pareto fronts.
+MODEL_Y = "emb_cos_mean"
+
+
+def _csv_bytes(rows, first):
+    import io
+    seen = [c for c in first if any(c in r for r in rows)]
+    cols = seen + sorted({k for r in rows for k in r} - set(seen))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in cols])
+    return buf.getvalue().encode()
+
+
+#: Weight element bits of the engine's 8-bit formats, the baseline a point's bits are
+#: saved from: fewer element bits is quantization, N:M at 8 bits is sparsity.
+BASELINE_BITS = 8
+
+
+def technique(r):
+    """``fp32``, ``sparsity`` (N:M at 8-bit elements), ``quantization`` (dense, fewer
+    element bits) or ``both``, with ``+ low rank``.  Every engine point quantizes onto
+    an MX grid; the label says what saves bits against the 8-bit formats."""
+    if r["point"] == "fp32":
+        return "fp32"
+    sparse = r.get("prune") not in (None, "none")
+    low_bits = int(r.get("w_bits") or BASELINE_BITS) < BASELINE_BITS
+    kind = ("both" if low_bits else "sparsity") if sparse else "quantization"
+    return kind + (" + low rank" if r.get("rank") else "")
+
+
+def _pair_wins(rows, field, keys):
+    """For groups of rows equal in ``keys`` but for ``field``: per value of ``field``, how
+    often it had the best emb_cos_mean and its mean gap to the group's best."""
+    groups = {}
+    for r in rows:
+        if r["point"] == "fp32":
+            continue
+        groups.setdefault(tuple(str(r.get(k)) for k in keys), []).append(r)
+    wins, gaps = {}, {}
+    for g in groups.values():
+        vals = {str(r[field]) for r in g}
+        if len(vals) < 2:
+            continue
+        best = max(r[MODEL_Y] for r in g)
+        top = max(g, key=lambda r: r[MODEL_Y])
+        wins[str(top[field])] = wins.get(str(top[field]), 0) + 1
+        for r in g:
+            gaps.setdefault(str(r[field]), []).append(best - r[MODEL_Y])
+    return {v: (wins.get(v, 0), len(gaps[v]), sum(gaps[v]) / len(gaps[v])) for v in gaps}
+
+
+#: What must match for two points to be compared on one method field; N:M is the
+#: point's own (an unstructured point runs on the dense engine).
+_KEYS = ("a_format", "w_format", "target_sparsity", "block_size", "prune", "quant", "smooth",
+         "order", "rank", "rows", "cols", "dataflow")
+
+
+def model_findings(rows, layers):
+    """Sentences of the report's findings, each computed from the rows."""
+    out = []
+    for field, label in (("order", "order"), ("prune", "pruning method"),
+                         ("smooth", "smoothing"), ("quant", "weight quantizer")):
+        keys = [k for k in _KEYS if k != field]
+        # Order and pruning method only mean something on pruned points.
+        # Order and pruning method only mean something on pruned points; unstructured
+        # pruning is the reference of the N:M methods, not one of them.
+        rows_f = [r for r in rows if not (field in ("order", "prune")
+                                          and r.get("prune") == "none")
+                  and not (field == "prune" and r.get("prune") == "unstructured")]
+        res = _pair_wins(rows_f, field, keys)
+        if not res:
+            continue
+        ranked = sorted(res.items(), key=lambda kv: (-kv[1][0], kv[1][2]))
+        best = ranked[0]
+        detail = "; ".join(f"{v} best in {w} of {n}, {g:.4f} below the best on average"
+                           for v, (w, n, g) in ranked)
+        out.append(f"Best {label}: **{best[0]}** (mean embedding cosine compared among "
+                   f"points equal but for the {label}: {detail}).")
+    # What the N:M structure costs: unstructured pruning at the same density.
+    for r in rows:
+        if r.get("prune") != "unstructured":
+            continue
+        same = [q for q in rows if q.get("prune") not in (None, "none", "unstructured")
+                and all(str(q.get(k)) == str(r.get(k)) for k in _KEYS
+                        if k not in ("prune", "sparsity"))]
+        if same:
+            b = max(same, key=lambda q: q[MODEL_Y])
+            out.append(f"The N:M structure at {r['target_sparsity']} costs "
+                       f"{r[MODEL_Y] - b[MODEL_Y]:.4f} of mean cosine: unstructured "
+                       f"{r[MODEL_Y]:.4f} against the best N:M ({b['prune']}) "
+                       f"{b[MODEL_Y]:.4f}, at {r['bits_per_weight']:.2f} against "
+                       f"{b['bits_per_weight']:.2f} bits per weight.")
+    pts = [r for r in rows if r["point"] != "fp32"]
+    if pts:
+        worst = max(pts, key=lambda r: r["emulation_gap"])
+        out.append(f"Emulation gap (1 - mean cosine between the engine's and the "
+                   f"microxcaling-style embeddings): at most {worst['emulation_gap']:.2e} "
+                   f"({worst['point']}), mean "
+                   f"{sum(r['emulation_gap'] for r in pts) / len(pts):.2e}.")
+    if layers:
+        lw = max(layers, key=lambda r: r["emulation_gap"])
+        out.append(f"Largest per-layer emulation gap: {lw['emulation_gap']:.2e} relative "
+                   f"(layer {lw['layer']} {lw['linear']} of {lw['point']}).")
+        comp = [r["compounding"] for r in layers if isinstance(r.get("compounding"), float)
+                and math.isfinite(r["compounding"])]
+        if comp:
+            out.append(f"Error compounding (output error over the sum of the techniques' "
+                       f"errors alone): median {sorted(comp)[len(comp) // 2]:.3f}, range "
+                       f"{min(comp):.3f}..{max(comp):.3f} over {len(comp)} layer outputs.")
+    return out
+
+
+def _bits_bin(b):
+    return round(b * 4) / 4
+
+
+def write_model_report(rows, layers, path, *, command=None):
+    ref = rows[0]
+    pts = [r for r in rows if r["point"] != "fp32"]
+    lines = [f"# Model study: {ref['model']}", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [f"{ref['sentences']} evaluation sentences; accuracy is the cosine of each "
+              f"sentence's embedding against the float32 model (`emb_cos_*`) and the "
+              f"fraction of sentences whose nearest neighbour is unchanged "
+              f"(`nn_agreement`).  Every linear layer ran through golden's exact engine "
+              f"arithmetic.", "", "## Findings", ""]
+    lines += [f"- {f}" for f in model_findings(rows, layers)]
+    lines += ["", "## Sparsity, quantization or both at equal bits per weight", "",
+              "Each quarter-bit bin that holds more than one technique, with the best point "
+              "of each (sparsity: N:M at 8-bit elements; quantization: dense at fewer "
+              "element bits; both: N:M at fewer element bits).", ""]
+    bins = {}
+    for r in pts:
+        if r.get("rank"):
+            continue
+        bins.setdefault(_bits_bin(r["bits_per_weight"]), {}).setdefault(
+            technique(r), []).append(r)
+    body = []
+    for b in sorted(bins):
+        if len(bins[b]) < 2:
+            continue
+        for kind, sel in sorted(bins[b].items(), key=lambda kv: -max(r[MODEL_Y]
+                                                                      for r in kv[1])):
+            r = max(sel, key=lambda r: r[MODEL_Y])
+            body.append([f"{b:.2f}", kind, f"`{r['point']}`", f"{r['bits_per_weight']:.3f}",
+                         f"{r['emb_cos_mean']:.5f}", f"{r['nn_agreement']:.3f}"])
+    lines += ([_table(["bits/weight bin", "technique", "best point", "bits/weight",
+                       "emb_cos_mean", "nn_agreement"], body)] if body
+              else ["No bin holds more than one technique."])
+    lines += ["", "## Ranking at equal bits per weight", "",
+              "Bits per weight count element bits, N:M indices and E8M0 scales (bins of a "
+              "quarter bit; best first within a bin).", ""]
+    header = ["bits/weight", "technique", "point", "emb_cos_mean", "emb_cos_p1",
+              "nn_agreement", "emulation_gap", "total GE", "MACs/cycle"]
+    body = []
+    for r in sorted(pts, key=lambda r: (_bits_bin(r["bits_per_weight"]), -r[MODEL_Y])):
+        body.append([f"{r['bits_per_weight']:.3f}", technique(r), f"`{r['point']}`",
+                     f"{r['emb_cos_mean']:.5f}", f"{r['emb_cos_p1']:.5f}",
+                     f"{r['nn_agreement']:.3f}", f"{r['emulation_gap']:.2e}",
+                     "" if r.get("total_ge") is None else f"{r['total_ge']:,.0f}",
+                     _fmt(r.get("macs_per_cycle"), 1)])
+    lines += [_table(header, body)]
+    lines += ["", "## Plots", ""]
+    hw = [r for r in pts if r.get("total_ge") is not None]
+    for key, png, what in (("total_ge", "model_pareto_area.png", "area"),
+                           ("macs_per_cycle", "model_pareto_macs.png", "MACs/cycle")):
+        if _varies(hw, key):
+            lines += [f"![accuracy vs {what}]({png})", ""]
+        elif hw:
+            lines += [f"No {what} plot: every point has the same {what} "
+                      f"({_fmt(hw[0][key], 1)}).", ""]
+    lines += ["MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
+              "from a timing library, and energy lands with the energy issue.", ""]
+    from dse.model.study import atomic_write
+    atomic_write(path, "\n".join(lines).encode())
+
+
+_PRUNE_SHORT = {"magnitude": "mag", "wanda": "wanda", "sparsegpt": "sgpt",
+                "unstructured": "unstr"}
+
+
+def _varies(pts, key):
+    """Whether ``key`` takes more than one value over ``pts`` (a plot against a constant
+    says nothing)."""
+    return len({r.get(key) for r in pts if r.get(key) is not None}) > 1
+
+
+def _short_label(r):
+    """A point's plot label: format, N:M and what differs from the defaults."""
+    fmt = str(r.get("w_format", "")).replace("mxfp", "fp").split("_")[0]
+    parts = [fmt]
+    if r.get("prune") not in (None, "none"):
+        # The point's own N:M (an unstructured point runs on the dense engine).
+        nm = re.search(r"_(\d+)of(\d+)-", r["point"])
+        parts.append(f"{nm[1]}:{nm[2]} " if nm else "")
+        parts[-1] += _PRUNE_SHORT.get(r["prune"], r["prune"])
+    for k, default in (("quant", "rtn"), ("smooth", "none"), ("order", "pq")):
+        if r.get(k) not in (None, "", default):
+            parts.append(str(r[k]).replace("smoothquant:", "sq"))
+    if r.get("rank"):
+        parts.append(f"r{r['rank']}")
+    return " ".join(parts)
+
+
+def write_model_plots(rows, out_dir):
+    """Accuracy against area, and against MACs/cycle.  The accuracy axis is the mean
+    embedding error ``1 - cosine`` on a log scale (lower is better), since the cosines
+    of all but the worst points sit within 1e-2 of 1; every point is labelled."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dse.model.study import atomic_write
+    import io
+    pts = [r for r in rows if r["point"] != "fp32" and r.get("total_ge") is not None]
+    colors = {"quantization": "tab:blue", "sparsity": "tab:orange", "both": "tab:red",
+              "quantization + low rank": "tab:green", "sparsity + low rank": "tab:olive",
+              "both + low rank": "tab:purple"}
+    err = lambda r: max(1.0 - r[MODEL_Y], 1e-9)
+    for x, fname, xlabel in (("total_ge", "model_pareto_area.png",
+                              "total area of the engine (MGE, logic and buffers)"),
+                             ("macs_per_cycle", "model_pareto_macs.png",
+                              "dense-equivalent MACs per cycle")):
+        if not _varies(pts, x):
+            continue
+        fig, ax = plt.subplots(figsize=(9, 6))
+        for kind, col in colors.items():
+            sel = [r for r in pts if technique(r) == kind]
+            if sel:
+                ax.scatter([r[x] for r in sel], [err(r) for r in sel], c=col,
+                           label=kind, s=22, zorder=3)
+        for r in pts:
+            ax.annotate(_short_label(r), (r[x], err(r)), fontsize=6, alpha=0.8,
+                        xytext=(3, 2), textcoords="offset points")
+        # Fronts: least area for the accuracy, or most MACs/cycle for the accuracy.
+        obj = [{"x": (-r[x] if x == "total_ge" else r[x]), "err": err(r)} for r in pts]
+        front = pareto_front(obj, maximize="x", minimize="err")
+        fr = sorted((pts[i] for i in front), key=lambda r: r[x])
+        if fr:
+            ax.plot([r[x] for r in fr], [err(r) for r in fr], "k--", lw=1,
+                    label="Pareto front")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("1 - mean embedding cosine vs float32 (lower is better)")
+        if x == "total_ge":
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v / 1e6:.2f}"))
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3, which="both")
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        atomic_write(Path(out_dir) / fname, buf.getvalue())
+
+
+def write_model_outputs(rows, layers, embeddings, out_dir, *, plots=True, command=None):
+    """results.csv, layers.csv, embeddings/<point>.npy and report.md of the model study."""
+    from dse.model.study import atomic_write, _npy_bytes
+    out_dir = Path(out_dir)
+    for name, emb in embeddings.items():
+        atomic_write(out_dir / "embeddings" / f"{name}.npy", _npy_bytes(emb))
+    atomic_write(out_dir / "results.csv", _csv_bytes(rows, MODEL_FIRST))
+    atomic_write(out_dir / "layers.csv", _csv_bytes(
+        layers, ["point", "layer", "linear", "rows", "sqnr_db", "rel_err", "compounding",
+                 "emulation_gap"]))
+    write_model_report(rows, layers, out_dir / "report.md", command=command)
+    if plots:
+        write_model_plots(rows, out_dir)

@@ -5,7 +5,7 @@ One *point* is one :class:`golden.Config`.  Evaluating it gives
 
 - area from the synthesis flow (``synth.estimate.estimate_area``);
 - cycles, utilization and dense-equivalent MACs per cycle from the engine's analytical
-  cycle model (``Config.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
+  cycle model (``config.schedule.cycles``) on the sweep's GEMM shapes, and optionally an RTL run
   (``sim.run.simulate``) whose cycle count must equal the model's;
 - the numerical error of ``golden.gemm`` against a float64 product of the original
   (unpruned, unquantized) operands, so that the error includes what pruning costs;
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.flags import parse_shape, shape_label
+from nmmx.flags import parse_shape, shape_label
 from nmmx.cache import Cache, Number
 from golden.config import Config
 from . import data as _data
@@ -39,7 +39,7 @@ __all__ = ["Settings", "parse_shape", "shape_label", "point_key", "evaluate_poin
 
 #: Schema version of the cached points (:func:`point_cache`): bumped whenever the
 #: meaning of a cached figure changes; part of every :func:`point_key`.
-SCHEMA = 2
+SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,29 @@ def _weight_set(settings, block_size):
     return _WEIGHT_CACHE[key]
 
 
+_ACTIVATION_CACHE = {}
+_NUMERICS_CACHE = {}
+
+
+def _activations(m, k, kind, seed):
+    """The error study's activations (cached per process: every point of a sweep with
+    the same evaluation shape and seed uses the same ones)."""
+    key = (m, k, kind, seed)
+    if key not in _ACTIVATION_CACHE:
+        if len(_ACTIVATION_CACHE) >= 4 * len(_data.ACTIVATION_KINDS):
+            _ACTIVATION_CACHE.clear()
+        a = _data.synthetic_activations(m, k, kind, seed)
+        a.setflags(write=False)          # shared between points: nobody may change it
+        _ACTIVATION_CACHE[key] = a
+    return _ACTIVATION_CACHE[key]
+
+
+def clear_numerics_cache():
+    """Forget the per-process results of :func:`evaluate_numerics` (the benchmark times
+    a sweep's numerics from an empty result cache)."""
+    _NUMERICS_CACHE.clear()
+
+
 def evaluate_numerics(config, settings):
     """Error figures of one config (they do not depend on the array size).
 
@@ -187,7 +210,20 @@ def evaluate_numerics(config, settings):
     configs, the order study (``pq_*`` prune-then-quantize, ``qp_*``
     quantize-then-prune).  Every reference is the float64 product of the original
     operands.
+
+    The figures depend only on the formats, the sparsity, the block size and the error
+    study's settings, not on the array or buffer sizes, so points that differ only there
+    (a sweep over ``rows``) share one evaluation per process.
     """
+    key = (config.a_format, config.w_format, config.sparsity, config.block_size,
+           settings.weights, settings.weights_digest, settings.weights_pattern,
+           tuple(settings.eval_shape), settings.seed)
+    if key not in _NUMERICS_CACHE:
+        _NUMERICS_CACHE[key] = _evaluate_numerics(config, settings)
+    return dict(_NUMERICS_CACHE[key])
+
+
+def _evaluate_numerics(config, settings):
     a_fmt, w_fmt = config.a_format, config.w_format
     bs, sp = config.block_size, config.sparsity
     total, werr = ErrorStats(), ErrorStats()
@@ -207,7 +243,7 @@ def evaluate_numerics(config, settings):
             pq_w.add(w64, w_pq)
             qp_w.add(w64, w_qp)
         for kind in _data.ACTIVATION_KINDS:
-            a = _data.synthetic_activations(m, w.shape[0], kind, settings.seed)
+            a = _activations(m, w.shape[0], kind, settings.seed)
             ref = a.astype(np.float64) @ w64
             out = _engine_gemm(a, w, config)
             total.add(ref, out)
@@ -267,9 +303,12 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     t0 = time.perf_counter()
     area = area_fn(config, top="engine")
     row["area_seconds"] = time.perf_counter() - t0
-    for k in ("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
-              "yosys_seconds"):
+    for k in ("total_ge", "logic_ge", "buffer_ge", "buffer_ge_flat", "buffer_bits",
+              "transistors", "yosys_seconds"):
         row[k] = area.get(k, math.nan)
+    # Area uses the buffer model (synth.memory); the old flat 1.5 GE/bit total stays as
+    # an extra column for one release.
+    row["total_ge_flat"] = row["logic_ge"] + row["buffer_ge_flat"]
     # pe_breakdown is the GE of ONE PE by function; the plots multiply by pes.
     for k, v in sorted((area.get("pe_breakdown") or {}).items()):
         row[f"pe_{k}_ge"] = v
@@ -284,15 +323,15 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     macs = cycles = busy_slots = 0
     for shape in settings.gemms:
         lab = shape_label(shape)
-        c = config.cycles(*shape)
-        util = config.utilization(*shape)
+        c = config.schedule.cycles(*shape)
+        util = config.schedule.utilization(*shape)
         mac = shape[0] * shape[1] * shape[2]
         row[f"cycles@{lab}"] = c
-        row[f"scalesim_cycles@{lab}"] = config.scalesim_cycles(*shape)
-        row[f"issued_slots@{lab}"] = config.issued_slots(*shape)
+        row[f"scalesim_cycles@{lab}"] = config.schedule.scalesim_cycles(*shape)
+        row[f"issued_slots@{lab}"] = config.schedule.issued(*shape)
         row[f"macs_per_cycle@{lab}"] = mac / c
         row[f"utilization@{lab}"] = util
-        row[f"useful_utilization@{lab}"] = config.useful_utilization(*shape)
+        row[f"useful_utilization@{lab}"] = config.schedule.useful_utilization(*shape)
         macs += mac
         cycles += c
         busy_slots += util * c
@@ -310,7 +349,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     if settings.simulates(config):
         simulate_fn = simulate_fn or _default_simulate_fn()
         shape = settings.sim_gemm
-        model = config.cycles(*shape)
+        model = config.schedule.cycles(*shape)
         res = simulate_fn(config, *shape, seed=settings.seed)
         row.update({"sim_gemm": shape_label(shape), "sim_cycles": res.get("cycles"),
                     "sim_model_cycles": model, "sim_passed": bool(res.get("passed")),
@@ -323,7 +362,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
         if res.get("cycles") != model:
             problems.append(f"RTL took {res.get('cycles')} cycles but the model says "
                             f"{model}")
-        issued = config.issued_slots(*shape)
+        issued = config.schedule.issued(*shape)
         if "issued_macs" in res and res["issued_macs"] != issued:
             problems.append(f"RTL issued {res['issued_macs']} multiplier slots but the "
                             f"model says {issued}")
@@ -348,7 +387,8 @@ POINT_FIELDS = {
     "key": str, "name": str, "rows": int, "cols": int, "a_format": str, "w_format": str,
     "sparsity": str, "block_size": int, "a_bits": int, "w_bits": int, "n_keep": int,
     "m_group": int, "pes": int, "modules": dict,
-    **dict.fromkeys(("total_ge", "logic_ge", "buffer_ge", "buffer_bits", "transistors",
+    **dict.fromkeys(("total_ge", "logic_ge", "buffer_ge", "buffer_ge_flat", "total_ge_flat",
+                     "buffer_bits", "transistors",
                      "yosys_seconds", "area_seconds", "numerics_seconds", "macs_per_cycle",
                      "utilization", "useful_utilization", "tpa_total", "tpa_logic", "effective_check",
                      "err_rel_fro", "err_max_abs", "err_sqnr_db", "werr_rel_fro",

@@ -14,18 +14,25 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from golden.config import Config, Dataflow
-from golden.pack import WR_SEL
-from hw.engine import COUNTERS
+from golden.config import Config
+from golden.pack import WR_SEL, word_layouts
+from hw.host import COUNTERS
 from hw.registry import hardware, pe_module_name
+from nmmx.flags import BUSES
 from nmmx.files import atomic_files, check_output_dir, check_output_file
 
-__all__ = ["generate", "build_verilog", "manifest", "nmmx_version", "check_top_name"]
+__all__ = ["generate", "generate_engine", "build_verilog", "build_soc_verilog", "BUSES",
+           "version_tuple", "manifest", "top_ports", "CLOCK", "nmmx_version",
+           "check_top_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: Manifest schema version: bump when a key changes meaning.
 MANIFEST_SCHEMA = 1
+
+#: The top's one clock domain (Amaranth's ``sync``: its clock and reset ports).
+CLOCK = {"name": "clk", "reset": "rst", "reset_kind": "synchronous, active high"}
+
 
 
 def nmmx_version():
@@ -62,38 +69,34 @@ def build_verilog(config, name):
     return top_text + pe_text, engine
 
 
-def _fields(prefix, count, width, base=0):
-    return [{"name": f"{prefix}[{i}]", "lsb": base + i * width,
-             "msb": base + (i + 1) * width - 1} for i in range(count)]
+def version_tuple():
+    """:func:`nmmx_version` as ``(major, minor, patch)`` (what ``VERSION`` reads)."""
+    parts = re.findall(r"\d+", nmmx_version())[:3]
+    return tuple(int(p) % 256 for p in parts + ["0"] * (3 - len(parts)))
+
+
+def build_soc_verilog(config, name):
+    """Return ``(verilog_text, wrapper, regs)`` for the AXI-wrapped top ``name``
+    (:class:`hw.soc.SocEngine` around the engine of :func:`build_verilog`)."""
+    from golden.regmap import register_map
+    from hw.soc import SocEngine
+    pe_name = pe_module_name(name)
+    parts = hardware(config)
+    pe_text = verilog.convert(parts.pe(config), name=pe_name, emit_src=False)
+    regs = register_map(config, version_tuple())
+    soc = SocEngine(config, parts.engine(config, pe_module=pe_name), regs)
+    top_text = verilog.convert(soc, name=name, emit_src=False)
+    return top_text + pe_text, soc, regs
 
 
 def _word_layouts(cfg):
-    a_bits, w_bits = cfg.a_fmt.bits, cfg.w_fmt.bits
-    slots = []
-    for s in range(cfg.n_keep):
-        base = s * cfg.w_slot_bits
-        slots.append({"name": f"slot[{s}].value", "lsb": base, "msb": base + w_bits - 1})
-        if not cfg.dense:
-            slots.append({"name": f"slot[{s}].index", "lsb": base + w_bits,
-                          "msb": base + cfg.w_slot_bits - 1})
-    out = {
-        "a_data": {"width": cfg.a_group_bits,
-                   "fields": _fields("a", cfg.m_group, a_bits),
-                   "meaning": "a[t] = element code of K index g*m_group + t"},
-        "w_data": {"width": cfg.w_group_bits, "fields": slots,
-                   "meaning": "slot s: weight code, then its position inside the group "
-                              "of m_group (no index when dense: slot s is position s)"},
-    }
-    if cfg.scaled:
-        e8m0 = [{"name": "e8m0", "lsb": 0, "msb": cfg.scale_bits - 1}]
-        out["a_scale"] = {"width": cfg.scale_bits, "fields": e8m0,
-                          "meaning": "E8M0 scale of block b of row i"}
-        out["w_scale"] = {"width": cfg.scale_bits, "fields": e8m0,
-                          "meaning": "E8M0 scale of block b of column j"}
-    out["c"] = {"width": cfg.c_word_bits, "fields": _fields("lane", cfg.cols, cfg.acc_bits),
-                "meaning": ("binary32 bit pattern" if cfg.scaled else
-                            "int32 two's complement") + " of C[i, (j div cols)*cols + lane]"}
-    return out
+    """The manifest's ``word_layouts``: :func:`golden.pack.word_layouts`, each field with
+    its bit range in the word."""
+    return {name: {"width": word.width,
+                   "fields": [{"name": f.name, "lsb": f.offset, "msb": f.offset + f.width - 1}
+                              for f in word.flat()],
+                   "meaning": word.meaning}
+            for name, word in word_layouts(cfg).items()}
 
 
 def _buffers(cfg, engine):
@@ -115,11 +118,12 @@ def _buffers(cfg, engine):
     return out
 
 
-def _ports(engine):
-    """The top's ports: the clock and reset of its one ``sync`` domain, then the ports
-    the component's own metadata (``wiring.Component.metadata``) lists, in order."""
-    ports = [{"name": "clk", "dir": "in", "width": 1},
-             {"name": "rst", "dir": "in", "width": 1}]
+def top_ports(engine):
+    """The top's ports: the clock and reset of its one ``sync`` domain (:data:`CLOCK`),
+    then the ports the component's own metadata (``wiring.Component.metadata``) lists,
+    in order; each ``{"name", "dir", "width"}``."""
+    ports = [{"name": CLOCK["name"], "dir": "in", "width": 1},
+             {"name": CLOCK["reset"], "dir": "in", "width": 1}]
 
     def walk(members):
         for member in members.values():
@@ -145,34 +149,6 @@ def manifest(config, name, engine):
         "counter_bits")}
     derived["a_bits"] = cfg.a_fmt.bits
     derived["w_bits"] = cfg.w_fmt.bits
-    timing = {key: getattr(cfg, key) for key in (
-        "issue_latency", "buffer_read_latency", "pe_latency", "drain_latency",
-        "tile_fifo_depth")}
-    timing.update({
-        "formula": cfg.timing_formula,
-        "tile_period": "P = max(G, rows)",
-        "scalesim_formula": "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)",
-        "throughput": "one group of m_group K positions per cycle per PE",
-    })
-    if cfg.dataflow is Dataflow.WS:
-        # The output-stationary PE pipeline, drain and tile FIFO do not exist here.
-        for key in ("pe_latency", "drain_latency", "tile_fifo_depth"):
-            del timing[key]
-        timing.update({
-            "tile_period": "Pp = rows*ceil(max(m, ws_min_pass)/rows) cycles per weight pass",
-            "scalesim_formula": "ceil(k/(rows*m_group))*ceil(n/cols)*(2*rows + cols + m - 2)",
-            "throughput": "one activation row per cycle; each PE holds one group of "
-                          "m_group K positions of one column",
-            "ws_fold_groups": cfg.ws_fold_groups,
-            "ws_block_end_rows": list(cfg.ws_block_end_rows),
-            "ws_block_end_latency": cfg.ws_block_end_latency,
-            "ws_bottom_delay": cfg.ws_bottom_delay,
-            "ws_inject_row": cfg.ws_inject_row,
-            "ws_inject_delay": cfg.ws_inject_delay,
-            "ws_min_pass": cfg.ws_min_pass,
-            "ws_carry_exact": cfg.ws_carry_exact,
-            "cnt_tiles": "weight passes",
-        })
     return {
         "schema": MANIFEST_SCHEMA,
         "nmmx_version": nmmx_version(),
@@ -184,15 +160,29 @@ def manifest(config, name, engine):
         "word_layouts": _word_layouts(cfg),
         "buffers": _buffers(cfg, engine),
         "wr_sel": dict(WR_SEL),
-        "timing": timing,
-        "ports": _ports(engine),
+        "timing": cfg.schedule.timing(),
+        "ports": top_ports(engine),
         "counters": list(COUNTERS),
-        "clock": {"name": "clk", "reset": "rst", "reset_kind": "synchronous, active high"},
+        "clock": dict(CLOCK),
     }
 
 
-def generate(config, out_dir, name=None):
-    """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths.
+def generate(config, out_dir, name=None, *, bus="none"):
+    """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths
+    (:func:`generate_engine` without the component).
+    """
+    *paths, _top = generate_engine(config, out_dir, name, bus=bus)
+    return tuple(paths)
+
+
+def generate_engine(config, out_dir, name=None, *, bus="none"):
+    """Write ``out_dir/NAME.v`` and ``out_dir/NAME.json``; return their paths and the
+    elaborated top component (whose signature gives the ports, :func:`top_ports`).
+
+    With ``bus="axi"`` the top is the AXI wrapper (:class:`hw.soc.SocEngine`, default
+    name ``<config.name>_axi``), the manifest adds ``regmap``, ``streams`` and
+    ``soc_timing``, and ``NAME.h`` (C header) and ``NAME_regs.md`` (register table) are
+    written too, all four files or none.
 
     The output location is checked before anything is elaborated.  Both files are
     written to temporary files in ``out_dir`` and renamed into place only when both are
@@ -205,12 +195,15 @@ def generate(config, out_dir, name=None):
     out_dir : str or os.PathLike
         Created if missing.
     name : str or None
-        Top-level module name (default ``config.name``).
+        Top-level module name (default ``config.name``, plus ``_axi`` for the wrapper).
+    bus : str
+        One of :data:`BUSES`.
 
     Returns
     -------
-    (pathlib.Path, pathlib.Path)
-        The Verilog file and the manifest.
+    (pathlib.Path, ..., wiring.Component)
+        The Verilog file and the manifest (then, for ``axi``, the header and the table),
+        and the top component (the engine, or the AXI wrapper).
 
     Raises
     ------
@@ -225,13 +218,31 @@ def generate(config, out_dir, name=None):
     """
     if not isinstance(config, Config):
         raise TypeError(f"generate needs a golden.Config, not {config!r}")
-    name = check_top_name(config.name if name is None else name)
+    if bus not in BUSES:
+        raise ValueError(f"bus must be one of {', '.join(BUSES)}, not {bus!r}")
+    default = config.name + ("_axi" if bus == "axi" else "")
+    name = check_top_name(default if name is None else name)
     out_dir = check_output_dir(out_dir)
+    outputs = [(".v", "Verilog file"), (".json", "manifest file")]
+    if bus == "axi":
+        outputs += [(".h", "C header"), ("_regs.md", "register table")]
     paths = [check_output_file(out_dir / f"{name}{suffix}", what=what)
-             for suffix, what in ((".v", "Verilog file"), (".json", "manifest file"))]
-    text, engine = build_verilog(config, name)
-    info = manifest(config, name, engine)
-    with atomic_files(paths) as (v_file, j_file):
-        v_file.write(text)
-        j_file.write(json.dumps(info, indent=2) + "\n")
-    return paths[0], paths[1]
+             for suffix, what in outputs]
+    if bus == "axi":
+        from gen.regmap import c_header, markdown_table, regmap_manifest
+        text, top, regs = build_soc_verilog(config, name)
+        info = manifest(config, name, top.engine)
+        info["bus"] = "axi"
+        info["engine_module"] = f"{name}.engine"
+        info["ports"] = top_ports(top)
+        info.update(regmap_manifest(config, regs))
+        texts = [text, json.dumps(info, indent=2) + "\n", c_header(config, regs, name),
+                 markdown_table(regs, name)]
+    else:
+        text, top = build_verilog(config, name)
+        info = manifest(config, name, top)
+        texts = [text, json.dumps(info, indent=2) + "\n"]
+    with atomic_files(paths) as files:
+        for f, t in zip(files, texts):
+            f.write(t)
+    return (*paths, top)

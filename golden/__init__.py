@@ -7,7 +7,8 @@ from .formats import Format, FORMATS, get_format, format_names
 from .config import Config, parse_sparsity
 from .quant import MXTensor, quantize_mx, dequantize_mx
 from .sparse import prune_nm, compress_nm, decompress_nm
-from .gemm import EncodedOperands, encode_operands, gemm_encoded, gemm, round_to_binary32
+from .binary32 import round_to_binary32
+from .gemm import EncodedOperands, encode_operands, gemm_encoded, gemm
 
 __all__ = ["Format", "FORMATS", "get_format", "format_names", "Config", "parse_sparsity"]
 __all__ += ["quantize_mx", "dequantize_mx", "MXTensor", "prune_nm", "compress_nm",

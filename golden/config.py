@@ -11,6 +11,7 @@ from math import ceil
 
 from .formats import BINARY32, get_format
 from .latency import LATENCY
+from .schedule import SCHEDULES
 
 __all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS",
            "parse_sparsity"]
@@ -311,9 +312,9 @@ class Config:
                 raise ValueError(f"GEMM {name}={v} does not fit this engine "
                                  f"({name.lower()}_max={hi})")
 
-    # -- timing: the exact cycle model of hw.engine.Engine -----------------------------------
-    # Owned by the engine (hw/engine.py implements exactly this schedule); the sim
-    # regressions assert cnt_cycles == cycles(m, k, n) for every run.
+    # -- latencies and the schedule ----------------------------------------------------------
+    # The latencies come from golden.latency.LATENCY; the cycle model of each dataflow is
+    # golden.schedule (config.schedule); the sim regressions assert its counters every run.
 
     @property
     def issue_latency(self):
@@ -351,12 +352,6 @@ class Config:
         return min(LATENCY["f32_add"], self.groups_per_block - 1)
 
     @property
-    def drain_latency(self):
-        """Cycles from a tile's bottom-left result being ready to the tile's last C-buffer
-        write: R results leave each column's shift chain one per cycle, columns C-1 later."""
-        return self.rows + self.cols - 1
-
-    @property
     def tile_fifo_depth(self):
         """Tiles whose drain is pending while later tiles issue (a tile is drained
         ``buffer_read_latency + rows - 1 + pe_latency`` cycles after its last group, and
@@ -368,49 +363,12 @@ class Config:
         """Groups G streamed per tile for a run-time K (K padded to whole blocks)."""
         return self.padded_k(k) // self.m_group
 
-    def tiles(self, m, n):
-        """Output tiles of an M x N result: ceil(M/R) * ceil(N/C)."""
-        return ceil(m / self.rows) * ceil(n / self.cols)
-
-    def tile_period(self, k):
-        """Cycles between the first groups of consecutive tiles: ``max(G, R)``.  A column's
-        drain chain needs R cycles per tile, so short-K tiles wait for it."""
-        return max(self.groups(k), self.rows)
-
-    def cycles(self, m, k, n):
-        """Exact ``cnt_cycles`` of an M x K x N GEMM: cycles with ``busy`` high.
-
-        ``issue_latency + (T-1)*P + G - 1`` is the cycle of the last group's read
-        address; the bottom-left PE sees it ``buffer_read_latency + R - 1`` cycles later,
-        holds the result ``pe_latency`` cycles after that, and the last C write follows
-        ``drain_latency`` cycles later.
-        """
-        self.check_gemm(m, k, n)
-        if self.dataflow is Dataflow.WS:
-            return self.ws_cycles(m, k, n)
-        t, g, p = self.tiles(m, n), self.groups(k), self.tile_period(k)
-        return (self.issue_latency + (t - 1) * p + g - 1 + self.buffer_read_latency
-                + self.rows - 1 + self.pe_latency + self.drain_latency)
-
-    def issued_slots(self, m, k, n):
-        """Exact ``cnt_issued``: multiplier slots issued with valid rows and columns
-        (each group of a tile with rv valid rows and cv valid columns adds rv*cv*N)."""
-        self.check_gemm(m, k, n)
-        return self.groups(k) * self.n_keep * m * n
-
-    def stall_cycles(self, m, k, n):
-        """Exact ``cnt_stall``: busy cycles in which no group is issued (weight
-        stationary: no activation row)."""
-        if self.dataflow is Dataflow.WS:
-            return self.cycles(m, k, n) - self.ws_passes(k, n) * m
-        return self.cycles(m, k, n) - self.tiles(m, n) * self.groups(k)
-
-    def counted_tiles(self, m, k, n):
-        """Exact ``cnt_tiles``: output tiles (os) or weight passes (ws)."""
-        self.check_gemm(m, k, n)
-        if self.dataflow is Dataflow.WS:
-            return self.ws_passes(k, n)
-        return self.tiles(m, n)
+    @property
+    def schedule(self):
+        """The exact cycle model of this config's engine: a
+        :class:`golden.schedule.OSSchedule` or :class:`golden.schedule.WSSchedule`
+        (``cycles``, ``issued``, ``stall``, ``tiles``, utilization, SCALE-Sim, formulas)."""
+        return SCHEDULES[self.dataflow.value](self)
 
     @property
     def pes(self):
@@ -428,63 +386,9 @@ class Config:
         M K-positions per cycle with its N multipliers."""
         return self.pes * self.m_group
 
-    def utilization(self, m, k, n):
-        """Issued-slot utilization ``issued / (R * C * N * cycles)`` predicted by the
-        model.  Slots issued for K padding (to whole blocks) count as busy here; see
-        :meth:`useful_utilization` for the fraction that does useful work."""
-        return self.issued_slots(m, k, n) / (self.multiplier_slots * self.cycles(m, k, n))
-
-    def useful_macs(self, m, k, n):
-        """Dense-equivalent MACs of the GEMM itself, ``M * K * N`` (no padding)."""
-        self.check_gemm(m, k, n)
-        return m * k * n
-
-    def useful_utilization(self, m, k, n):
-        """Useful-MAC utilization ``M*K*N / (peak_macs_per_cycle * cycles)``: the GEMM's
-        dense-equivalent MACs against ``R * C * m_group`` per cycle.  For N:M this equals
-        the fraction of multiplier slots that multiply a kept weight of the real K
-        (``M*K*N*N/m_group`` products over ``R*C*N*cycles`` slots)."""
-        return self.useful_macs(m, k, n) / (self.peak_macs_per_cycle * self.cycles(m, k, n))
-
-    def scalesim_cycles(self, m, k, n):
-        """Total cycles that SCALE-Sim 2.0.2 reports for this GEMM on an R x C array of
-        this config's dataflow, with K counted in sparsity groups (``k_groups(k)``, no
-        block padding: SCALE-Sim has no MX blocks) and SRAMs that never stall.
-
-        Output stationary: ``ceil(M/R)*ceil(N/C)*(Kg + R + C - 2) - 1``; weight
-        stationary: ``ceil(Kg/R)*ceil(N/C)*(2R + C + M - 2) - 1``, with
-        ``Kg = ceil(K/m_group)``.  ``tests/test_cycle_figures.py`` pins these against a
-        table produced by the real tool (``tools/scalesim_table.py``).
-        """
-        self.check_gemm(m, k, n)
-        kg = self.k_groups(k)
-        if self.dataflow is Dataflow.WS:
-            return (ceil(kg / self.rows) * ceil(n / self.cols)
-                    * (2 * self.rows + self.cols + m - 2) - 1)
-        return self.tiles(m, n) * (kg + self.rows + self.cols - 2) - 1
-
-    @property
-    def timing_formula(self):
-        """The cycle model as text (for the manifest)."""
-        if self.dataflow is Dataflow.WS:
-            return ("cycles(m, k, n) = issue_latency + F + (P-1)*Pp + m - 1 + "
-                    "ws_bottom_delay + cols - 1, where F = ws_fold_groups, "
-                    "P = ws_folds(k)*ceil(n/cols) weight passes, "
-                    "Pp = rows*ceil(max(m, ws_min_pass)/rows); issued(m, k, n) = "
-                    "G*n_keep*m*n; stall(m, k, n) = cycles - P*m")
-        return ("cycles(m, k, n) = issue_latency + (T-1)*P + G - 1 + buffer_read_latency "
-                "+ (rows-1) + pe_latency + drain_latency, where "
-                "G = ceil(k/block_size)*block_size/m_group, "
-                "T = ceil(m/rows)*ceil(n/cols), P = max(G, rows), "
-                "drain_latency = rows + cols - 1; issued(m, k, n) = G*n_keep*m*n; "
-                "stall(m, k, n) = cycles - T*G")
-
-    # -- weight-stationary timing: the exact cycle model of hw.ws.WSEngine ------------------
-    # A weight pass loads the weights of ws_fold_groups K-groups of one column tile into
-    # the PEs (double buffered, while the previous pass streams) and streams every
-    # activation row through them; partial sums flow down, exact inside an MX block, and
-    # block-end units below the rows where blocks end scale, round and add them to the
-    # binary32 partial that flows beside them.
+    # -- weight-stationary array geometry (hw.ws.WSEngine; its timing is WSSchedule) --------
+    # A weight pass holds ws_fold_groups K-groups of one column tile in the PEs; block-end
+    # units sit below the rows where MX blocks end.
 
     @property
     def ws_fold_groups(self):
@@ -524,21 +428,6 @@ class Config:
             return 0
         return LATENCY["ws_block_end"] + LATENCY["block_convert"] + LATENCY["f32_add"]
 
-    def ws_row_delay(self, r):
-        """Cycles from an activation row's issue (its row-0 buffer address) to array row
-        ``r``, column 0 seeing it: the address skew ``r``, the buffer read and the
-        block-end units above the row."""
-        ends = sum(1 for e in self.ws_block_end_rows if e < r)
-        return self.buffer_read_latency + r + self.ws_block_end_latency * ends
-
-    @property
-    def ws_bottom_delay(self):
-        """Cycles from an activation row's issue to its partial-sum state leaving the
-        bottom of column 0 (registered; column c is c cycles later)."""
-        last = self.ws_fold_groups - 1
-        tail = self.ws_block_end_latency if last in self.ws_block_end_rows else 0
-        return self.ws_row_delay(last) + LATENCY["ws_pe"] + tail
-
     @property
     def ws_inject_row(self):
         """Row below which a column's state from the previous pass joins the new partial
@@ -547,50 +436,6 @@ class Config:
         if self.scaled:
             return self.ws_block_end_rows[0]
         return self.ws_fold_groups - 1
-
-    @property
-    def ws_inject_delay(self):
-        """Cycles from an activation row's issue to its state from the previous pass
-        joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
-        return self.ws_row_delay(self.ws_inject_row) + LATENCY["ws_pe"]
-
-    @property
-    def ws_min_pass(self):
-        """Shortest pass, the largest of: loading the next pass's F weight words; the
-        next-but-one pass overwriting a weight register only after this pass's last
-        row used it at the bottom (``ws_row_delay(F-1)``, with passes at least m long);
-        and the next pass reading a row's state after this pass wrote it at the bottom
-        (``ws_bottom_delay - ws_inject_delay + 2``)."""
-        return max(self.ws_fold_groups, self.ws_row_delay(self.ws_fold_groups - 1),
-                   self.ws_bottom_delay - self.ws_inject_delay + 2)
-
-    def ws_folds(self, k):
-        """Weight passes along K per column tile: ceil(G / ws_fold_groups)."""
-        return ceil(self.groups(k) / self.ws_fold_groups)
-
-    def ws_passes(self, k, n):
-        """Weight passes of a GEMM: column tiles (outer) times folds along K (inner)."""
-        return self.ws_folds(k) * ceil(n / self.cols)
-
-    def ws_pass_period(self, m):
-        """Cycles per pass: ``rows * ceil(max(m, ws_min_pass) / rows)`` (a multiple of
-        ``rows`` so that the A bank an array row reads never collides with another)."""
-        return self.rows * ceil(max(m, self.ws_min_pass) / self.rows)
-
-    def ws_cycles(self, m, k, n):
-        """Exact ``cnt_cycles`` of the weight-stationary engine.
-
-        The first pass's weights load in ``ws_fold_groups`` cycles, then passes start
-        ``ws_pass_period(m)`` apart (the next pass's weights load during the last
-        ``ws_fold_groups`` cycles of the current one); the last row of the last pass
-        leaves the bottom ``ws_bottom_delay`` cycles after its issue and column C-1
-        writes it C-1 cycles later.
-        """
-        self.check_gemm(m, k, n)
-        passes = self.ws_passes(k, n)
-        return (self.issue_latency + self.ws_fold_groups
-                + (passes - 1) * self.ws_pass_period(m) + m - 1
-                + self.ws_bottom_delay + self.cols - 1)
 
     @property
     def ws_acc_depth(self):

@@ -9,135 +9,24 @@ binary32 (RNE, no flush to zero) starting from ``+0.0``.  ``int8`` engines inste
 products in int32 with two's-complement wraparound.  :func:`gemm_encoded` states the
 special-value rules.
 
-The fast path decodes element codes to signed integers in units of ``2**lsb_exp``, sums
-per block with float64 (or int64) batched matrix products of 16-bit limbs wherever a sum
-could exceed 53 bits, and rounds the exact ``(hi, lo)`` block sums to binary32 through a
-round-to-odd float64 intermediate.  :func:`gemm_reference` recomputes the same contract
-with :class:`fractions.Fraction` for the tests.
+The arithmetic lives in :mod:`golden.blocksum` (float64 BLAS block sums, exact by the
+proof in its docstring); :mod:`golden.gemm_limbs` keeps the previous int64-limb model and
+:mod:`golden.reference` the slow Fraction reference, both as oracles for the tests.
+Binary32 rounding and the canonical NaN come from :mod:`golden.binary32`.
 """
 
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
+from .binary32 import CANONICAL_NAN, round_to_binary32
+from .blocksum import gemm_fast
 from .config import Config
-from .formats import decode_fields
-from .quant import SCALE_BIAS, SCALE_NAN, quantize_mx
+from .quant import quantize_mx
 from .sparse import prune_nm, compress_nm
 
-__all__ = ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm", "gemm_reference",
+__all__ = ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm",
            "round_to_binary32", "CANONICAL_NAN"]
-
-#: Bit pattern of the one NaN the engine outputs (binary32 quiet NaN, sign clear).
-CANONICAL_NAN = 0x7FC00000
-#: E8M0 scale code that marks a NaN block, and the E8M0 exponent bias.
-_SCALE_NAN = SCALE_NAN
-_SCALE_BIAS = SCALE_BIAS
-#: :func:`round_to_binary32` keeps ``|S| < 2**84`` so that ``S >> 32`` is exact in float64.
-_MAX_SUM_BITS = 84
-#: Exponents beyond this make every non-zero ``S * 2**exp`` overflow or round to zero,
-#: while ``ldexp`` by it is still exact in float64 for every ``|S| < 2**84``.
-_EXP_CLAMP = 600
-#: float64 adds integers exactly while every partial sum stays below this.
-_F64_EXACT = 1 << 53
-#: Rows of the slot-wise special-value evaluation per chunk (bounds its memory).
-_SPECIAL_CHUNK = 1 << 22
-
-# Element classes for the special-value rules (one small integer per code).
-_ZERO, _POS, _NEG, _PINF, _NINF, _NAN = range(6)
-
-
-# -- exact rounding to binary32 --------------------------------------------------------------
-
-def _split_sum(sum_int):
-    """``S`` as int64 arrays ``(hi, lo)`` with ``S = hi * 2**32 + lo`` and ``0 <= lo < 2**32``."""
-    arr = np.asarray(sum_int)
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iuO":
-        raise TypeError(f"round_to_binary32 needs integers, not values of dtype {arr.dtype}")
-    if arr.dtype.kind == "i" or (arr.dtype.kind == "u" and arr.dtype.itemsize < 8):
-        x = arr.astype(np.int64)
-        return x >> 32, x & 0xFFFFFFFF
-    # uint64 and Python integers of any size: split in Python, then check the magnitude.
-    flat = arr.reshape(-1).tolist()
-    for v in flat:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"round_to_binary32 needs integers, not {v!r}")
-        if abs(int(v)) >= 1 << _MAX_SUM_BITS:
-            raise ValueError(f"round_to_binary32 handles sums below 2**{_MAX_SUM_BITS} in "
-                             f"magnitude, not {int(v)}")
-    hi = np.array([int(v) >> 32 for v in flat], dtype=np.int64).reshape(arr.shape)
-    lo = np.array([int(v) & 0xFFFFFFFF for v in flat], dtype=np.int64).reshape(arr.shape)
-    return hi, lo
-
-
-def _round_hl(hi, lo, exp):
-    """Round ``(hi * 2**32 + lo) * 2**exp`` to binary32 (RNE, subnormals, overflow to Inf).
-
-    ``hi``/``lo`` are int64 with ``0 <= lo < 2**32`` and ``|hi| < 2**52``.  The magnitude is
-    first rounded to odd at float64's 53 bits, which keeps every bit that the final RNE
-    rounding to at most 24 bits needs (53 >= 2 * 24 + 2), so the second rounding, done by
-    numpy's float64 -> float32 cast, is the correctly rounded result.
-    """
-    neg = hi < 0
-    # |S| as (mh, ml) with 0 <= ml < 2**32; a non-zero lo borrows one from the high word.
-    borrow = neg & (lo != 0)
-    mh = np.where(neg, -hi - borrow, hi)
-    ml = np.where(borrow, (1 << 32) - lo, lo)
-    a = mh.astype(np.float64) * 2.0 ** 32          # exact: mh < 2**52
-    b = ml.astype(np.float64)                      # exact: ml < 2**32
-    s = a + b                                      # round to nearest at 53 bits
-    # TwoSum: the exact rounding error of s, itself a double.
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    bits = s.view(np.uint64)
-    # Truncate toward zero (s overshot when err < 0; s > 0 then), then make it sticky.
-    trunc = np.where(err < 0, bits - np.uint64(1), bits)
-    odd = np.where(err != 0, trunc | np.uint64(1), trunc).view(np.float64)
-    signed = np.where(neg, -odd, odd)
-    e = np.clip(np.asarray(exp, dtype=np.int64), -_EXP_CLAMP, _EXP_CLAMP)
-    with np.errstate(over="ignore"):
-        return np.ldexp(signed, e).astype(np.float32)
-
-
-def round_to_binary32(sum_int, exp):
-    """Round ``sum_int * 2**exp`` to IEEE binary32 exactly once.
-
-    Round to nearest, ties to even; results below binary32's normal range become
-    subnormals (no flush to zero); magnitudes at or beyond the RNE overflow threshold
-    ``2**128 - 2**103`` become Inf.  Zero gives ``+0.0``, a negative sum that rounds to
-    zero gives ``-0.0``.  This is the oracle of ``hw.units.BlockConverter``.
-
-    Parameters
-    ----------
-    sum_int : int or array_like of int
-        Exact integers ``S``: any numpy integer array, or Python integers (an object
-        array or list) of magnitude below ``2**84`` -- wider than any block accumulator.
-    exp : int or array_like of int
-        Power of two each ``S`` is scaled by; broadcast against ``sum_int``.
-
-    Returns
-    -------
-    numpy.ndarray of float32
-        The correctly rounded values, with the broadcast shape of the arguments.
-
-    Raises
-    ------
-    TypeError
-        ``sum_int`` holds something other than integers.
-    ValueError
-        A Python integer in ``sum_int`` is ``2**84`` or more in magnitude.
-    """
-    hi, lo = _split_sum(sum_int)
-    exp = np.asarray(exp)
-    if exp.dtype == np.bool_ or exp.dtype.kind not in "iu":
-        raise TypeError(f"round_to_binary32 needs integer exponents, not values of dtype "
-                        f"{exp.dtype}")
-    hi, lo, exp = np.broadcast_arrays(hi, lo, exp)
-    shape = hi.shape
-    out = _round_hl(hi.reshape(-1), lo.reshape(-1), exp.reshape(-1)).reshape(shape)
-    return out[()] if out.ndim == 0 else out
 
 
 # -- encoded operands --------------------------------------------------------------------------
@@ -169,6 +58,9 @@ class EncodedOperands:
         uncompressed K positions, so weight and activation blocks align.
     m, k, n : int
         Unpadded GEMM shape.
+    config : Config, optional
+        When given, the operands are checked against it here, once (:meth:`validate`);
+        :func:`gemm_encoded` then does not check them again for an equal config.
 
     Members
     -------
@@ -183,6 +75,17 @@ class EncodedOperands:
     m: int
     k: int
     n: int
+    config: Config | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "_valid_for", set())
+        if self.config is not None:
+            self.validate(self.config)
+
+    def checked(self, config):
+        """Validate against ``config`` unless that already passed for these operands."""
+        if not isinstance(config, Config) or config not in self._valid_for:
+            self.validate(config)
 
     def validate(self, config):
         """Check every array against ``config`` and the GEMM shape.
@@ -242,6 +145,7 @@ class EncodedOperands:
                 raise ValueError(f"Dense {config.n_keep}:{config.m_group} weights have implicit "
                                  f"indices, so EncodedOperands.w_indices must equal the slot "
                                  f"number")
+        self._valid_for.add(config)
 
 
 def _gemm_shape(a, w):
@@ -338,114 +242,9 @@ def encode_operands(a, w, config):
                           w_values=np.ascontiguousarray(w_values, dtype=np.uint8),
                           w_indices=np.ascontiguousarray(idx, dtype=np.uint8),
                           w_scales=np.ascontiguousarray(w_scales, dtype=np.uint8),
-                          m=m, k=k, n=n)
-    enc.validate(config)
+                          m=m, k=k, n=n, config=config)
     return enc
 
-
-# -- the fast exact model -----------------------------------------------------------------------
-
-def _code_tables(fmt):
-    """Per-code signed integer value (units of ``2**lsb_exp``) and special-value class."""
-    neg, sig, shift, is_nan, is_inf = decode_fields(fmt, np.arange(1 << fmt.bits))
-    mag = sig.astype(np.int64) << shift.astype(np.int64)
-    value = np.where(neg, -mag, mag)
-    cls = np.where(mag == 0, _ZERO, np.where(neg, _NEG, _POS))
-    cls = np.where(is_inf, np.where(neg, _NINF, _PINF), cls)
-    cls = np.where(is_nan, _NAN, cls).astype(np.int8)
-    return value, cls
-
-
-def _limbs(x):
-    """Split int64 ``x`` into ``[(shift, limb), ...]`` with ``x = sum(limb << shift)``.
-
-    Values that fit 16 bits stay whole; others become a low limb in ``[0, 2**16)`` and a
-    signed high limb (arithmetic shift), so that limb products stay far below 2**53.
-    """
-    if x.size == 0 or int(np.abs(x).max()) < 1 << 16:
-        return [(0, x)]
-    return [(0, x & 0xFFFF), (16, x >> 16)]
-
-
-def _exact_matmul(a, b):
-    """Batched ``a @ b`` of int64 arrays, exact; float64 BLAS when no sum can reach 2**53."""
-    amax = int(np.abs(a).max()) if a.size else 0
-    bmax = int(np.abs(b).max()) if b.size else 0
-    bound = amax * bmax * a.shape[-1]
-    if bound < _F64_EXACT:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    assert bound < 1 << 62, "limb products too wide for int64"
-    return np.matmul(a, b)
-
-
-def _exact_block_sums(a3, w3):
-    """Exact ``sum_k a3[b, i, k] * w3[b, k, j]`` as int64 ``(hi, lo)``, ``lo`` in [0, 2**32)."""
-    amax = int(np.abs(a3).max()) if a3.size else 0
-    wmax = int(np.abs(w3).max()) if w3.size else 0
-    if amax * wmax * a3.shape[-1] < _F64_EXACT:
-        # One float64 product is exact (every e4m3, fp6, fp4 and int pair lands here).
-        a_parts, w_parts = [(0, a3)], [(0, w3)]
-    else:
-        a_parts, w_parts = _limbs(a3), _limbs(w3)
-    shape = (a3.shape[0], a3.shape[1], w3.shape[2])
-    hi = np.zeros(shape, np.int64)
-    lo = np.zeros(shape, np.int64)
-    for sa, al in a_parts:
-        for sw, wl in w_parts:
-            p = _exact_matmul(al, wl)
-            sh = sa + sw
-            if sh >= 32:
-                hi += p << (sh - 32)
-            else:
-                hi += p >> (32 - sh)
-                lo += (p & ((1 << (32 - sh)) - 1)) << sh
-            hi += lo >> 32
-            lo &= 0xFFFFFFFF
-    return hi, lo
-
-
-def _apply_specials(terms, enc, config, a_cls, w_cls):
-    """Overwrite ``terms[b, i, j]`` with NaN/Inf where the block's specials decide it.
-
-    Evaluated slot by slot (each stored slot against the activation its own index selects),
-    so duplicate indices never hide an ``Inf * 0``.
-    """
-    nb, m, n = terms.shape
-    spb = config.slots_per_block
-    mg = config.m_group
-    groups = enc.w_values.shape[0]
-    k_abs = np.arange(groups)[:, None, None] * mg + enc.w_indices.astype(np.int64)
-    k_abs = k_abs.reshape(nb, spb, n)
-    w_cls = w_cls.reshape(nb, spb, n)
-    a_scale_nan = enc.a_scales == _SCALE_NAN         # [M, B]
-    w_scale_nan = enc.w_scales == _SCALE_NAN         # [B, N]
-    rows = max(1, _SPECIAL_CHUNK // max(1, spb * n))
-    for b in range(nb):
-        wc = w_cls[b][None]                          # [1, spb, N]
-        w_inf = (wc == _PINF) | (wc == _NINF)
-        w_neg = (wc == _NEG) | (wc == _NINF)
-        for r0 in range(0, m, rows):
-            ac = a_cls[r0:r0 + rows][:, k_abs[b]]    # [rows, spb, N]
-            a_inf = (ac == _PINF) | (ac == _NINF)
-            a_neg = (ac == _NEG) | (ac == _NINF)
-            slot_nan = ((ac == _NAN) | (wc == _NAN) | (a_inf & (wc == _ZERO))
-                        | (w_inf & (ac == _ZERO)))
-            slot_inf = (a_inf | w_inf) & ~slot_nan
-            prod_neg = a_neg ^ w_neg
-            pinf = (slot_inf & ~prod_neg).any(axis=1)
-            ninf = (slot_inf & prod_neg).any(axis=1)
-            nan = (slot_nan.any(axis=1) | (pinf & ninf)
-                   | a_scale_nan[r0:r0 + rows, b, None] | w_scale_nan[b][None, :])
-            t = terms[b, r0:r0 + rows]
-            t[pinf] = np.inf
-            t[ninf] = -np.inf
-            t[nan] = np.nan
-
-
-def _canonical_nan(x):
-    bits = x.view(np.uint32)
-    bits[np.isnan(x)] = CANONICAL_NAN
-    return x
 
 
 def gemm_encoded(enc, config, *, terms=False):
@@ -465,9 +264,10 @@ def gemm_encoded(enc, config, *, terms=False):
     shares its index with a nonzero slot still turns a selected Inf into NaN.  ``int8``
     adds every product in int32 with two's-complement wraparound, without scales.
 
-    Cost: a few batched matrix products of ``[B, M, bs] x [B, bs, N]`` (four when the
-    operands need 16-bit limbs, e.g. ``mxfp8_e5m2``), plus an ``O(M * K * N * n_keep / M)``
-    slot-wise pass only when a NaN/Inf code or a NaN scale is present.
+    Cost: one batched float64 matrix product per chunk of ``[B, M, bs] x [B, bs, N]`` (two
+    for pairs with ``mxfp8_e5m2``), the float32 cast, and ``B`` float32 additions per
+    output; three small counting products more only when a NaN/Inf code or a NaN scale is
+    present.  :mod:`golden.blocksum` proves it exact.
 
     Parameters
     ----------
@@ -493,44 +293,8 @@ def gemm_encoded(enc, config, *, terms=False):
     """
     if not isinstance(enc, EncodedOperands):
         raise TypeError(f"gemm_encoded needs EncodedOperands, not {type(enc).__name__}")
-    enc.validate(config)
-    m, n, bs = enc.m, enc.n, config.block_size
-    kp = enc.a_codes.shape[1]
-    nb = kp // bs
-    a_val, a_cls_t = _code_tables(config.a_fmt)
-    w_val, w_cls_t = _code_tables(config.w_fmt)
-    a_int = a_val[enc.a_codes]                                   # [M, Kp]
-    w_slots = w_val[enc.w_values]                                # [G, n, N]
-    # Scatter the stored slots back to dense K positions; np.add.at adds duplicates
-    # exactly (their specials are evaluated slot by slot in _apply_specials).
-    k_abs = (np.arange(enc.w_values.shape[0])[:, None, None] * config.m_group
-             + enc.w_indices.astype(np.int64))
-    flat = (k_abs * n + np.arange(n)).reshape(-1)
-    w_dense = np.zeros(kp * n, np.int64)
-    np.add.at(w_dense, flat, w_slots.reshape(-1))
-    a3 = a_int.reshape(m, nb, bs).transpose(1, 0, 2)            # [B, M, bs]
-    w3 = w_dense.reshape(nb, bs, n)                              # [B, bs, N]
-    hi, lo = _exact_block_sums(a3, w3)
-    if not config.scaled:
-        # int32 wraparound of the running sum equals wraparound of the exact total.
-        part = (hi << 32) + lo                                   # exact: |sum| < 2**63
-        c = part.sum(axis=0).astype(np.int32)
-        return (c, part.astype(np.int32)) if terms else c
-    sa = enc.a_scales.astype(np.int64) - _SCALE_BIAS             # [M, B]
-    sw = enc.w_scales.astype(np.int64) - _SCALE_BIAS             # [B, N]
-    e = config.product_lsb_exp + sa.T[:, :, None] + sw[:, None, :]
-    block = _round_hl(hi, lo, e)                                 # [B, M, N]
-    a_cls = a_cls_t[enc.a_codes]
-    w_cls = w_cls_t[enc.w_values]
-    if ((enc.a_scales == _SCALE_NAN).any() or (enc.w_scales == _SCALE_NAN).any()
-            or (a_cls >= _PINF).any() or (w_cls >= _PINF).any()):
-        _apply_specials(block, enc, config, a_cls, w_cls)
-    acc = np.zeros((m, n), np.float32)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for b in range(nb):
-            acc = acc + block[b]
-    acc = _canonical_nan(acc)
-    return (acc, _canonical_nan(block)) if terms else acc
+    enc.checked(config)
+    return gemm_fast(enc, config, terms=terms)
 
 
 def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32):
@@ -567,114 +331,3 @@ def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32):
                     block_size=block_size, m_max=m, k_max=k, n_max=n)
     return gemm_encoded(encode_operands(a_arr, w_arr, config), config)
 
-
-# -- the slow reference (tests only) ------------------------------------------------------------
-
-def _ref_pow2(e):
-    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
-
-
-def _ref_round(q):
-    """Fraction -> Python float holding the binary32 RNE value (or +-inf)."""
-    if q == 0:
-        return 0.0
-    sign = -1.0 if q < 0 else 1.0
-    mag = abs(q)
-    e = mag.numerator.bit_length() - mag.denominator.bit_length()
-    if _ref_pow2(e) > mag:
-        e -= 1
-    assert _ref_pow2(e) <= mag < _ref_pow2(e + 1)
-    quantum = max(e, -126) - 23          # 24-bit significand; fixed 2**-149 below normals
-    scaled = mag / _ref_pow2(quantum)
-    whole = scaled.numerator // scaled.denominator
-    frac = scaled - whole
-    if frac > Fraction(1, 2) or (frac == Fraction(1, 2) and whole % 2 == 1):
-        whole += 1
-    value = whole * _ref_pow2(quantum)
-    if value >= _ref_pow2(128):
-        return math.copysign(math.inf, sign)
-    return math.copysign(float(value), sign)
-
-
-def _ref_add(x, y):
-    """binary32 ``x + y`` (Python floats holding binary32 values), IEEE RNE."""
-    if math.isnan(x) or math.isnan(y):
-        return math.nan
-    if math.isinf(x) and math.isinf(y):
-        return x if x == y else math.nan
-    if math.isinf(x) or math.isinf(y):
-        return x if math.isinf(x) else y
-    exact = Fraction(x) + Fraction(y)
-    if exact == 0:
-        both_neg = math.copysign(1.0, x) < 0 and math.copysign(1.0, y) < 0
-        return -0.0 if both_neg else 0.0
-    return _ref_round(exact)
-
-
-def gemm_reference(enc, config):
-    """Slow exact reference of :func:`gemm_encoded` (Fractions and loops; tests only).
-
-    Written independently of the fast path: values come from ``Format.decode_table()``,
-    rounding is done on Fractions.
-
-    Parameters
-    ----------
-    enc : EncodedOperands
-    config : Config
-
-    Returns
-    -------
-    numpy.ndarray, shape (M, N)
-        float32 with canonical NaNs (int32 for ``int8``).
-    """
-    enc.validate(config)
-    a_tab = config.a_fmt.decode_table().tolist()
-    w_tab = config.w_fmt.decode_table().tolist()
-    mg, bs = config.m_group, config.block_size
-    groups, nkeep, n = enc.w_values.shape
-    m, kp = enc.a_codes.shape
-    nb = kp // bs
-    gpb = bs // mg
-    if not config.scaled:
-        out = np.zeros((m, n), np.int32)
-        for i in range(m):
-            for j in range(n):
-                total = 0
-                for g in range(groups):
-                    for s in range(nkeep):
-                        kk = g * mg + int(enc.w_indices[g, s, j])
-                        total += (int(w_tab[enc.w_values[g, s, j]])
-                                  * int(a_tab[enc.a_codes[i, kk]]))
-                out[i, j] = ((total + (1 << 31)) % (1 << 32)) - (1 << 31)
-        return out
-    out = np.zeros((m, n), np.float32)
-    for i in range(m):
-        for j in range(n):
-            acc = 0.0
-            for b in range(nb):
-                sa, sw = int(enc.a_scales[i, b]), int(enc.w_scales[b, j])
-                nan = sa == 0xFF or sw == 0xFF
-                infs = set()
-                total = Fraction(0)
-                for g in range(b * gpb, (b + 1) * gpb):
-                    for s in range(nkeep):
-                        wv = w_tab[enc.w_values[g, s, j]]
-                        av = a_tab[enc.a_codes[i, g * mg + int(enc.w_indices[g, s, j])]]
-                        if math.isnan(wv) or math.isnan(av):
-                            nan = True
-                        elif math.isinf(wv) or math.isinf(av):
-                            if wv == 0 or av == 0:
-                                nan = True
-                            else:
-                                infs.add((wv > 0) == (av > 0))
-                        else:
-                            total += Fraction(wv) * Fraction(av)
-                if nan or len(infs) == 2:
-                    term = math.nan
-                elif infs:
-                    term = math.inf if infs.pop() else -math.inf
-                else:
-                    term = _ref_round(total * _ref_pow2(sa + sw - 2 * _SCALE_BIAS))
-                acc = _ref_add(acc, term)
-            out[i, j] = acc
-    return _canonical_nan(out)

@@ -29,17 +29,28 @@ def _check_nm(n, m):
 
 
 def _groups(w, m, axis):
-    """``w`` with ``axis`` moved last, zero-padded and split into ``(..., G, M)`` groups."""
-    wm = np.moveaxis(w, axis, -1)
-    length = wm.shape[-1]
+    """``w`` as ``(pre, G, M, post)`` groups along ``axis`` (zero-padded; a view if it can be).
+
+    Nothing is moved to the end: the group axis stays where it is, so the K-major weights
+    of a GEMM are grouped without a transposed copy.
+    """
+    shape = w.shape
+    pre = int(np.prod(shape[:axis], dtype=np.int64))
+    post = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    length = shape[axis]
     g = ceil(length / m)
-    padded = np.pad(wm, [(0, 0)] * (wm.ndim - 1) + [(0, g * m - length)])
-    return padded.reshape(wm.shape[:-1] + (g, m)), length
+    w3 = np.ascontiguousarray(w).reshape(pre, length, post)
+    if g * m != length:
+        w3 = np.concatenate([w3, np.zeros((pre, g * m - length, post), w.dtype)], axis=1)
+    return w3.reshape(pre, g, m, post), length
 
 
-def _ungroup(groups, length, axis):
-    flat = groups.reshape(groups.shape[:-2] + (-1,))[..., :length]
-    return np.moveaxis(flat, -1, axis)
+def _ungroup(groups, length, shape, axis):
+    """Inverse of :func:`_groups`: ``(pre, G, k, post)`` -> ``shape`` with ``axis`` of ``length``."""
+    pre, g, k, post = groups.shape
+    out = list(shape)
+    out[axis] = length
+    return groups.reshape(pre, g * k, post)[:, :length].reshape(out)
 
 
 def prune_nm(w, n, m, axis=0):
@@ -74,15 +85,20 @@ def prune_nm(w, n, m, axis=0):
     w = _real_array(w, "w")
     axis = _check_axis(axis, w.ndim, "w")
     groups, length = _groups(w, m, axis)
-    key = np.abs(groups.astype(np.float64))
+    key = np.abs(groups if groups.dtype.kind == "f" else groups.astype(np.float64))
     key = np.where(np.isnan(key), np.inf, key)
-    # rank[i] = how many positions beat position i: larger key, or equal key and lower index.
-    ki, kj = key[..., :, None], key[..., None, :]
-    lower = np.tri(m, k=-1, dtype=bool)  # lower[i, j]: j < i
-    beats = (kj > ki) | ((kj == ki) & lower)
-    rank = beats.sum(axis=-1)
+    # rank[p] = how many positions beat p: a larger key, or an equal key at a lower position.
+    ranks = []
+    for p in range(m):
+        kp = key[:, :, p]
+        rank = np.zeros(kp.shape, np.int32)
+        for q in range(m):
+            if q != p:
+                rank += (key[:, :, q] >= kp) if q < p else (key[:, :, q] > kp)
+        ranks.append(rank)
+    rank = np.stack(ranks, axis=2)
     pruned = np.where((rank < n) | (groups == 0), groups, np.zeros((), dtype=groups.dtype))
-    return _ungroup(pruned, length, axis).copy()
+    return _ungroup(pruned, length, w.shape, axis).copy()
 
 
 def compress_nm(w, n, m, axis=0):
@@ -122,25 +138,31 @@ def compress_nm(w, n, m, axis=0):
     axis = _check_axis(axis, w.ndim, "w")
     groups, _ = _groups(w, m, axis)
     nz = groups != 0
-    count = nz.sum(axis=-1)
+    count = nz.sum(axis=2)                                      # [pre, G, post]
     over = count > n
     if over.any():
-        where = np.unravel_index(np.argmax(over.reshape(-1)), over.shape)
-        g, other = int(where[-1]), tuple(int(i) for i in where[:-1])
+        pre_i, g, post_i = (int(i) for i in np.unravel_index(np.argmax(over.reshape(-1)),
+                                                             over.shape))
+        other = (tuple(int(i) for i in np.unravel_index(pre_i, w.shape[:axis]))
+                 + tuple(int(i) for i in np.unravel_index(post_i, w.shape[axis + 1:])))
         at = f" at index {other} of the other axes" if other else ""
         raise ValueError(f"Group {g} (positions {g * m}..{g * m + m - 1} along axis {axis}"
-                         f"{at}) has {int(count[where])} nonzeros, more than {n}:{m} "
-                         f"sparsity allows")
+                         f"{at}) has {int(count[pre_i, g, post_i])} nonzeros, more than "
+                         f"{n}:{m} sparsity allows")
     # Chosen slots: every nonzero, plus the lowest-positioned zeros to make up n.
-    zero_rank = np.cumsum(~nz, axis=-1)
-    chosen = nz | (zero_rank <= (n - count)[..., None])
-    # A stable sort of "not chosen" lists the chosen positions first, in ascending order.
-    idx = np.argsort(~chosen, axis=-1, kind="stable")[..., :n]
-    values = np.take_along_axis(groups, idx, axis=-1)
-    gshape = groups.shape[:-2] + (groups.shape[-2] * n,)
+    zero_rank = np.cumsum(~nz, axis=2, dtype=np.int16)
+    chosen = nz | (zero_rank <= (n - count)[:, :, None, :])
+    # Every group has exactly n chosen positions; nonzero() lists them group by group in
+    # ascending order.
+    pre, gs, _, post = chosen.shape
+    flat = np.flatnonzero(np.ascontiguousarray(chosen.transpose(0, 1, 3, 2)))
+    idx = (flat % m).reshape(pre, gs, post, n)
+    idx = idx.transpose(0, 1, 3, 2)                             # [pre, G, n, post]
+    values = np.take_along_axis(groups, idx, axis=2)
     index_dtype = np.min_scalar_type(m - 1)
-    return (np.moveaxis(values.reshape(gshape), -1, axis).copy(),
-            np.moveaxis(idx.astype(index_dtype).reshape(gshape), -1, axis).copy())
+    length = gs * n
+    return (_ungroup(values, length, w.shape, axis).copy(),
+            _ungroup(idx.astype(index_dtype), length, w.shape, axis).copy())
 
 
 def decompress_nm(values, indices, n, m, axis=0, *, length=None):

@@ -5,6 +5,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from .chain import link_chains
+from .component import WORD_CATEGORY
 from .pe import ConfigComponent, PE, PEInstance, a_group_layout, w_group_layout, control_layout
 
 __all__ = ["Array", "pe_grid"]
@@ -116,7 +117,9 @@ class Array(ConfigComponent):
             for c, values in enumerate(links):
                 m.d.comb += [getattr(pes[r][c], p).eq(v) for p, v in values.items()]
         for c in range(C):
-            links = link_chains(m, self, col_ports, c, R, lambda p, r: f"{p}_{r}_{c}")
+            # A weight link holds a W data word: its index fields are the PE's metadata.
+            links = link_chains(m, self, col_ports, c, R, lambda p, r: f"{p}_{r}_{c}",
+                                categories={"w": WORD_CATEGORY})
             for r, values in enumerate(links):
                 m.d.comb += [getattr(pes[r][c], p).eq(v) for p, v in values.items()]
 

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.formats import BINARY32
 from golden.latency import LATENCY
-from golden.gemm import CANONICAL_NAN
+from golden.binary32 import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 from .component import ConfigComponent
 from .element import binary32_layout
@@ -213,6 +213,8 @@ class BlockConverter(ConfigComponent):
         ``config`` is a plain ``int8`` configuration (it has no block scales).
     """
 
+    area_category = "scale_and_convert"    #: synth.attribution's PE breakdown
+
     @classmethod
     def validate(cls, config, stages=None):
         super().validate(config)
@@ -316,6 +318,8 @@ class Float32Adder(wiring.Component):
     sum : Out(32)
         binary32 bit pattern of ``a + b``.
     """
+
+    area_category = "accumulators"    #: synth.attribution's PE breakdown
 
     def __init__(self, stages=None):
         _check_stages("Float32Adder", stages, ADD_CUTS)

@@ -153,6 +153,8 @@ class ElementDecoder(wiring.Component):
         ``fmt`` is not a format or names no known format.
     """
 
+    area_category = "multipliers"    #: synth.attribution's PE breakdown
+
     def __init__(self, fmt):
         fmt = get_format(fmt)
         self._fmt = fmt

@@ -63,7 +63,7 @@ class Engine(EngineBase):
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
-    Timing is exactly ``config.cycles(m, k, n)`` busy cycles (see the timing section
+    Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles (see the timing section
     of :class:`golden.Config`).
     """
 

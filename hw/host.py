@@ -86,9 +86,15 @@ class EngineBase(ConfigComponent):
         self._pe_module = pe_module
         super().__init__(config, engine_signature(config))
 
+    @classmethod
+    def buffers_of(cls, config):
+        """The on-chip buffers of this engine class for ``config``: name -> (banks, depth,
+        word bits); a class method, so area and energy models need not build an engine."""
+        return host_buffers(config)
+
     def buffers(self):
-        """Describe the on-chip buffers: name -> (banks, depth, word bits)."""
-        return host_buffers(self.config)
+        """Describe the on-chip buffers: :meth:`buffers_of` this engine's config."""
+        return self.buffers_of(self.config)
 
     def operand_memories(self, m):
         """Add one memory per bank of every operand buffer, written through the shared

@@ -15,7 +15,9 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from . import units
+from .component import category_signal
 from .units import ConfigComponent
+from .word import word_layout
 
 __all__ = ["ConfigComponent", "ModuleReference", "PE", "PEInstance", "a_group_layout",
            "w_group_layout", "control_layout", "any_of", "flag_names", "sparse_products",
@@ -92,21 +94,13 @@ def sparse_products(m, config, a, w):
 
 
 def a_group_layout(config):
-    """One activation group: M element codes, element t at bits [t*a_bits, (t+1)*a_bits)."""
-    return data.ArrayLayout(unsigned(config.a_fmt.bits), config.m_group)
-
-
-def w_slot_layout(config):
-    """One stored weight slot: the value code in the low bits, its index above it."""
-    fields = {"value": unsigned(config.w_fmt.bits)}
-    if not config.dense:
-        fields["index"] = unsigned(config.index_bits)
-    return data.StructLayout(fields)
+    """One activation group: M element codes (the ``a_data`` word, :mod:`hw.word`)."""
+    return word_layout(config, "a_data")
 
 
 def w_group_layout(config):
-    """The N stored weight slots of one group, slot s at bits [s*slot_bits, ...)."""
-    return data.ArrayLayout(w_slot_layout(config), config.n_keep)
+    """The N stored weight slots of one group (the ``w_data`` word, :mod:`hw.word`)."""
+    return word_layout(config, "w_data")
 
 
 #: Per-group control that travels with the activations through the array.
@@ -183,7 +177,7 @@ class PE(ConfigComponent):
         m = Module()
         # -- sparse select and stage 1: N exact products, summed and registered ---------
         total, flags = sparse_products(m, cfg, self.a, self.w)
-        psum = Signal(signed(cfg.block_acc_bits))
+        psum = category_signal("accumulators", signed(cfg.block_acc_bits))
         ctl1 = Signal(control_layout)
         m.d.sync += ctl1.eq(self.ctl)
         m.d.sync += psum.eq(total)
@@ -198,7 +192,7 @@ class PE(ConfigComponent):
         """int8 stage 2: int32 accumulator with two's-complement wraparound; returns the
         number of register stages (1)."""
         cfg = self._config
-        acc = Signal(signed(cfg.acc_bits))
+        acc = category_signal("accumulators", signed(cfg.acc_bits))
         nxt = Signal(signed(cfg.acc_bits))
         m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
         m.d.sync += self.result_valid.eq(0)
@@ -221,7 +215,7 @@ class PE(ConfigComponent):
         m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
 
         # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
-        bacc = Signal(acc_shape)
+        bacc = category_signal("accumulators", acc_shape)
         flag2 = {k: Signal(name=f"block_{k}") for k in names}
         a_scale2, w_scale2 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         blk_done = Signal()          # bacc holds a finished block this cycle
@@ -264,7 +258,7 @@ class PE(ConfigComponent):
         # has acc_add_stages registers; the next block's term reads acc only after the
         # previous sum is in it (cfg.acc_add_stages < groups_per_block). ---------------
         m.submodules.add = add = units.Float32Adder(stages=cfg.acc_add_stages)
-        acc = Signal(cfg.acc_bits)
+        acc = category_signal("accumulators", cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
         lag = cfg.acc_add_stages
         sum_valid = delayed(m, term_valid, lag, "term_valid")

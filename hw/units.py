@@ -67,6 +67,8 @@ class Multiplier(ConfigComponent):
         ``config`` is not a :class:`golden.Config`.
     """
 
+    area_category = "multipliers"    #: synth.attribution's PE breakdown
+
     def __init__(self, config):
         ports = {"a": In(config.a_fmt.bits), "w": In(config.w_fmt.bits),
                  "product": Out(signed(config.product_bits))}
@@ -139,6 +141,8 @@ class SparseSelect(ConfigComponent):
     TypeError
         ``config`` is not a :class:`golden.Config`.
     """
+
+    area_category = "sparse_select"    #: synth.attribution's PE breakdown
 
     def __init__(self, config):
         code = unsigned(config.a_fmt.bits)

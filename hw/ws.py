@@ -43,7 +43,7 @@ class WSEngine(EngineBase):
     controller runs weight passes, column tiles outer and folds of
     ``config.ws_fold_groups`` K-groups inner.  A pass streams activation rows
     ``0 .. m-1`` (one per cycle, row r of the array reading K-group ``fold*F + r`` of the
-    row r cycles after row 0) and lasts ``config.ws_pass_period(m)`` cycles; the next
+    row r cycles after row 0) and lasts ``config.schedule.pass_period(m)`` cycles; the next
     pass's weights load into the PEs' second weight registers during the last
     ``ws_fold_groups`` cycles of the current pass.  Each column's accumulator memory
     carries the state of every activation row from pass to pass; the last pass of a
@@ -68,15 +68,16 @@ class WSEngine(EngineBase):
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
-    Timing is exactly ``config.cycles(m, k, n)`` busy cycles (``config.ws_cycles``).
+    Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles
+    (:class:`golden.schedule.WSSchedule`).
     """
 
-    def buffers(self):
-        """Describe the on-chip buffers: name -> (banks, depth, word bits); the host
-        buffers of :func:`hw.engine.host_buffers` plus the accumulator memories."""
-        out = host_buffers(self.config)
-        out["acc"] = (self.config.cols, self.config.ws_acc_depth,
-                      ws_state_layout(self.config).size)
+    @classmethod
+    def buffers_of(cls, config):
+        """The on-chip buffers: name -> (banks, depth, word bits); the host buffers of
+        :func:`hw.engine.host_buffers` plus the accumulator memories."""
+        out = host_buffers(config)
+        out["acc"] = (config.cols, config.ws_acc_depth, ws_state_layout(config).size)
         return out
 
     def elaborate(self, platform):
@@ -104,7 +105,7 @@ class WSEngine(EngineBase):
         s.pro, s.flushing = Signal(), Signal(name="flushing")  # pass 0 weights / all issued
         s.m_r, s.k_r, s.n_r = Signal(cfg.m_bits), Signal(cfg.k_bits), Signal(cfg.n_bits)
         s.kpad = Signal(range(cfg.kp_max + 1), name="kpad")
-        max_period = cfg.ws_pass_period(cfg.m_max)
+        max_period = cfg.schedule.pass_period(cfg.m_max)
         s.period = Signal(range(max_period + 1), name="period")
         s.o = Signal(range(max_period + 1), name="o")     # issue slot (activation row)
         s.orow = Signal(range(max(R, 2)), name="orow")    # o mod R: the A bank of the row
@@ -203,9 +204,9 @@ class WSEngine(EngineBase):
                     start_pass()
                 with m.Else():
                     m.d.sync += s.flushing.eq(1)
-        # The pass period rounds max(m, ws_min_pass) up to a multiple of R, and K is
+        # The pass period rounds max(m, min_pass) up to a multiple of R, and K is
         # padded to whole blocks: both divide by constants, once per GEMM.
-        mx = Mux(self.m > cfg.ws_min_pass, self.m, cfg.ws_min_pass)
+        mx = Mux(self.m > cfg.schedule.min_pass, self.m, cfg.schedule.min_pass)
         rc.on_start(
             s.pro.eq(1), s.flushing.eq(0),
             s.m_r.eq(self.m), s.k_r.eq(self.k), s.n_r.eq(self.n),
@@ -222,7 +223,7 @@ class WSEngine(EngineBase):
         F, gpb = cfg.ws_fold_groups, cfg.groups_per_block
         ld = s.ld
         loading = Signal(name="loading")
-        lrow = Signal(range(cfg.ws_pass_period(cfg.m_max) + 1), name="lrow")
+        lrow = Signal(range(cfg.schedule.pass_period(cfg.m_max) + 1), name="lrow")
         m.d.comb += [
             loading.eq(s.busy & (s.pro | (s.running & ld.exists & (s.o + F >= s.period)))),
             lrow.eq(Mux(s.pro, F - 1 - s.o, s.period - 1 - s.o)),
@@ -290,7 +291,7 @@ class WSEngine(EngineBase):
 
     def _activation_rows(self, m, s, array, a_rd, as_rd):
         """Array row r reads K-group ``fold*F + r`` of the activation row through the
-        crossbar, ``ws_row_delay(r)`` cycles after its issue (block-end delays added)."""
+        crossbar, ``schedule.row_delay(r)`` cycles after its issue (block-end delays added)."""
         cfg = self._config
         ends = cfg.ws_block_end_rows
         rows = self._row_skew(m, s)
@@ -307,7 +308,7 @@ class WSEngine(EngineBase):
         for r, (st, valid) in enumerate(rows):
             sel = Signal(len(s.orow), name=f"row_bank_{r}")
             m.d.sync += sel.eq(st.bank)
-            extra = cfg.ws_row_delay(r) - cfg.buffer_read_latency - r
+            extra = cfg.schedule.row_delay(r) - cfg.buffer_read_latency - r
             a_word = Signal(cfg.a_group_bits, name=f"row_a_{r}")
             m.d.comb += a_word.eq(a_banks[sel])
             m.d.comb += array.a[r].eq(delayed(a_word, extra, f"row_a_{r}"))
@@ -339,7 +340,7 @@ class WSEngine(EngineBase):
             item0.last.eq(self._fold_last(s, s.cur)), item0.c_addr.eq(s.c_ptr),
             item0.cv.eq(s.cv), item0.fin.eq(s.issue & ~s.ld.exists & (s.o == s.m_r - 1)),
         ]
-        bottom, inject = cfg.ws_bottom_delay, cfg.ws_inject_delay
+        bottom, inject = cfg.schedule.bottom_delay, cfg.schedule.inject_delay
         line = list(skew_chain(m, item0, bottom + C, "col_item"))
         state_bits = ws_state_layout(cfg).size
         c_rd = []

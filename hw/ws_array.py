@@ -37,7 +37,7 @@ class WSArray(ConfigComponent):
     Members
     -------
     a : In(ArrayLayout(a_group_layout, F))
-        Activation group of each row, row r ``config.ws_row_delay(r)`` cycles after the
+        Activation group of each row, row r ``config.schedule.row_delay(r)`` cycles after the
         activation row's issue.
     ctl : In(ArrayLayout(ws_control_layout, F))
         Row control, aligned with ``a``.
@@ -47,10 +47,10 @@ class WSArray(ConfigComponent):
         Weight load bus entering each column.
     acc_in : In(ArrayLayout(ws_state_layout, C))
         Column c's state from the previous pass, joining below row
-        ``config.ws_inject_row`` ``config.ws_inject_delay`` cycles after the activation
+        ``config.ws_inject_row`` ``config.schedule.inject_delay`` cycles after the activation
         row's issue (+c).
     bottom : Out(ArrayLayout(ws_state_layout, C))
-        State leaving column c, ``config.ws_bottom_delay`` cycles after the activation
+        State leaving column c, ``config.schedule.bottom_delay`` cycles after the activation
         row's issue (+c).
 
     Raises

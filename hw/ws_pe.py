@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.latency import LATENCY
 from . import units
+from .component import categorize, category_signal
 from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, delayed,
                  flag_names, sparse_products, w_group_layout)
 
@@ -104,6 +105,7 @@ class WSPE(ConfigComponent):
 
     def __init__(self, config):
         super().__init__(config, ws_pe_signature(config))
+        categorize(self.psum_out, "accumulators")     # the registered partial sum
 
     #: Cycles from ``a``/``psum_in`` to ``psum_out`` (``golden.latency.LATENCY["ws_pe"]``).
     latency = LATENCY["ws_pe"]
@@ -116,9 +118,11 @@ class WSPE(ConfigComponent):
         # Values and indices are kept apart so that the area report can count the index
         # registers (the PE's N:M metadata) with the sparse select.
         w = Signal(w_group_layout(cfg), name="w_active")
-        self._weight_registers(m, w, "value", cfg.w_fmt.bits, "weight_value")
+        self._weight_registers(m, w, "value", cfg.w_fmt.bits, "weight_value",
+                               "pipeline_registers")
         if not cfg.dense:
-            self._weight_registers(m, w, "index", cfg.index_bits, "weight_meta")
+            self._weight_registers(m, w, "index", cfg.index_bits, "weight_meta",
+                                   "sparse_select")
 
         total, flags = sparse_products(m, cfg, self.a, w)
         names = list(flags)
@@ -133,13 +137,14 @@ class WSPE(ConfigComponent):
         return m
 
 
-    def _weight_registers(self, m, w, field, width, name):
+    def _weight_registers(self, m, w, field, width, name, category):
         """The two registers (``ArrayLayout`` of N ``width``-bit entries, ``name0`` and
-        ``name1``) of slot field ``field``: ``ld_w``'s fields load into register
-        ``ld_sel``; ``w``'s fields come from the register of the running pass."""
+        ``name1``, area ``category``) of slot field ``field``: ``ld_w``'s fields load
+        into register ``ld_sel``; ``w``'s fields come from the register of the running
+        pass."""
         n = self._config.n_keep
         layout = data.ArrayLayout(unsigned(width), n)
-        regs = [Signal(layout, name=f"{name}{p}") for p in range(2)]
+        regs = [category_signal(category, layout, name=f"{name}{p}") for p in range(2)]
         loaded = Cat(*(getattr(self.ld_w[s], field) for s in range(n)))
         for p in range(2):
             with m.If(self.ld_en & (self.ld_sel == p)):

@@ -245,6 +245,24 @@ def atomic_write(path, data):
     return Path(path)
 
 
+def read_utf8(path, what):
+    """The text of the UTF-8 input file ``path``.
+
+    Raises :class:`ValueError` with one sentence naming ``what`` and the path when the
+    file cannot be read, or is not UTF-8 (naming the first bad byte and its offset).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"Cannot read the {what} {str(path)!r} ({e.strerror})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"The {what} {str(path)!r} is not UTF-8 text (byte "
+                         f"0x{raw[e.start]:02x} at offset {e.start})") from None
+
+
 def is_disk_full(exc):
     """True when ``exc`` is the operating system saying the disk or quota is full."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -8,7 +8,7 @@ output matches and the cycle count equals the model, 1 otherwise, 2 on bad argum
 import json
 import sys
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, parse_seed, parse_shape)
 from nmmx.files import atomic_write, check_output_file
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from gen.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
+from nmmx.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
 from golden.config import Config
 from nmmx.files import atomic_write
 
@@ -87,7 +87,7 @@ def bench(config, m, k, n, *, reps=3, cold=False, public=None, hdl_clock=True,
         exe, hsec, _cached = build_harness(verilog_path, top, {"m": m, "k": k, "n": n},
                                            public=public)
         out["harness_build_seconds"] = hsec
-        runs = max(1, -(-min_cycles // config.cycles(m, k, n)))
+        runs = max(1, -(-min_cycles // config.schedule.cycles(m, k, n)))
         raw = run_harness(exe, runs)
         out["raw_cycles"] = raw["cycles"]
         out["raw_cycles_per_second"] = raw["cycles_per_second"]

@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import time
-from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,10 @@ from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import pack_operands
 from nmmx.files import atomic_open, atomic_write
 
+from hw.host import COUNTERS
+
 from .build import build_model, build_root, run_cocotb
+from .job import Job, SimInput, SimOutput, limbs
 from .stimulus import DATA_CLASSES, make_operands
 from .wrapper import TIMING_ARGS, WRAPPER_TOP, clock_wrapper
 
@@ -78,19 +80,19 @@ _generated = {}
 
 
 def _generate(config):
-    """Generate the engine once per process; return ``(verilog_path, manifest)``."""
+    """Generate the engine once per process; return ``(verilog_path, ports)``: the
+    top's :func:`gen.generate.top_ports`, from the engine component itself."""
     key = (str(build_root()), config)
     if key in _generated:
         return _generated[key]
-    from gen.generate import generate
+    from gen.generate import generate_engine, top_ports
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     out = build_root() / "gen" / f"{config.name}_{digest.hexdigest()[:12]}"
-    # generate() renames both files into place only when both are whole, so a worker
-    # never reads another worker's half-written file (the output is deterministic, so
-    # two workers writing the same directory write the same bytes).
-    verilog_path, manifest_path = generate(config, out)
-    manifest = json.loads(manifest_path.read_text())
-    _generated[key] = (verilog_path, manifest)
+    # generate_engine() renames both files into place only when both are whole, so a
+    # worker never reads another worker's half-written file (the output is
+    # deterministic, so two workers writing the same directory write the same bytes).
+    verilog_path, _manifest_path, engine = generate_engine(config, out)
+    _generated[key] = (verilog_path, top_ports(engine))
     return _generated[key]
 
 
@@ -121,15 +123,16 @@ def engine_model(config, *, waves=False, hdl_clock=True, public=None):
     top : str
         The engine's module name.
     """
-    verilog_path, manifest = _generate(config)
-    top = manifest["top"]
+    from gen.generate import CLOCK
+    verilog_path, ports = _generate(config)
+    top = config.name
     sources = [verilog_path]
     toplevel, extra = top, ()
     if hdl_clock:
         wrap = verilog_path.with_name(f"{WRAPPER_TOP}_{top}.v")
         ports = [(p["name"], "input" if p["dir"] == "in" else "output", p["width"])
-                 for p in manifest["ports"]]
-        _write_if_changed(wrap, clock_wrapper(top, ports, clock=manifest["clock"]["name"]))
+                 for p in ports]
+        _write_if_changed(wrap, clock_wrapper(top, ports, clock=CLOCK["name"]))
         sources.append(wrap)
         toplevel, extra = WRAPPER_TOP, TIMING_ARGS
     model = build_model(sources, toplevel, waves=waves, public=public, extra_args=extra)
@@ -149,21 +152,9 @@ def _sub(enc, config, i0, i1, j0, j1):
         m=i1 - i0, k=enc.k, n=j1 - j0)
 
 
-def _limbs(data, bits):
-    count = max(1, ceil(bits / 64))
-    out = np.zeros((len(data), count), np.uint64)
-    if data.dtype != object:
-        out[:, 0] = data
-        return out
-    vals = data.tolist()
-    for q in range(count):
-        out[:, q] = [(v >> (64 * q)) & 0xFFFFFFFFFFFFFFFF for v in vals]
-    return out
-
-
 def _cycle_limit(config, m, k, n):
     """Cycles the testbench waits for ``done`` before declaring the engine hung."""
-    return 2 * config.cycles(m, k, n) + 1000
+    return 2 * config.schedule.cycles(m, k, n) + 1000
 
 
 def _plan(config, case):
@@ -215,27 +206,21 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     model, verilog_path, top = engine_model(config, waves=waves, hdl_clock=hdl_clock,
                                             public=public)
     plans = [_plan(config, case) for case in cases]
-    payload = {"config": json.dumps(config.to_dict()), "hdl_clock": bool(hdl_clock),
-               "counters": json.dumps(_generate(config)[1]["counters"])}
-    j = 0
-    for _enc, _expect, jobs in plans:
-        for (i0, i1, j0, j1, sub) in jobs:
+    jobs = []
+    for _enc, expect, plan in plans:
+        for (i0, i1, j0, j1, sub) in plan:
             w = pack_operands(config, sub)
-            payload.update({
-                f"j{j}_shape": np.array([sub.m, sub.k, sub.n], np.int64),
-                f"j{j}_limit": _cycle_limit(config, sub.m, sub.k, sub.n),
-                f"j{j}_sel": w.sel.astype(np.int64), f"j{j}_bank": w.bank,
-                f"j{j}_addr": w.addr, f"j{j}_data": _limbs(w.data, config.wr_data_bits),
-                f"j{j}_expect": np.ascontiguousarray(_expect[i0:i1, j0:j1]).view(np.uint32),
-            })
-            j += 1
-    payload["jobs"] = j
+            jobs.append(Job(shape=(sub.m, sub.k, sub.n),
+                            limit=_cycle_limit(config, sub.m, sub.k, sub.n),
+                            sel=w.sel.astype(np.int64), bank=w.bank, addr=w.addr,
+                            data=limbs(w.data, config.wr_data_bits),
+                            expect=np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)))
     io_dir = model.build_dir / "io"
     io_dir.mkdir(exist_ok=True)
     stem = f"{os.getpid()}_{time.time_ns()}"
     src, dst = io_dir / f"{stem}_in.npz", io_dir / f"{stem}_out.npz"
-    with atomic_open(src, "wb") as f:
-        np.savez(f, **payload)
+    SimInput(config=config, hdl_clock=bool(hdl_clock), counters=COUNTERS,
+             jobs=tuple(jobs)).save(src)
     t0 = time.perf_counter()
     run_dir, _ok = run_cocotb(model, "sim.tb", verbose=verbose,
                               extra_env={"NMMX_SIM_IN": str(src), "NMMX_SIM_OUT": str(dst)})
@@ -245,8 +230,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
         tail = log.read_text()[-4000:] if log.exists() else ""
         raise RuntimeError(f"The simulation of {config.name} wrote no results; see {log}"
                            f"\n{tail}")
-    with np.load(dst) as f:
-        res = {key: f[key] for key in f.files}
+    results = SimOutput.load(dst).results
     src.unlink()
     dst.unlink()
     reports = []
@@ -256,19 +240,18 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
         runs = []
         hung = False
         for (i0, i1, j0, j1, sub) in jobs:
-            if f"j{j}_c" not in res:
+            if j >= len(results):
                 # The engine hung (or an earlier job did): no results for this run.
                 hung = True
                 got[i0:i1, j0:j1] = ~np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)
                 runs.append({"shape": (sub.m, sub.k, sub.n), "counters": [0, 0, 0, 0],
                              "seconds": 0.0, "sim_cycles": 0, "load_seconds": 0.0})
             else:
-                got[i0:i1, j0:j1] = res[f"j{j}_c"]
-                runs.append({"shape": (sub.m, sub.k, sub.n),
-                             "counters": res[f"j{j}_counters"].tolist(),
-                             "seconds": float(res[f"j{j}_seconds"]),
-                             "sim_cycles": int(res[f"j{j}_sim_cycles"]),
-                             "load_seconds": float(res[f"j{j}_load_seconds"])})
+                res = results[j]
+                got[i0:i1, j0:j1] = res.c
+                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": list(res.counters),
+                             "seconds": res.seconds, "sim_cycles": res.sim_cycles,
+                             "load_seconds": res.load_seconds})
             j += 1
         report = _report(config, case, enc, expect, got, runs, model, wall)
         report["hung"] = hung
@@ -338,8 +321,8 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     mismatches = int((exp_bits != got).sum())
     cnt = np.array([r["counters"] for r in runs], np.int64)
     cycles, issued, stall, tiles = (int(v) for v in cnt.sum(axis=0))
-    model_cycles = sum(config.cycles(*r["shape"]) for r in runs)
-    scalesim = sum(config.scalesim_cycles(*r["shape"]) for r in runs)
+    model_cycles = sum(config.schedule.cycles(*r["shape"]) for r in runs)
+    scalesim = sum(config.schedule.scalesim_cycles(*r["shape"]) for r in runs)
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
     slots = config.multiplier_slots
@@ -352,7 +335,7 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "scalesim_cycles": scalesim,
         "issued_macs": issued,
         # Issued slots (K padding counts as busy) and useful dense-equivalent MACs of
-        # the GEMM as asked against the peak (Config.useful_utilization's definition).
+        # the GEMM as asked against the peak (Schedule.useful_utilization's definition).
         "utilization": issued / (slots * cycles) if cycles else 0.0,
         "useful_utilization": (case.m * case.k * case.n
                                / (config.peak_macs_per_cycle * cycles)) if cycles else 0.0,
@@ -422,10 +405,10 @@ def _mismatch_text(config, case, enc, expect, got, report):
         lines.append("  per-block terms: " + ", ".join(
             f"b{b}=0x{int(x):08x}({v!r})" for b, (x, v) in enumerate(zip(tb, t.tolist()))))
     if report.get("hung"):
-        lines.append("  done never rose within 2 * config.cycles + 1000 cycles; outputs "
+        lines.append("  done never rose within 2 * config.schedule.cycles + 1000 cycles; outputs "
                      "of the hung runs count as mismatches")
     if not report["cycles_match_model"]:
-        lines.append(f"  cnt_cycles {report['cycles']} != config.cycles "
+        lines.append(f"  cnt_cycles {report['cycles']} != config.schedule.cycles "
                      f"{report['model_cycles']}")
     lines.append(f"  reproduce: python -m sim --replay {report['replay']}")
     return "\n".join(lines)

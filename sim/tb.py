@@ -1,22 +1,16 @@
 """cocotb testbench of the generated engine (runs inside the simulator process).
 
 The parent process (:mod:`sim.run`) precomputes everything with numpy -- the packed
-buffer words of each job and the golden result bit patterns -- and passes them in the
-``.npz`` file named by ``$NMMX_SIM_IN``.  This module only drives ports: it loads the
-buffers through the write port (one Python write per word), pulses ``start``, awaits
-``done`` with no Python work per cycle, reads the C buffer and the counters, compares the
-whole result with numpy, and writes what it saw to the ``.npz`` named by
-``$NMMX_SIM_OUT`` (the parent prints the mismatch report and writes the replay file).
-
-Input file keys: ``config`` (JSON of ``Config.to_dict()``), ``hdl_clock`` (the clock is
-generated in the Verilog wrapper, see :mod:`sim.wrapper`), ``counters`` (JSON list of the
-manifest's counter ports), ``jobs``, and per job ``j``:
-``j{j}_shape`` (m, k, n), ``j{j}_limit`` (cycles to wait for ``done``), ``j{j}_sel``, ``j{j}_bank``, ``j{j}_addr``, ``j{j}_data`` (write
-words as little-endian 64-bit limbs, shape [words, limbs]) and ``j{j}_expect`` (uint32
-bit patterns, shape [m, n]).
+buffer words of each job and the golden result bit patterns -- and saves them as a
+:class:`sim.job.SimInput` in the file named by ``$NMMX_SIM_IN``.  This module only drives
+ports: it loads the buffers through the write port (one Python write per word), pulses
+``start``, awaits ``done`` with no Python work per cycle, reads the C buffer and the
+counters, compares the whole result with numpy, and saves what it saw as a
+:class:`sim.job.SimOutput` to ``$NMMX_SIM_OUT`` (the parent prints the mismatch report
+and writes the replay file).  The clock is generated in the Verilog wrapper unless
+``hdl_clock`` is false (see :mod:`sim.wrapper`).
 """
 
-import json
 import os
 import time
 
@@ -27,22 +21,12 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
-from golden.config import Config
 from golden.pack import c_read_addresses, unpack_c
-from nmmx.files import atomic_open
+from sim.job import JobResult, SimInput, SimOutput, words_from_limbs
 from sim.wrapper import CLOCK_PERIOD_NS
 
 __all__ = ["TB", "CLOCK_PERIOD_NS"]
 
-
-
-def words_from_limbs(limbs):
-    """Python ints from a ``[words, limbs]`` uint64 array (limb 0 least significant)."""
-    limbs = np.asarray(limbs, dtype=np.uint64)
-    cols = [limbs[:, q].tolist() for q in range(limbs.shape[1])]
-    if len(cols) == 1:
-        return cols[0]
-    return [sum(v << (64 * q) for q, v in enumerate(vals)) for vals in zip(*cols)]
 
 
 class TB:
@@ -55,7 +39,7 @@ class TB:
     hdl_clock : bool
         ``clk`` is generated in HDL; otherwise a cocotb ``Clock`` drives it.
     counters : sequence of str
-        Counter outputs to read (the manifest's ``counters``).
+        Counter outputs to read (``hw.host.COUNTERS``).
 
     Members
     -------
@@ -164,33 +148,31 @@ class TB:
 @cocotb.test()
 async def engine_test(dut):
     """Run every job of ``$NMMX_SIM_IN``; compare; write ``$NMMX_SIM_OUT``."""
-    src = np.load(os.environ["NMMX_SIM_IN"])
-    config = Config.from_dict(json.loads(str(src["config"])))
-    tb = TB(dut, hdl_clock=bool(src["hdl_clock"]), counters=json.loads(str(src["counters"])))
+    src = SimInput.load(os.environ["NMMX_SIM_IN"])
+    config = src.config
+    tb = TB(dut, hdl_clock=src.hdl_clock, counters=src.counters)
     await tb.reset()
-    out, failed = {}, []
-    for j in range(int(src["jobs"])):
-        m, k, n = (int(v) for v in src[f"j{j}_shape"])
+    results, failed, hung = [], [], False
+    for j, job in enumerate(src.jobs):
+        m, k, n = job.shape
         t0 = time.perf_counter()
-        await tb.write(src[f"j{j}_sel"].tolist(), src[f"j{j}_bank"].tolist(),
-                       src[f"j{j}_addr"].tolist(), words_from_limbs(src[f"j{j}_data"]))
+        await tb.write(job.sel.tolist(), job.bank.tolist(), job.addr.tolist(),
+                       words_from_limbs(job.data))
         load_s = time.perf_counter() - t0
         try:
-            seconds, cycles = await tb.run(m, k, n, int(src[f"j{j}_limit"]))
+            seconds, cycles = await tb.run(m, k, n, job.limit)
         except SimTimeoutError:
             # A hung engine stays hung: report this job and skip the rest.
-            out[f"j{j}_hung"] = 1
+            hung = True
             failed.append(j)
             break
         counters = tb.counters()
         words = await tb.read_c(c_read_addresses(config, m))
         got = unpack_c(config, words, m, n).view(np.uint32)
-        bad = int((got != src[f"j{j}_expect"]).sum())
+        bad = int((got != job.expect).sum())
         if bad:
             failed.append(j)
-        out.update({f"j{j}_c": got, f"j{j}_counters": np.array(counters, np.int64),
-                    f"j{j}_seconds": seconds, f"j{j}_sim_cycles": cycles,
-                    f"j{j}_load_seconds": load_s, f"j{j}_mismatches": bad})
-    with atomic_open(os.environ["NMMX_SIM_OUT"], "wb") as f:
-        np.savez(f, **out)
+        results.append(JobResult(c=got, counters=tuple(counters), seconds=seconds,
+                                 sim_cycles=cycles, load_seconds=load_s, mismatches=bad))
+    SimOutput(results=tuple(results), hung=hung).save(os.environ["NMMX_SIM_OUT"])
     assert not failed, f"jobs {failed} differ from golden (the parent process reports them)"

@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
+from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, cli_main,
                        config_from_args, run_cli)
 from golden.config import Config
 from nmmx.files import atomic_write, check_output_file
@@ -35,14 +35,14 @@ from synth.estimate import TOPS, estimate_area
 from synth.yosys import YosysError
 from synth.timing import timing_report
 
-__all__ = ["build_parser", "main", "format_table"]
+__all__ = ["build_parser", "main", "format_table", "format_buffers"]
 
 
 def build_parser():
     parser = ArgumentParser(
         prog="python -m synth",
         description="Estimate the area of an nmmx engine, array or PE in NAND2 gate "
-                    "equivalents with Yosys (buffers priced per bit).",
+                    "equivalents with Yosys (buffers priced per bank, CACTI-calibrated).",
         examples=["python -m synth --rows 8 --cols 8 --format mxfp4_e2m1 --sparsity 2:4 "
                   "--json area.json",
                   "python -m synth --top array --rows 8 --cols 8 --format mxfp4_e2m1 "
@@ -131,8 +131,7 @@ def format_table(report):
     rows.append(f"{'logic total':<22} {'':>9} {'':>12} {report['logic_ge']:>13.1f} "
                 f"{100.0:>6.1f}%")
     rows.append("")
-    rows.append(f"buffers: {report['buffer_bits']} bits x {SRAM_GE_PER_BIT} GE/bit = "
-                f"{report['buffer_ge']:.1f} GE")
+    rows.extend(format_buffers(report))
     rows.append(f"total:   {report['total_ge']:.1f} GE (logic {report['logic_ge']:.1f} GE, "
                 f"~{report['transistors']} logic transistors)")
     pe = report.get("pe_breakdown")
@@ -146,6 +145,27 @@ def format_table(report):
     rows.append(f"yosys: {report['yosys_seconds']:.1f} s, {report['synthesized']} module(s) "
                 f"synthesized, the rest from the cache")
     return "\n".join(rows)
+
+
+def format_buffers(report):
+    """The buffer lines: one row per buffer (geometry, bank kind, model GE, the old flat
+    GE, energy per word access) and the totals of both prices."""
+    model = report.get("buffer_model") or {}
+    flat = model.get("flat_ge_per_bit", SRAM_GE_PER_BIT)
+    per = report.get("buffers")
+    if not per:
+        return [f"buffers: {report['buffer_bits']} bits x {flat} GE/bit = "
+                f"{report['buffer_ge']:.1f} GE (flat)"]
+    rows = [f"buffers ({model['name']}, {model['ports']} banks; flat = {flat} GE/bit):",
+            f"  {'buffer':<8} {'banks':>5} {'depth':>6} {'width':>5} {'kind':>4} "
+            f"{'GE':>11} {'flat GE':>11} {'read pJ':>8} {'write pJ':>8}"]
+    for name, b in per.items():
+        rows.append(f"  {name:<8} {b['banks']:>5} {b['depth']:>6} {b['width']:>5} "
+                    f"{b['kind']:>4} {b['ge']:>11.1f} {b['ge_flat']:>11.1f} "
+                    f"{b['read_pj']:>8.3f} {b['write_pj']:>8.3f}")
+    rows.append(f"buffers: {report['buffer_bits']} bits = {report['buffer_ge']:.1f} GE "
+                f"(flat {report['buffer_ge_flat']:.1f} GE)")
+    return rows
 
 
 def check_yosys(path):
@@ -204,12 +224,13 @@ def format_comparison(reports):
     """One table of every dataflow's figures: PE count, GE of one PE (with its share of
     the array's links, see :func:`synth.attribution.pe_breakdown`), logic, buffer and total GE."""
     rows = [f"{'dataflow':<9} {'top':<7} {'PEs':>5} {'PE GE':>10} {'logic GE':>12} "
-            f"{'buffer GE':>12} {'total GE':>12}"]
+            f"{'buffer GE':>12} {'flat buf GE':>12} {'total GE':>12}"]
     for df, r in reports.items():
         pe = r.get("pe_breakdown") or {}
         pes = Config.from_dict(r["config"]).pes
         rows.append(f"{df:<9} {r['top']:<7} {pes:>5} {sum(pe.values()):>10.1f} "
-                    f"{r['logic_ge']:>12.1f} {r['buffer_ge']:>12.1f} {r['total_ge']:>12.1f}")
+                    f"{r['logic_ge']:>12.1f} {r['buffer_ge']:>12.1f} "
+                    f"{r.get('buffer_ge_flat', r['buffer_ge']):>12.1f} {r['total_ge']:>12.1f}")
     return "\n".join(rows)
 
 

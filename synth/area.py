@@ -12,7 +12,8 @@ How a design becomes an area figure
 3. Every unique module is synthesized once, on its own (submodules stay cells, never
    flattened), with the command list :func:`synth.yosys.flow_commands`: generic RTL
    optimisation, ``memory -nomap`` (buffers stay ``$mem`` cells and are priced per bit
-   with :data:`SRAM_GE_PER_BIT`, not as flip-flops), ``techmap``, then
+   flat with :data:`SRAM_GE_PER_BIT` here, not as flip-flops; an nmmx engine's buffers
+   are then priced by bank with :mod:`synth.memory` in :func:`synth.estimate.estimate_area`), ``techmap``, then
    ``dfflibmap``/``abc`` against ``synth/cells.lib`` (areas in NAND2 gate equivalents,
    GE) and ``stat -liberty -json``; a second branch maps the same generic netlist to
    CMOS gates and plain flip-flops for ``stat -tech cmos -json`` (transistor estimate
@@ -44,7 +45,8 @@ from synth.yosys import flow_commands, synthesize_module, yosys_version
 
 __all__ = ["synthesize", "SRAM_GE_PER_BIT", "cache_dir", "module_cache", "design_cache"]
 
-#: Area of one buffer bit in GE.  A 6T SRAM bitcell has 6 transistors, i.e. 1.5 GE by the
+#: The old flat price of one buffer bit in GE, kept for designs without a config (and
+#: reported beside :mod:`synth.memory`'s figure for one release).  A 6T SRAM bitcell has 6 transistors, i.e. 1.5 GE by the
 #: same "transistor count / 4" rule as ``cells.lib``; real bitcells are drawn ~3-4x denser
 #: than logic, and that saving roughly pays for the decoders, sense amplifiers and write
 #: drivers of the small (few-kbit) macros an engine's buffers become.  So 1.5 GE/bit is a
@@ -59,7 +61,8 @@ MODULE_FIELDS = {
     "memory_bits": int,
     "cells": DictOf(int),
     "unmapped_cells": DictOf(int),
-    "groups": DictOf({"ff": Number, "comb": Number, "bits": Optional(ListOf(Number))}),
+    "groups": DictOf({"ff": Number, "comb": Number, "bits": Optional(ListOf(Number)),
+                      "category": Optional(str)}),
 }
 
 #: Fields of one design's module structure: module name -> (hash, children as
@@ -80,7 +83,7 @@ def cache_dir():
 
 def module_cache(root=None):
     """Per-module results under ``root`` (default :func:`cache_dir`), by module hash."""
-    return Cache(cache_dir() if root is None else root, name="synth module", version=5,
+    return Cache(cache_dir() if root is None else root, name="synth module", version=6,
                  fields=MODULE_FIELDS, layout=lambda key: f"{key[:2]}/{key}.json")
 
 
@@ -268,6 +271,8 @@ def _report(modules, top, classes, results, liberty, seconds, runs, synthesized)
         "logic_ge": round(logic, 2),
         "buffer_bits": bits,
         "buffer_ge": round(bits * SRAM_GE_PER_BIT, 2),
+        "buffer_ge_flat": round(bits * SRAM_GE_PER_BIT, 2),
+        "buffer_model": {"name": "flat", "flat_ge_per_bit": SRAM_GE_PER_BIT},
         "total_ge": round(logic + bits * SRAM_GE_PER_BIT, 2),
         "transistors": sum(results[k]["transistors"] * n for k, n in count.items()),
         "sram_ge_per_bit": SRAM_GE_PER_BIT,

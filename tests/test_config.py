@@ -4,7 +4,7 @@ wrong value, and the shared command-line flags."""
 import pytest
 
 from golden import Config, get_format
-from gen.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
+from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, configs_from_args,
                        config_from_args)
 
 

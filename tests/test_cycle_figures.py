@@ -1,4 +1,4 @@
-"""``Config.scalesim_cycles`` against the real SCALE-Sim.
+"""``config.schedule.scalesim_cycles`` against the real SCALE-Sim.
 
 The table below is SCALE-Sim 2.0.2's total cycles (GEMM mode, SRAMs that never stall)
 for ten GEMM shapes on three arrays in both dataflows, produced by
@@ -50,17 +50,17 @@ def test_dense_matches_scalesim(df, rows, cols, m, k, n, want):
     for fmt in ("mxfp8_e4m3", "int8"):
         # block_size 32 for MX: K is not padded to the block for SCALE-Sim.
         config = _config(df, rows, cols, fmt, (1, 1), 32, 512)
-        assert config.scalesim_cycles(m, k, n) == want, (config.name, m, k, n)
+        assert config.schedule.scalesim_cycles(m, k, n) == want, (config.name, m, k, n)
 
 
 @pytest.mark.parametrize("df,rows,cols,m,k,n,want", CASES)
 def test_sparse_counts_k_in_groups(df, rows, cols, m, k, n, want):
     # 2:4: Kg = ceil(K/4) groups; the engine K 4*Kg - 3 rounds up to the same Kg.
     config = _config(df, rows, cols, "mxfp4_e2m1", (2, 4), 32, 2048)
-    assert config.scalesim_cycles(m, 4 * k, n) == want
-    assert config.scalesim_cycles(m, 4 * k - 3, n) == want
+    assert config.schedule.scalesim_cycles(m, 4 * k, n) == want
+    assert config.schedule.scalesim_cycles(m, 4 * k - 3, n) == want
     int8 = replace(config, a_format="int8", w_format="int8")
-    assert int8.scalesim_cycles(m, 4 * k - 3, n) == want
+    assert int8.schedule.scalesim_cycles(m, 4 * k - 3, n) == want
 
 
 # -- int8 has no blocks: K is padded to whole sparsity groups only -------------------------
@@ -68,7 +68,8 @@ def test_sparse_counts_k_in_groups(df, rows, cols, m, k, n, want):
 def test_int8_pads_k_to_the_group_only():
     dense = Config(rows=4, cols=4, a_format="int8", w_format="int8", sparsity=(1, 1))
     assert dense.block_size == 1 and dense.padded_k(200) == 200 and dense.groups(200) == 200
-    assert dense.cycles(7, 200, 5) == replace(dense, block_size=1).cycles(7, 200, 5) == 813
+    one = replace(dense, block_size=1)
+    assert dense.schedule.cycles(7, 200, 5) == one.schedule.cycles(7, 200, 5) == 813
     sparse = Config(rows=4, cols=4, a_format="int8", w_format="int8", sparsity=(2, 4),
                     block_size=64, k_max=1022)
     # Any block_size describes the same engine: the config stores the group.
@@ -92,15 +93,16 @@ def test_int8_block_size_is_still_checked():
 def test_useful_utilization_excludes_padding():
     c = Config(rows=8, cols=8, sparsity=(2, 4), block_size=32, m_max=16, k_max=256,
                n_max=16)
-    cyc = c.cycles(7, 200, 5)
-    assert c.utilization(7, 200, 5) == c.issued_slots(7, 200, 5) / (8 * 8 * 2 * cyc)
-    assert c.useful_utilization(7, 200, 5) == 7 * 200 * 5 / (8 * 8 * 4 * cyc)
+    cyc = c.schedule.cycles(7, 200, 5)
+    assert c.schedule.utilization(7, 200, 5) == c.schedule.issued(7, 200, 5) / (8 * 8 * 2 * cyc)
+    assert c.schedule.useful_utilization(7, 200, 5) == 7 * 200 * 5 / (8 * 8 * 4 * cyc)
     # K = 200 is padded to 224: the issued slots include 24 padded K positions per row.
-    assert c.issued_slots(7, 200, 5) == 224 // 4 * 2 * 7 * 5
-    ratio = c.useful_utilization(7, 200, 5) / c.utilization(7, 200, 5)
+    assert c.schedule.issued(7, 200, 5) == 224 // 4 * 2 * 7 * 5
+    ratio = c.schedule.useful_utilization(7, 200, 5) / c.schedule.utilization(7, 200, 5)
     assert ratio == pytest.approx(200 / 224)
     # Whole blocks, whole tiles: the two agree.
-    assert c.useful_utilization(16, 256, 16) == pytest.approx(c.utilization(16, 256, 16))
+    assert c.schedule.useful_utilization(16, 256, 16) == pytest.approx(
+        c.schedule.utilization(16, 256, 16))
 
 
 def test_dse_rows_report_both_utilizations():
@@ -116,8 +118,8 @@ def test_dse_rows_report_both_utilizations():
                     n_max=16)
     gemms = ((7, 200, 5), (16, 256, 16))
     row = evaluate_point(config, Settings(gemms=gemms, eval_shape=(4, 32, 4)), area_fn=area)
-    cycles = [config.cycles(*g) for g in gemms]
-    assert row["useful_utilization@7x200x5"] == config.useful_utilization(7, 200, 5)
+    cycles = [config.schedule.cycles(*g) for g in gemms]
+    assert row["useful_utilization@7x200x5"] == config.schedule.useful_utilization(7, 200, 5)
     assert row["useful_utilization"] == pytest.approx(
         (7 * 200 * 5 + 16 * 256 * 16) / (config.peak_macs_per_cycle * sum(cycles)))
     assert row["useful_utilization"] < row["utilization"] <= 1

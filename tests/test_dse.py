@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from golden.config import Config
 from dse import data, sweep
 from dse.__main__ import main, read_sweep_file
@@ -49,9 +49,9 @@ class CountingArea:
 
 
 def agreeing_simulate(config, m, k, n, *, seed):
-    return {"passed": True, "mismatches": 0, "cycles": config.cycles(m, k, n),
-            "model_cycles": config.cycles(m, k, n),
-            "utilization": config.utilization(m, k, n)}
+    return {"passed": True, "mismatches": 0, "cycles": config.schedule.cycles(m, k, n),
+            "model_cycles": config.schedule.cycles(m, k, n),
+            "utilization": config.schedule.utilization(m, k, n)}
 
 
 def disagreeing_simulate(config, m, k, n, *, seed):
@@ -217,7 +217,7 @@ def test_synthetic_activations_have_outlier_channels():
 
 @pytest.mark.parametrize("text, message", [
     ("rowz = 4\n", r"^error: Unknown key 'rowz' in sweep file '.*s\.toml'; known keys are "
-                   r"a_format, block_size, .*$"),
+                   r"a_format, attention_gemm, block_size, .*$"),
     ("rows = 'four'\n", r"^error: Key 'rows' in sweep file '.*s\.toml' must be a whole number "
                         r"or a list of whole numbers, not 'four'$"),
     ("simulate = 1\n", r"^error: Key 'simulate' in sweep file '.*s\.toml' must be true or "
@@ -333,9 +333,9 @@ def test_cli_end_to_end_and_rerun(tmp_path, capsys):
     cfg = Config(rows=2, cols=8, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1",
                  sparsity=(2, 4))
     row = next(r for r in rows if r["name"] == cfg.name)
-    assert int(row["cycles@16x128x16"]) == cfg.cycles(16, 128, 16)
+    assert int(row["cycles@16x128x16"]) == cfg.schedule.cycles(16, 128, 16)
     assert float(row["macs_per_cycle"]) == pytest.approx(
-        (8 * 64 * 8 + 16 * 128 * 16) / (cfg.cycles(8, 64, 8) + cfg.cycles(16, 128, 16)))
+        (8 * 64 * 8 + 16 * 128 * 16) / (cfg.schedule.cycles(8, 64, 8) + cfg.schedule.cycles(16, 128, 16)))
     assert float(row["tpa_total"]) == pytest.approx(
         float(row["macs_per_cycle"]) / (fake_area(cfg)["total_ge"] / 1000))
     assert any(r["pareto"] == "True" for r in rows)
@@ -353,7 +353,7 @@ def test_rtl_model_mismatch_fails_loudly(tmp_path, capsys):
             "--simulate", "--sim-gemm", "4x64x4", "-o", str(out), "--no-plots"] + FAST
     code, err = _run(argv, capsys, area_fn=fake_area, simulate_fn=disagreeing_simulate)
     bad = Config(rows=2, a_format="mxfp8_e4m3", w_format="mxfp8_e4m3", sparsity=(1, 4))
-    model = bad.cycles(4, 64, 4)
+    model = bad.schedule.cycles(4, 64, 4)
     assert code == 1
     assert (f"error: point {bad.name} (GEMM 4x64x4): RTL took {model + 1} cycles but the "
             f"model says {model}") in err
@@ -435,7 +435,7 @@ def test_real_synth_smallest_point(tmp_path):
     row = res.rows[0]
     area = estimate.estimate_area(cfg, top="engine")
     assert row["total_ge"] == area["total_ge"] > row["logic_ge"] > 0
-    assert row["tpa_total"] == pytest.approx(32 / cfg.cycles(1, 32, 1) / (area["total_ge"] / 1000))
+    assert row["tpa_total"] == pytest.approx(32 / cfg.schedule.cycles(1, 32, 1) / (area["total_ge"] / 1000))
 
 
 @pytest.mark.slow
@@ -453,4 +453,4 @@ def test_real_rtl_matches_model(tmp_path, capsys):
     assert row["sim_passed"] == "True"
     assert int(row["sim_cycles"]) == int(row["sim_model_cycles"]) == Config(
         rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
-        m_max=8, k_max=64, n_max=8).cycles(4, 64, 4)
+        m_max=8, k_max=64, n_max=8).schedule.cycles(4, 64, 4)

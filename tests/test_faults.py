@@ -14,7 +14,7 @@ import pytest
 
 from dse.__main__ import main as dse_main
 from gen.__main__ import main as gen_main
-from gen.flags import run_cli
+from nmmx.flags import run_cli
 from sim.__main__ import main as sim_main
 from synth.__main__ import main as synth_main
 from tests.test_dse import FAST, fake_area

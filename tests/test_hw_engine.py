@@ -153,25 +153,28 @@ def test_model_meets_utilization_and_speedup_targets(rows, cols, sparsity):
     gm, gn = 4 * rows, 4 * cols
     k = 4 * (rows + cols) * mg            # K / m_group == 4 (R + C)
     k = config.padded_k(k)
-    assert config.utilization(gm, k, gn) >= 0.95
+    assert config.schedule.utilization(gm, k, gn) >= 0.95
     dense = Config(rows=rows, cols=cols, sparsity=(n, n), block_size=32,
                    m_max=gm, n_max=gn, k_max=k)
-    speedup = dense.cycles(gm, k, gn) / config.cycles(gm, k, gn)
+    speedup = dense.schedule.cycles(gm, k, gn) / config.schedule.cycles(gm, k, gn)
     assert speedup >= 0.95 * mg / n
     # scalesim's estimate is never better than this engine's back-to-back tiles.
-    assert config.cycles(gm, k, gn) <= config.scalesim_cycles(gm, k, gn)
+    assert config.schedule.cycles(gm, k, gn) <= config.schedule.scalesim_cycles(gm, k, gn)
 
 
 def test_model_small_k_tiles_wait_for_the_drain():
     config = Config(rows=4, cols=2, sparsity=(2, 4), block_size=4, m_max=8, k_max=64,
                     n_max=4)
     # G = 2 < R = 4: tiles start R cycles apart, and the gap is counted as stall.
-    assert config.groups(8) == 2 and config.tile_period(8) == 4
-    t = config.tiles(8, 4)
-    assert config.stall_cycles(8, 8, 4) == config.cycles(8, 8, 4) - 2 * t
-    assert config.cycles(8, 8, 4) - config.cycles(4, 8, 2) == (t - 1) * 4
+    s = config.schedule
+    assert config.groups(8) == 2 and s.tile_period(8) == 4 and s.output_tiles(8, 4) == 4
+    # 1 (issue) + 3 tiles x 4 + (2 - 1) + 1 (buffer read) + 3 (rows - 1) + 4 (MX PE)
+    # + 5 (drain R + C - 1) = 27; one tile (4x8x2) is 15.
+    assert s.cycles(8, 8, 4) == 27 and s.cycles(4, 8, 2) == 15
+    # 4 tiles x 2 groups issue, the other 19 busy cycles stall.
+    assert s.stall(8, 8, 4) == 19 and s.tiles(8, 8, 4) == 4
     with pytest.raises(ValueError, match=r"^GEMM K=65 does not fit this engine \(k_max=64\)$"):
-        config.cycles(8, 65, 4)
+        config.schedule.cycles(8, 65, 4)
 
 
 def test_engine_wide_words_1x2():
@@ -236,7 +239,7 @@ def test_engine_one_group_per_tile(rows, cols):
                     sparsity=(2, 4), block_size=4, m_max=4, k_max=4, n_max=3)
     rng = np.random.default_rng(10 + rows)
     enc = random_encoded(config, 4, 3, 3, rng)
-    assert config.groups(3) == 1 and config.tile_period(3) == rows
+    assert config.groups(3) == 1 and config.schedule.tile_period(3) == rows
     (c, counters), = run_engine(config, [enc])
     assert check_result(config, enc, c, counters) > enc.m * enc.n // 2
 
@@ -346,6 +349,6 @@ def test_engine_signature_follows_the_config(config):
             "scale": 8 if config.scaled else 0}
     assert width["wr_data"] == max(bits.values())
     # Counters hold any busy time of the largest GEMM with room to spare.
-    cmax = config.cycles(config.m_max, config.k_max, config.n_max)
+    cmax = config.schedule.cycles(config.m_max, config.k_max, config.n_max)
     assert all(width[c] == width["cnt_cycles"] and (1 << width[c]) > 1000 * cmax
                for c in COUNTERS)

@@ -41,5 +41,6 @@ def _imports(path):
 
 
 def test_synth_does_not_import_the_generator():
+    # Neither the library nor the command line: the shared flags live in nmmx.flags.
     mods = {m for f in (ROOT / "synth").glob("*.py") for m in _imports(f)}
-    assert not {m for m in mods if m == "gen.generate" or m == "gen"}, mods
+    assert not {m for m in mods if m == "gen" or m.startswith("gen.")}, mods

@@ -5,7 +5,7 @@ W4A8/W6A8/W4A6 pairs, int8, and arrays 1x1, 2x3, 4x4, 8x8 and 16x4, each in both
 dataflows (``os`` and ``ws``), with every stimulus class that applies to the config (one
 build and one simulator run per config).
 ``--slow`` adds the full cross product of format pairs and N:M.  Every case also checks
-``cnt_cycles == config.cycles(m, k, n)``.
+``cnt_cycles == config.schedule.cycles(m, k, n)``.
 """
 
 import itertools
@@ -82,9 +82,9 @@ def _check(config, reports):
     for r in reports:
         where = f"{config.name} {r['data']} {r['gemm']} seed={r['seed']}"
         assert r["mismatches"] == 0, where
-        assert r["cycles"] == config.cycles(*r["gemm"]) == r["model_cycles"], where
+        assert r["cycles"] == config.schedule.cycles(*r["gemm"]) == r["model_cycles"], where
         assert r["passed"], where
-        assert r["issued_macs"] == config.issued_slots(*r["gemm"]), where
+        assert r["issued_macs"] == config.schedule.issued(*r["gemm"]), where
 
 
 def test_regression_covers_the_matrix():
@@ -142,7 +142,7 @@ def test_split_along_m_and_n():
     assert r["outputs"] == m * n
     assert len(r["runs"]) == 3 * 2
     assert [tuple(x["shape"]) for x in r["runs"][:2]] == [(5, 70, 7), (5, 70, 2)]
-    assert r["cycles"] == sum(SMALL.cycles(*x["shape"]) for x in r["runs"])
+    assert r["cycles"] == sum(SMALL.schedule.cycles(*x["shape"]) for x in r["runs"])
     assert r["effective_macs_per_cycle"] == pytest.approx(m * k * n / r["cycles"])
     assert r["peak_macs_per_cycle"] == SMALL.rows * SMALL.cols * SMALL.m_group
     assert 0 < r["utilization"] <= 1
@@ -249,7 +249,7 @@ def test_cli_replay_of_a_missing_file_exits_2(tmp_path):
 
 def test_cli_exit_1_on_mismatch(monkeypatch, tmp_path, capsys):
     from sim.__main__ import main
-    from gen.flags import run_cli
+    from nmmx.flags import run_cli
     real = simrun.gemm_encoded
 
     def wrong(enc, config, terms=False):
@@ -286,11 +286,11 @@ def _measure(sp):
 def test_utilization_at_least_95_percent(sp):
     r = _measure(sp)
     config = _util_config(sp)
-    assert r["cycles"] == config.cycles(16, 512, 16)
+    assert r["cycles"] == config.schedule.cycles(16, 512, 16)
     assert r["utilization"] == pytest.approx(
         r["issued_macs"] / (16 * config.n_keep * r["cycles"]))
     assert r["utilization"] >= 0.95, (sp, r["utilization"])
-    assert r["scalesim_cycles"] == config.scalesim_cycles(16, 512, 16)
+    assert r["scalesim_cycles"] == config.schedule.scalesim_cycles(16, 512, 16)
 
 
 @pytest.mark.parametrize("sp", [s for s in SPARSITIES if s[0] != s[1]],
@@ -320,7 +320,7 @@ def test_bench_compares_against_raw_harness():
     from sim.bench import bench, format_bench
     b = bench(SMALL, SMALL.m_max, SMALL.k_max, SMALL.n_max, reps=2, min_cycles=20_000)
     assert b["passed"]
-    assert b["raw_cnt_cycles"] == b["cnt_cycles"] == SMALL.cycles(SMALL.m_max, SMALL.k_max,
+    assert b["raw_cnt_cycles"] == b["cnt_cycles"] == SMALL.schedule.cycles(SMALL.m_max, SMALL.k_max,
                                                                   SMALL.n_max)
     assert b["raw_cycles"] >= 20_000 and b["cocotb_cycles"] >= 2 * b["cnt_cycles"]
     assert b["raw_cycles_per_second"] > 0 and b["cocotb_cycles_per_second"] > 0

@@ -236,6 +236,47 @@ def test_pe_breakdown_comes_from_the_synthesized_pe(pe_area):
     assert dense["pe_breakdown"]["sparse_select"] == 0
 
 
+def _pe_report(cache, config):
+    """The raw :func:`synth.area.synthesize` report of ``config``'s PE (with ``_results``)."""
+    return area.synthesize(lambda: estimate.build_parts(config, "pe"), name=config.name,
+                           cache=cache, design_key=estimate._design_key(config, "pe"))
+
+
+def test_pe_breakdown_reads_the_declared_categories(cache):
+    # The weight-stationary mxfp4_e2m1 2:4 PE of the README (722.01 GE), worked from its
+    # netlist.  multipliers: two Multipliers (97.91 GE each with their ElementDecoders)
+    # plus the logic feeding them (9.32 each) = 214.46.  sparse_select: the SparseSelect
+    # (55.92) and the logic feeding it (9.32) plus the index registers declared
+    # sparse_select (weight_meta0/1: 33.95 + 33.73 with their load muxes) = 132.91.
+    # accumulators: the psum_out register (declared) with its adder, 239.29.  pipeline:
+    # the value registers weight_value0/1, which declare nothing (67.90 + 67.45).
+    config = Config(a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
+                    dataflow="ws")
+    r = _pe_report(cache, config)
+    want = {"multipliers": 214.46, "sparse_select": 132.91, "scale_and_convert": 0.0,
+            "accumulators": 239.29, "pipeline_registers": 135.35, "other": 0.0}
+    got = attribution.pe_breakdown(r, config)
+    assert got == pytest.approx(want, abs=0.01)
+    assert sum(want.values()) == pytest.approx(r["total_ge"], abs=0.02)
+    (pe_key,) = {k for p, k in r["instances"].items() if r["_classes"][p] == "WSPE"}
+    groups = r["_results"][pe_key]["groups"]
+    assert {g: v.get("category") for g, v in groups.items() if not g.startswith("sub:")} == {
+        "psum_out": "accumulators", "weight_meta0": "sparse_select",
+        "weight_meta1": "sparse_select", "weight_value0": None, "weight_value1": None}
+
+    def ge(name):
+        return groups[name]["ff"] + groups[name]["comb"]
+    assert got["accumulators"] == pytest.approx(ge("psum_out"), abs=0.01)
+    assert got["pipeline_registers"] == pytest.approx(ge("weight_value0") + ge("weight_value1"),
+                                                      abs=0.01)
+    # Names play no part: renamed registers keep their declared categories.
+    renamed = dict(r, _results={**r["_results"], pe_key: {
+        **r["_results"][pe_key],
+        "groups": {(g if g.startswith("sub:") else f"r{i}"): v
+                   for i, (g, v) in enumerate(groups.items())}}})
+    assert attribution.pe_breakdown(renamed, config) == got
+
+
 def test_int8_pe_has_no_scale_logic(pe_area):
     r = pe_area(format="int8", sparsity=(2, 4))
     assert r["pe_breakdown"]["scale_and_convert"] == 0
@@ -279,7 +320,10 @@ def test_engine_buffers_are_measured_not_declared(cache):
     declared = sum(b * depth * width for b, depth, width in host_buffers(cfg).values())
     assert r["buffer_bits"] == declared > 0
     assert r["types"]["PE"]["count"] == 2 and r["types"]["Engine"]["count"] == 1
-    assert r["total_ge"] == pytest.approx(r["logic_ge"] + declared * area.SRAM_GE_PER_BIT)
+    # Buffers are priced by bank (synth.memory); the old flat figure is reported beside.
+    assert r["buffer_ge_flat"] == pytest.approx(declared * area.SRAM_GE_PER_BIT)
+    assert r["total_ge"] == pytest.approx(r["logic_ge"] + r["buffer_ge"])
+    assert sum(b["bits"] for b in r["buffers"].values()) == declared
     # The buffers are not in the logic: the engine's own area is far below what the
     # buffer bits would cost as flip-flops.
     engine = r["modules"]["Engine"]
@@ -339,7 +383,7 @@ def test_cache_follows_nmmx_cache_dir(tmp_path, monkeypatch):
 # -- errors and the command line --------------------------------------------------------------
 
 def test_estimate_area_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"^top must be one of pe, array, engine, not 'core'$"):
+    with pytest.raises(ValueError, match=r"^top must be one of pe, array, engine, soc, not 'core'$"):
         estimate.estimate_area(Config(), top="core")
     with pytest.raises(TypeError, match=r"^config must be a golden\.Config, not \{\}$"):
         estimate.estimate_area({}, top="pe")

@@ -8,12 +8,12 @@ it, with the reason, elsewhere.
 import gzip
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from synth import nldm, sta, timing
+from synth.liberty_text import eval_function
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -124,10 +124,10 @@ def test_reader_reads_gzip_and_plain_alike(tmp_path, osu):
 
 def test_function_parser():
     env = {"A": True, "B": False, "C": True}
-    assert nldm._eval_function("!(A&B)", env) is True
-    assert nldm._eval_function("(A B)+C'", env) is False
-    assert nldm._eval_function("A^B^C", env) is False
-    assert nldm._eval_function("!(A1*A2+B)", {"A1": True, "A2": True, "B": False}) is False
+    assert eval_function("!(A&B)", env) is True
+    assert eval_function("(A B)+C'", env) is False
+    assert eval_function("A^B^C", env) is False
+    assert eval_function("!(A1*A2+B)", {"A1": True, "A2": True, "B": False}) is False
 
 
 def test_missing_library_is_one_sentence(monkeypatch, tmp_path):

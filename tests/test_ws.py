@@ -60,32 +60,38 @@ def test_fold_geometry(kw, fold, ends, carry):
         # Passes tile blocks: a pass is whole blocks or a whole fraction of one.
         assert fold % gpb == 0 or gpb % fold == 0
         assert c.ws_fold_groups - 1 in ends          # the bottom always ends a block
-    assert c.ws_row_delay(0) == c.buffer_read_latency
+    assert c.schedule.row_delay(0) == c.buffer_read_latency
     for r in range(1, fold):
         step = 1 + (c.ws_block_end_latency if r - 1 in ends else 0)
-        assert c.ws_row_delay(r) == c.ws_row_delay(r - 1) + step
+        assert c.schedule.row_delay(r) == c.schedule.row_delay(r - 1) + step
 
 
 def test_cycle_model_parts():
+    # Worked by hand for 8x8, mxfp8 2:4, block 32 (8 groups per block), 64x512x64:
+    # F = 8 rows in use, one block-end unit below row 7; G = 512/4 = 128 groups,
+    # 128/8 = 16 folds x 8 column tiles = 128 passes.
     c = _ws(rows=8, cols=8, m_max=64, k_max=512, n_max=64)
+    s = c.schedule
     m, k, n = 64, 512, 64
-    passes = ceil(c.groups(k) / c.ws_fold_groups) * ceil(n / c.cols)
-    assert c.ws_passes(k, n) == c.counted_tiles(m, k, n) == passes
-    # The state joins where the binary32 partial starts: the bottom block end here.
-    assert c.ws_inject_row == 7 and c.ws_inject_delay == c.ws_row_delay(7) + 1
-    assert c.ws_min_pass == max(c.ws_fold_groups, c.ws_row_delay(7),
-                                c.ws_bottom_delay - c.ws_inject_delay + 2) == c.rows
-    for mm in (1, 5, 8, 13, 64):
-        p = c.ws_pass_period(mm)
-        assert p % c.rows == 0 and p >= mm and p >= c.ws_min_pass and p - c.rows < max(mm, 8)
-    assert c.cycles(m, k, n) == c.ws_cycles(m, k, n)
-    # Fill and drain are paid once: the busy time exceeds the streaming time (one
-    # activation row per cycle per pass) by a constant that does not grow with passes.
-    overhead = c.cycles(m, k, n) - passes * c.ws_pass_period(m)
-    assert overhead == c.cycles(m, 256, n) - c.ws_passes(256, n) * c.ws_pass_period(m)
-    assert c.stall_cycles(m, k, n) == c.cycles(m, k, n) - passes * m
-    assert c.issued_slots(m, k, n) == replace(c, dataflow="os").issued_slots(m, k, n)
-    assert 0.99 < c.utilization(m, k, n) <= 1
+    assert s.folds(k) == 16 and s.passes(k, n) == s.tiles(m, k, n) == 128
+    # Row r sees its activation 1 (buffer read) + r cycles after issue; no block end
+    # lies above row 7, so row 7 is 8 cycles late.
+    assert [s.row_delay(r) for r in range(8)] == [1, 2, 3, 4, 5, 6, 7, 8]
+    # Bottom: row 7 (8) + WSPE (1) + block-end unit (2) = 11; the state joins below
+    # row 7, after the WSPE: 8 + 1 = 9.
+    assert s.bottom_delay == 11 and c.ws_inject_row == 7 and s.inject_delay == 9
+    # max(F = 8, row_delay(7) = 8, 11 - 9 + 2 = 4) = 8.
+    assert s.min_pass == 8
+    assert [s.pass_period(mm) for mm in (1, 5, 8, 13, 64)] == [8, 8, 8, 16, 64]
+    # 1 (issue) + 8 (first load) + 127*64 + 63 + 11 + 7 = 8218 (the README's figure).
+    assert s.cycles(m, k, n) == 8218
+    # 128 passes x 64 rows issue; the other 26 busy cycles are fill and drain.
+    assert s.stall(m, k, n) == 26
+    # 128 groups x 2 slots x 64 x 64, the same as output stationary.
+    assert s.issued(m, k, n) == 1_048_576 == replace(c, dataflow="os").schedule.issued(m, k, n)
+    assert s.utilization(m, k, n) == 1_048_576 / (8 * 8 * 2 * 8218)
+    # Fill and drain are paid once: halving K halves the passes, not the overhead.
+    assert s.cycles(m, 256, n) == 8218 - 64 * 64
 
 
 def test_scalesim_follows_dataflow():
@@ -94,8 +100,9 @@ def test_scalesim_follows_dataflow():
     m, k, n = 40, 300, 20
     # SCALE-Sim's own totals (tests/test_cycle_figures.py pins them against the tool):
     # K in groups of 4, not padded to the block of 32.
-    assert ws.scalesim_cycles(m, k, n) == ceil(k / (8 * 4)) * ceil(n / 4) * (2 * 8 + 4 + m - 2) - 1
-    assert os_.scalesim_cycles(m, k, n) == (ceil(m / 8) * ceil(n / 4)
+    assert ws.schedule.scalesim_cycles(m, k, n) == (ceil(k / (8 * 4)) * ceil(n / 4)
+                                                 * (2 * 8 + 4 + m - 2) - 1)
+    assert os_.schedule.scalesim_cycles(m, k, n) == (ceil(m / 8) * ceil(n / 4)
                                             * (ceil(k / 4) + 8 + 4 - 2)) - 1
 
 
@@ -200,8 +207,8 @@ def test_generate_same_interface(tmp_path):
     for name in ("a_data", "a_scale", "w_data", "w_scale", "c"):
         assert a["buffers"][name] == b["buffers"][name]
     assert "acc" in a["buffers"] and "acc" not in b["buffers"]
-    assert a["timing"]["formula"] == ws.timing_formula != os_.timing_formula
-    assert a["timing"]["ws_bottom_delay"] == ws.ws_bottom_delay
+    assert a["timing"]["formula"] == ws.schedule.formula != os_.schedule.formula
+    assert a["timing"]["ws_bottom_delay"] == ws.schedule.bottom_delay
     assert a["config"]["dataflow"] == "ws"
 
 
@@ -249,10 +256,10 @@ def test_os_and_ws_bit_identical(kw):
         np.testing.assert_array_equal(rw["c_bits"], ro["c_bits"])
         np.testing.assert_array_equal(rw["c_bits"],
                                       gemm_encoded(enc, ws).view(np.uint32))
-        assert rw["cycles"] == rw["model_cycles"] == sum(ws.cycles(*r["shape"])
+        assert rw["cycles"] == rw["model_cycles"] == sum(ws.schedule.cycles(*r["shape"])
                                                          for r in rw["runs"])
         assert rw["issued_macs"] == ro["issued_macs"]
-        assert rw["scalesim_cycles"] == sum(ws.scalesim_cycles(*r["shape"])
+        assert rw["scalesim_cycles"] == sum(ws.schedule.scalesim_cycles(*r["shape"])
                                             for r in rw["runs"])
         assert rw["scalesim_cycles"] != ro["scalesim_cycles"]
 
@@ -292,7 +299,7 @@ def test_dse_sweeps_both_dataflows(tmp_path, capsys):
     cycle model and SCALE-Sim estimate."""
     import csv
     from dse.__main__ import main
-    from gen.flags import run_cli
+    from nmmx.flags import run_cli
     out = tmp_path / "dse"
     argv = ["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--rows", "2", "--cols", "2",
             "--dataflow", "os,ws", "--m-max", "8", "--k-max", "64", "--n-max", "8",
@@ -306,6 +313,6 @@ def test_dse_sweeps_both_dataflows(tmp_path, capsys):
         cfg = _sim_config(df, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", rows=2, cols=2,
                           m_max=8, k_max=64, n_max=8)
         assert row["name"] == cfg.name
-        assert int(row["cycles@8x64x8"]) == cfg.cycles(8, 64, 8)
-        assert int(row["scalesim_cycles@8x64x8"]) == cfg.scalesim_cycles(8, 64, 8)
+        assert int(row["cycles@8x64x8"]) == cfg.schedule.cycles(8, 64, 8)
+        assert int(row["scalesim_cycles@8x64x8"]) == cfg.schedule.scalesim_cycles(8, 64, 8)
     assert float(rows["ws"]["logic_ge"]) != float(rows["os"]["logic_ge"])

@@ -11,7 +11,7 @@ Each entry is ``[dataflow, rows, cols, M, K, N, total_cycles]`` for SCALE-Sim's 
 (topology rows ``name, M, N, K,``), with SRAMs large enough that no run stalls, so the
 total is SCALE-Sim's compute-cycle count.  nmmx maps an engine GEMM onto this with K
 counted in sparsity groups (one group per PE per cycle), see
-``golden.Config.scalesim_cycles``.  The script only calls SCALE-Sim's public entry point;
+``golden.Config.schedule.scalesim_cycles``.  The script only calls SCALE-Sim's public entry point;
 it imports nothing from nmmx, so it runs in SCALE-Sim's own environment.
 """
 

@@ -15,7 +15,7 @@ from dataclasses import fields
 from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
-__all__ = ["add_config_flags", "configs_from_args", "config_from_args", "UsageError",
+__all__ = ["add_config_flags", "add_bus_flag", "BUSES", "configs_from_args", "config_from_args", "UsageError",
            "run_cli", "cli_main", "Interrupted", "INTERRUPTED", "list_formats_text",
            "ArgumentParser", "parse_shape", "shape_label", "whole_number", "parse_seed"]
 
@@ -117,6 +117,19 @@ def add_config_flags(parser, *, multi=False):
     group.add_argument("--list-formats", action=_ListFormats,
                        help="list the element formats and exit")
     return group
+
+
+#: Host interfaces of a generated top: ``none`` (the engine's own ports) or ``axi``
+#: (:class:`hw.soc.SocEngine`: AXI4-Lite registers, AXI4-Stream data).
+BUSES = ("none", "axi")
+
+
+def add_bus_flag(parser, extra=""):
+    """Add ``--bus {none,axi}`` (the generated top's host interface)."""
+    parser.add_argument("--bus", choices=BUSES, default="none",
+                        help="host interface: none (the engine's own ports) or axi "
+                             f"(AXI4-Lite registers, AXI4-Stream data){extra} "
+                             "[default: none]")
 
 
 class _ListFormats(argparse.Action):

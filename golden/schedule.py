@@ -1,0 +1,338 @@
+"""The engines' schedules: the exact cycle model of each dataflow.
+
+``config.schedule`` is an :class:`OSSchedule` (``hw.engine.Engine``) or a
+:class:`WSSchedule` (``hw.ws.WSEngine``); both have one interface:
+
+- ``cycles(m, k, n)``, ``issued(m, k, n)``, ``stall(m, k, n)``, ``tiles(m, k, n)``: the
+  exact values of the engine's ``cnt_cycles``, ``cnt_issued``, ``cnt_stall`` and
+  ``cnt_tiles`` counters (the sim regressions assert them on every run);
+- ``useful_macs``, ``utilization``, ``useful_utilization``: figures derived from them;
+- ``scalesim_cycles(m, k, n)``: what SCALE-Sim 2.0.2 reports for the same GEMM;
+- ``formula``, ``scalesim_formula``, ``timing()``: the model as text, for the manifest.
+
+The latencies come from :data:`golden.latency.LATENCY` through the config
+(``issue_latency``, ``buffer_read_latency``, ``pe_latency``, ``ws_block_end_latency``).
+"""
+
+from math import ceil
+
+from .latency import LATENCY
+
+__all__ = ["Schedule", "OSSchedule", "WSSchedule", "SCHEDULES"]
+
+
+class Schedule:
+    """What both dataflows' schedules share; subclasses supply ``cycles``, ``tiles``,
+    ``rows_issued`` and the formulas.
+
+    Parameters
+    ----------
+    config : golden.Config
+    """
+
+    def __init__(self, config):
+        self._config = config
+
+    @property
+    def config(self):
+        return self._config
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._config!r})"
+
+    def issued(self, m, k, n):
+        """Exact ``cnt_issued``: multiplier slots issued with valid rows and columns
+        (each group of a tile with rv valid rows and cv valid columns adds rv*cv*N)."""
+        c = self._config
+        c.check_gemm(m, k, n)
+        return c.groups(k) * c.n_keep * m * n
+
+    def stall(self, m, k, n):
+        """Exact ``cnt_stall``: busy cycles in which nothing is issued."""
+        return self.cycles(m, k, n) - self.issue_cycles(m, k, n)
+
+    def buffer_accesses(self, m, k, n):
+        """Exact word accesses of every buffer in one M x K x N GEMM: buffer name ->
+        ``{"reads": ..., "writes": ...}`` in words of that buffer (one word of one bank).
+
+        The engine's reads are the words its array consumes: a bank read counts in the
+        cycle its stage's ``valid`` is high (what a read enable driven by the skewed
+        control would do; today's read ports read every cycle).  Scale words are read
+        once per block (``valid`` and block-first), held by the read port through the
+        block.  The host's writes (one word per ``wr_en`` cycle, as ``sim.tb`` loads)
+        and its C reads (one ``rd_addr`` per C word of C lanes, all lanes read) are in
+        the same counts.  With T = tiles, G = groups, B = padded K / block_size,
+        Nt = ceil(N/C):
+
+        - output stationary: every issued group reads one word of all R A banks and all
+          C W banks: ``a_data`` reads ``T*G*R``, ``w_data`` ``T*G*C``; scales ``T*B*R``
+          and ``T*B*C``.
+        - weight stationary: array row r reads K-group ``fold*F + r`` of each issued row
+          when that group exists, so ``a_data`` reads ``Nt*M*G``, ``a_scale`` ``Nt*M*B``
+          (block-end units); each column loads the pass's groups once: ``w_data``
+          ``Nt*C*G``, ``w_scale`` ``Nt*C*B``.  ``acc`` (per column) is written by every
+          pass and row, ``passes*M*C``, and read by every fold after the first,
+          ``(passes - Nt)*M*C``.
+        - both: ``c`` writes ``M*N`` (rows >= M and columns >= N are not written),
+          reads ``M*Nt*C``; host writes ``M*G`` / ``N*G`` data and ``M*B`` / ``N*B``
+          scale words.
+        """
+        c = self._config
+        c.check_gemm(m, k, n)
+        g, b = c.groups(k), c.padded_k(k) // c.block_size
+        nt = ceil(n / c.cols)
+        reads = self._array_reads(m, k, n)
+        writes = {"a_data": m * g, "w_data": n * g, "a_scale": m * b, "w_scale": n * b}
+        out = {name: {"reads": reads[name], "writes": writes[name]}
+               for name in c.host_buffers if name != "c"}
+        out["c"] = {"reads": m * nt * c.cols, "writes": m * n}
+        out.update(self._state_accesses(m, k, n))
+        return out
+
+    def _state_accesses(self, m, k, n):
+        """Accesses of buffers beyond the host's (none unless a dataflow has them)."""
+        return {}
+
+    def useful_macs(self, m, k, n):
+        """Dense-equivalent MACs of the GEMM itself, ``M * K * N`` (no padding)."""
+        self._config.check_gemm(m, k, n)
+        return m * k * n
+
+    def utilization(self, m, k, n):
+        """Issued-slot utilization ``issued / (R * C * N * cycles)``.  Slots issued for K
+        padding (to whole blocks) count as busy here; see :meth:`useful_utilization`."""
+        c = self._config
+        return self.issued(m, k, n) / (c.multiplier_slots * self.cycles(m, k, n))
+
+    def useful_utilization(self, m, k, n):
+        """Useful-MAC utilization ``M*K*N / (peak_macs_per_cycle * cycles)``: the GEMM's
+        dense-equivalent MACs against ``R * C * m_group`` per cycle.  For N:M this equals
+        the fraction of multiplier slots that multiply a kept weight of the real K."""
+        c = self._config
+        return self.useful_macs(m, k, n) / (c.peak_macs_per_cycle * self.cycles(m, k, n))
+
+    def timing(self):
+        """The manifest's ``timing`` section."""
+        c = self._config
+        out = {"issue_latency": c.issue_latency, "buffer_read_latency": c.buffer_read_latency}
+        out.update(self._latencies())
+        out.update({"formula": self.formula, "tile_period": self.period_text,
+                    "scalesim_formula": self.scalesim_formula, "throughput": self.throughput})
+        out.update(self._timing_extra())
+        return out
+
+    def _latencies(self):
+        return {}
+
+    def _timing_extra(self):
+        return {}
+
+
+class OSSchedule(Schedule):
+    """Output stationary (``hw.engine.Engine``).
+
+    The controller walks output tiles and issues one group per cycle; a tile's first
+    group follows the previous tile's last one, or R cycles after its first when G < R
+    (a column's drain chain needs R cycles per tile).
+    """
+
+    formula = ("cycles(m, k, n) = issue_latency + (T-1)*P + G - 1 + buffer_read_latency "
+               "+ (rows-1) + pe_latency + drain_latency, where "
+               "G = ceil(k/block_size)*block_size/m_group, "
+               "T = ceil(m/rows)*ceil(n/cols), P = max(G, rows), "
+               "drain_latency = rows + cols - 1; issued(m, k, n) = G*n_keep*m*n; "
+               "stall(m, k, n) = cycles - T*G")
+    scalesim_formula = "ceil(m/rows)*ceil(n/cols)*(G + rows + cols - 2)"
+    period_text = "P = max(G, rows)"
+    throughput = "one group of m_group K positions per cycle per PE"
+
+    @property
+    def drain_latency(self):
+        """Cycles from a tile's bottom-left result being ready to the tile's last C-buffer
+        write: R results leave each column's shift chain one per cycle, columns C-1 later."""
+        return self._config.rows + self._config.cols - 1
+
+    def output_tiles(self, m, n):
+        """Output tiles of an M x N result: ceil(M/R) * ceil(N/C)."""
+        return ceil(m / self._config.rows) * ceil(n / self._config.cols)
+
+    def tile_period(self, k):
+        """Cycles between the first groups of consecutive tiles: ``max(G, R)``."""
+        return max(self._config.groups(k), self._config.rows)
+
+    def cycles(self, m, k, n):
+        """Exact ``cnt_cycles`` (cycles with ``busy`` high).
+
+        ``issue_latency + (T-1)*P + G - 1`` is the cycle of the last group's read
+        address; the bottom-left PE sees it ``buffer_read_latency + R - 1`` cycles later,
+        holds the result ``pe_latency`` cycles after that, and the last C write follows
+        ``drain_latency`` cycles later.
+        """
+        c = self._config
+        c.check_gemm(m, k, n)
+        t, g, p = self.output_tiles(m, n), c.groups(k), self.tile_period(k)
+        return (c.issue_latency + (t - 1) * p + g - 1 + c.buffer_read_latency
+                + c.rows - 1 + c.pe_latency + self.drain_latency)
+
+    def issue_cycles(self, m, k, n):
+        """Cycles in which a group is issued: T*G."""
+        return self.output_tiles(m, n) * self._config.groups(k)
+
+    def _array_reads(self, m, k, n):
+        """Every issued group reads one word of all R A banks and all C W banks; the
+        scale words once per block."""
+        c = self._config
+        t, g, b = self.output_tiles(m, n), c.groups(k), c.padded_k(k) // c.block_size
+        return {"a_data": t * g * c.rows, "w_data": t * g * c.cols,
+                "a_scale": t * b * c.rows, "w_scale": t * b * c.cols}
+
+    def tiles(self, m, k, n):
+        """Exact ``cnt_tiles``: output tiles."""
+        self._config.check_gemm(m, k, n)
+        return self.output_tiles(m, n)
+
+    def scalesim_cycles(self, m, k, n):
+        """SCALE-Sim 2.0.2's total cycles for output stationary on R x C, K counted in
+        sparsity groups (``Kg = ceil(K/m_group)``, no block padding) and SRAMs that never
+        stall: ``ceil(M/R)*ceil(N/C)*(Kg + R + C - 2) - 1``.  ``tests/test_cycle_figures.py``
+        pins it against the real tool's table (``tools/scalesim_table.py``)."""
+        c = self._config
+        c.check_gemm(m, k, n)
+        return self.output_tiles(m, n) * (c.k_groups(k) + c.rows + c.cols - 2) - 1
+
+    def _latencies(self):
+        c = self._config
+        return {"pe_latency": c.pe_latency, "drain_latency": self.drain_latency,
+                "tile_fifo_depth": c.tile_fifo_depth}
+
+
+class WSSchedule(Schedule):
+    """Weight stationary (``hw.ws.WSEngine``).
+
+    A weight pass loads the weights of ``ws_fold_groups`` K-groups of one column tile into
+    the PEs (double buffered, while the previous pass streams) and streams every
+    activation row through them; partial sums flow down, and block-end units below the
+    rows where MX blocks end (``config.ws_block_end_rows``) scale, round and add them to
+    the binary32 partial that flows beside them.
+    """
+
+    formula = ("cycles(m, k, n) = issue_latency + F + (P-1)*Pp + m - 1 + "
+               "ws_bottom_delay + cols - 1, where F = ws_fold_groups, "
+               "P = ws_folds(k)*ceil(n/cols) weight passes, "
+               "Pp = rows*ceil(max(m, ws_min_pass)/rows); issued(m, k, n) = "
+               "G*n_keep*m*n; stall(m, k, n) = cycles - P*m")
+    scalesim_formula = "ceil(k/(rows*m_group))*ceil(n/cols)*(2*rows + cols + m - 2)"
+    period_text = "Pp = rows*ceil(max(m, ws_min_pass)/rows) cycles per weight pass"
+    throughput = ("one activation row per cycle; each PE holds one group of "
+                  "m_group K positions of one column")
+
+    def row_delay(self, r):
+        """Cycles from an activation row's issue (its row-0 buffer address) to array row
+        ``r``, column 0 seeing it: the address skew ``r``, the buffer read and the
+        block-end units above the row."""
+        c = self._config
+        ends = sum(1 for e in c.ws_block_end_rows if e < r)
+        return c.buffer_read_latency + r + c.ws_block_end_latency * ends
+
+    @property
+    def bottom_delay(self):
+        """Cycles from an activation row's issue to its partial-sum state leaving the
+        bottom of column 0 (registered; column c is c cycles later)."""
+        c = self._config
+        last = c.ws_fold_groups - 1
+        tail = c.ws_block_end_latency if last in c.ws_block_end_rows else 0
+        return self.row_delay(last) + LATENCY["ws_pe"] + tail
+
+    @property
+    def inject_delay(self):
+        """Cycles from an activation row's issue to its state from the previous pass
+        joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
+        return self.row_delay(self._config.ws_inject_row) + LATENCY["ws_pe"]
+
+    @property
+    def min_pass(self):
+        """Shortest pass, the largest of: loading the next pass's F weight words; the
+        next-but-one pass overwriting a weight register only after this pass's last
+        row used it at the bottom (``row_delay(F-1)``, with passes at least m long);
+        and the next pass reading a row's state after this pass wrote it at the bottom
+        (``bottom_delay - inject_delay + 2``)."""
+        f = self._config.ws_fold_groups
+        return max(f, self.row_delay(f - 1), self.bottom_delay - self.inject_delay + 2)
+
+    def folds(self, k):
+        """Weight passes along K per column tile: ceil(G / ws_fold_groups)."""
+        return ceil(self._config.groups(k) / self._config.ws_fold_groups)
+
+    def passes(self, k, n):
+        """Weight passes of a GEMM: column tiles (outer) times folds along K (inner)."""
+        return self.folds(k) * ceil(n / self._config.cols)
+
+    def pass_period(self, m):
+        """Cycles per pass: ``rows * ceil(max(m, min_pass) / rows)`` (a multiple of
+        ``rows`` so that the A bank an array row reads never collides with another)."""
+        rows = self._config.rows
+        return rows * ceil(max(m, self.min_pass) / rows)
+
+    def cycles(self, m, k, n):
+        """Exact ``cnt_cycles``.
+
+        The first pass's weights load in ``ws_fold_groups`` cycles, then passes start
+        ``pass_period(m)`` apart (the next pass's weights load during the last
+        ``ws_fold_groups`` cycles of the current one); the last row of the last pass
+        leaves the bottom ``bottom_delay`` cycles after its issue and column C-1
+        writes it C-1 cycles later.
+        """
+        c = self._config
+        c.check_gemm(m, k, n)
+        return (c.issue_latency + c.ws_fold_groups
+                + (self.passes(k, n) - 1) * self.pass_period(m) + m - 1
+                + self.bottom_delay + c.cols - 1)
+
+    def issue_cycles(self, m, k, n):
+        """Cycles in which an activation row is issued: P*m."""
+        return self.passes(k, n) * m
+
+    def _array_reads(self, m, k, n):
+        """Array row r reads K-group ``fold*F + r`` of each issued row when that group
+        exists; each column loads the pass's groups once."""
+        c = self._config
+        g, b, nt = c.groups(k), c.padded_k(k) // c.block_size, ceil(n / c.cols)
+        return {"a_data": nt * m * g, "w_data": nt * c.cols * g,
+                "a_scale": nt * m * b, "w_scale": nt * c.cols * b}
+
+    def _state_accesses(self, m, k, n):
+        """The per-column accumulator memory: written by every pass and row, read by
+        every fold after the first."""
+        c, passes, nt = self._config, self.passes(k, n), ceil(n / self._config.cols)
+        return {"acc": {"reads": (passes - nt) * m * c.cols, "writes": passes * m * c.cols}}
+
+    def tiles(self, m, k, n):
+        """Exact ``cnt_tiles``: weight passes."""
+        self._config.check_gemm(m, k, n)
+        return self.passes(k, n)
+
+    def scalesim_cycles(self, m, k, n):
+        """SCALE-Sim 2.0.2's total cycles for weight stationary on R x C:
+        ``ceil(Kg/R)*ceil(N/C)*(2R + C + M - 2) - 1`` with ``Kg = ceil(K/m_group)``."""
+        c = self._config
+        c.check_gemm(m, k, n)
+        return (ceil(c.k_groups(k) / c.rows) * ceil(n / c.cols)
+                * (2 * c.rows + c.cols + m - 2) - 1)
+
+    def _timing_extra(self):
+        c = self._config
+        return {
+            "ws_fold_groups": c.ws_fold_groups,
+            "ws_block_end_rows": list(c.ws_block_end_rows),
+            "ws_block_end_latency": c.ws_block_end_latency,
+            "ws_bottom_delay": self.bottom_delay,
+            "ws_inject_row": c.ws_inject_row,
+            "ws_inject_delay": self.inject_delay,
+            "ws_min_pass": self.min_pass,
+            "ws_carry_exact": c.ws_carry_exact,
+            "cnt_tiles": "weight passes",
+        }
+
+
+#: Dataflow (string value) -> schedule class.
+SCHEDULES = {"os": OSSchedule, "ws": WSSchedule}
