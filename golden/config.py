@@ -333,8 +333,25 @@ class Config:
         tile's output (MX: products, block accumulator, converter, binary32 adder; int8:
         products, int32 accumulator)."""
         if not self.scaled:
-            return LATENCY["pe_int8"]
-        return LATENCY["pe_mx"] + self.convert_stages + self.acc_add_stages
+            return LATENCY["pe_int8"] + self.front_stages
+        return LATENCY["pe_mx"] + self.front_stages + self.convert_stages + \
+            self.acc_add_stages
+
+    @property
+    def front_stages(self):
+        """Register stages of the PE front end (``hw.pe.sparse_products``, both
+        dataflows): after the sparse select (``LATENCY["select"]``, sparse configs only:
+        a dense select is wires) and after the multipliers (``LATENCY["multiply"]``).
+        The product sum follows in the PE's own first stage."""
+        return (0 if self.dense else LATENCY["select"]) + LATENCY["multiply"]
+
+    @property
+    def ws_pe_latency(self):
+        """Cycles from a weight-stationary PE seeing an activation group to its
+        ``psum_out`` holding the group's products added to ``psum_in``: the front
+        end's stages, then the registered psum adder (``LATENCY["ws_pe"]``).  The
+        ``psum_in`` to ``psum_out`` delay is always one cycle."""
+        return self.front_stages + LATENCY["ws_pe"]
 
     @property
     def convert_stages(self):

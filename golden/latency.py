@@ -11,13 +11,16 @@ __all__ = ["LATENCY"]
 LATENCY = {
     "issue": 1,          # hw.host.RunControl: start registers the shape, then issue
     "buffer_read": 1,    # hw.host.EngineBase buffers: synchronous read port
-    "pe_mx": 4,          # hw.pe.PE, MX: products, block acc., term, binary32 acc. regs
-    "pe_int8": 2,        # hw.pe.PE, int8: products, int32 accumulator
-    "ws_pe": 1,          # hw.ws_pe.WSPE: products plus the registered psum adder
+    "pe_mx": 4,          # hw.pe.PE, MX: product sum, block acc., term, binary32 acc. regs
+    "pe_int8": 3,        # hw.pe.PE, int8: product sum, int32 accumulator's two halves
+    "ws_pe": 1,          # hw.ws_pe.WSPE: the registered psum adder
+    "select": 1,         # hw.pe.sparse_products: selected codes (+ weights), sparse only
+    "multiply": 1,       # hw.pe.sparse_products: the N products and their flags
     "ws_block_end": 2,   # hw.ws_pe.WSBlockEnd: term and output registers
     "block_convert": 3,  # hw.binary32.BlockConverter: register stages inside the unit
     "f32_add": 6,        # hw.binary32.Float32Adder: register stages inside the unit
-    # pe_mx and ws_block_end count the stages around the units; golden.Config adds the
-    # units' own (the OS accumulator's adder at most groups_per_block - 1, see
-    # Config.acc_add_stages).
+    # pe_mx, pe_int8, ws_pe and ws_block_end count the stages around the units;
+    # golden.Config adds the front end's (Config.front_stages: select when sparse, then
+    # multiply) and the units' own (the OS accumulator's adder at most
+    # groups_per_block - 1, see Config.acc_add_stages).
 }

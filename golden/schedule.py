@@ -16,7 +16,6 @@ The latencies come from :data:`golden.latency.LATENCY` through the config
 
 from math import ceil
 
-from .latency import LATENCY
 
 __all__ = ["Schedule", "OSSchedule", "WSSchedule", "SCHEDULES"]
 
@@ -241,13 +240,13 @@ class WSSchedule(Schedule):
         c = self._config
         last = c.ws_fold_groups - 1
         tail = c.ws_block_end_latency if last in c.ws_block_end_rows else 0
-        return self.row_delay(last) + LATENCY["ws_pe"] + tail
+        return self.row_delay(last) + c.ws_pe_latency + tail
 
     @property
     def inject_delay(self):
         """Cycles from an activation row's issue to its state from the previous pass
         joining below ``ws_inject_row`` in column 0 (column c is c cycles later)."""
-        return self.row_delay(self._config.ws_inject_row) + LATENCY["ws_pe"]
+        return self.row_delay(self._config.ws_inject_row) + self._config.ws_pe_latency
 
     @property
     def min_pass(self):

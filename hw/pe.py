@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from . import units
+from .adder import multi_add, prefix_add
 from .component import category_signal
 from .units import ConfigComponent
 from .word import word_layout
@@ -51,7 +52,13 @@ def flag_names(config):
 
 
 def sparse_products(m, config, a, w):
-    """Add the sparse select and the N exact multipliers of one PE to ``m`` (combinational).
+    """Add the pipelined front end of one PE to ``m``: the sparse select and the N exact
+    multipliers, with ``config.front_stages`` register stages.
+
+    The cuts: after the select (sparse configs only), the N selected codes and the N
+    weight values are registered; after the multipliers, the N products and their flags
+    are.  Everything that travels beside the products
+    (control, scales) must be delayed by ``config.front_stages`` (:func:`delayed`).
 
     Parameters
     ----------
@@ -64,33 +71,103 @@ def sparse_products(m, config, a, w):
 
     Returns
     -------
-    total : Value
-        Exact sum of the N products (``config.product_bits`` + log2(N) bits, signed).
+    products : list of Value
+        The N registered exact products (``signed(config.product_bits)``); the caller
+        sums them with :func:`hw.adder.multi_add` (a carry-save tree and a prefix
+        adder) in its next stage.
     flags : dict
-        ``flag_names(config)`` -> list of the N multipliers' flag bits.
+        ``flag_names(config)`` -> list of the N registered multiplier flag bits.
     """
     n = config.n_keep
+    stages = 0
+    values = [w[s].value for s in range(n)]
     if config.dense:
         acts = [a[s] for s in range(n)]
     else:
         m.submodules.select = sel = units.SparseSelect(config)
-        a_bits = config.a_fmt.bits
         m.d.comb += [sel.group.eq(a), sel.index.eq(Cat(*(w[s].index for s in range(n))))]
-        selected = Value.cast(sel.selected)
-        acts = [selected[s * a_bits:(s + 1) * a_bits] for s in range(n)]
+        acts = [delayed(m, sel.selected[s], 1, f"sel_a{s}") for s in range(n)]
+        values = [delayed(m, values[s], 1, f"sel_w{s}") for s in range(n)]
+        stages += 1
     products = []
     flags = {k: [] for k in flag_names(config)}
     for s in range(n):
         mul = units.Multiplier(config)
         m.submodules[f"mul{s}"] = mul
-        m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(w[s].value)]
-        products.append(mul.product)
+        m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(values[s])]
+        products.append(delayed(m, mul.product, 1, f"prod{s}"))
         for k in flags:
-            flags[k].append(getattr(mul, k))
-    total = products[0]
-    for p in products[1:]:
-        total = total + p
-    return total, flags
+            flags[k].append(delayed(m, getattr(mul, k), 1, f"{k}{s}"))
+    stages += 1
+    assert stages == config.front_stages, (stages, config.front_stages)
+    return products, flags
+
+
+class SplitAccumulator:
+    """A loop-carried wrapping accumulator ``acc = (restart ? 0 : acc) + value`` split
+    into a low and a high half with a registered carry (``stages = 2``), built into the
+    caller's module.
+
+    Why split rather than cut the adder: the loop-carried add must finish in one cycle
+    to keep one add per cycle, so a register inside the adder would break the loop.  A
+    carry-select adder shortens it but still spans the full width.  Splitting the
+    accumulator keeps each half's loop one cycle long and half as wide: in the cycle a
+    term arrives the low half adds the term's low bits and registers its carry out
+    together with the term's high bits; the high half adds them one cycle later.  The
+    sum is exact modulo ``2**width`` (two's complement wraps as before).
+
+    Parameters
+    ----------
+    m : Module
+    width : int
+        Accumulator width.
+    value : Value
+        The term, sign-extended to ``width`` (signed values are).
+    restart : Value
+        Start from zero with this term.
+    enable : Value
+        A term is present (otherwise both halves hold).
+    name : str
+        Prefix of the registers.
+    category : str
+        Area category of the accumulator halves.
+
+    Members
+    -------
+    total : Value
+        ``width`` bits: the accumulator after the term that arrived ``stages`` cycles
+        earlier (registered), unchanged while no term arrives.
+    sum_now : Value
+        Combinational, ``stages - 1`` cycles after the term: the same sum one cycle
+        earlier, for a caller that registers it itself (its result register).
+    """
+
+    stages = 2
+
+    def __init__(self, m, width, value, restart, enable, name, category="accumulators"):
+        lo_w = (width + 1) // 2
+        hi_w = width - lo_w
+        value = value.as_signed() if value.shape().signed else value
+        ext = Signal(signed(width), name=f"{name}_term")
+        m.d.comb += ext.eq(value)
+        lo = category_signal(category, lo_w, name=f"{name}_lo")
+        hi = category_signal(category, hi_w, name=f"{name}_hi")
+        carry, restart1, enable1 = (Signal(name=f"{name}_{k}")
+                                    for k in ("carry", "restart1", "enable1"))
+        hi_term = Signal(hi_w, name=f"{name}_hi_term")
+        lo_sum = Signal(lo_w + 1, name=f"{name}_lo_sum")
+        m.d.comb += lo_sum.eq(prefix_add(Mux(restart, 0, lo), ext[:lo_w], lo_w + 1))
+        m.d.sync += [carry.eq(enable & lo_sum[lo_w]), restart1.eq(restart),
+                     enable1.eq(enable), hi_term.eq(ext[lo_w:])]
+        with m.If(enable):
+            m.d.sync += lo.eq(lo_sum[:lo_w])
+        hi_sum = Signal(hi_w, name=f"{name}_hi_sum")
+        m.d.comb += hi_sum.eq(prefix_add(Mux(restart1, 0, hi), hi_term, hi_w, carry))
+        lo1 = Signal(lo_w, name=f"{name}_lo1")
+        with m.If(enable1):
+            m.d.sync += [hi.eq(hi_sum), lo1.eq(lo)]
+        self.sum_now = Cat(lo, hi_sum)
+        self.total = Cat(lo1, hi)
 
 
 def a_group_layout(config):
@@ -175,32 +252,32 @@ class PE(ConfigComponent):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        # -- sparse select and stage 1: N exact products, summed and registered ---------
-        total, flags = sparse_products(m, cfg, self.a, self.w)
+        # -- front end (select, multipliers: cfg.front_stages), then the N exact products
+        # summed and registered -----------------------------------------------------------
+        products, flags = sparse_products(m, cfg, self.a, self.w)
+        front = cfg.front_stages
         psum = category_signal("accumulators", signed(cfg.block_acc_bits))
         ctl1 = Signal(control_layout)
-        m.d.sync += ctl1.eq(self.ctl)
-        m.d.sync += psum.eq(total)
+        m.d.sync += ctl1.eq(delayed(m, self.ctl, front, "ctl"))
+        m.d.sync += psum.eq(multi_add(products, cfg.block_acc_bits))
         if not cfg.scaled:
-            stages = 1 + self._int8_accumulator(m, ctl1, psum)
+            stages = front + 1 + self._int8_accumulator(m, ctl1, psum)
         else:
-            stages = 1 + self._mx_pipeline(m, ctl1, psum, flags)
+            stages = front + 1 + self._mx_pipeline(m, ctl1, psum, flags)
         assert stages == self.latency, (stages, self.latency)
         return m
 
     def _int8_accumulator(self, m, ctl1, psum):
-        """int8 stage 2: int32 accumulator with two's-complement wraparound; returns the
-        number of register stages (1)."""
+        """int8: int32 accumulator with two's-complement wraparound, split into halves
+        with a registered carry (:class:`SplitAccumulator`, one add per cycle); the
+        result register takes the high half's sum.  Returns the register stages (2)."""
         cfg = self._config
-        acc = category_signal("accumulators", signed(cfg.acc_bits))
-        nxt = Signal(signed(cfg.acc_bits))
-        m.d.comb += nxt.eq(Mux(ctl1.tfirst, 0, acc) + psum)
+        acc = SplitAccumulator(m, cfg.acc_bits, psum, ctl1.tfirst, ctl1.valid, "acc")
+        last = delayed(m, ctl1.valid & ctl1.tlast, acc.stages - 1, "tlast")
         m.d.sync += self.result_valid.eq(0)
-        with m.If(ctl1.valid):
-            m.d.sync += acc.eq(nxt)
-            with m.If(ctl1.tlast):
-                m.d.sync += [self.result.eq(nxt), self.result_valid.eq(1)]
-        return 1
+        with m.If(last):
+            m.d.sync += [self.result.eq(acc.sum_now), self.result_valid.eq(1)]
+        return acc.stages
 
     def _mx_pipeline(self, m, ctl1, psum, flags):
         """MX stages from 2: exact block accumulator, block converter, binary32 output
@@ -212,7 +289,9 @@ class PE(ConfigComponent):
         flag1 = {k: Signal(name=f"{k}1") for k in names}
         a_scale1, w_scale1 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         m.d.sync += [flag1[k].eq(any_of(flags[k])) for k in names]
-        m.d.sync += [a_scale1.eq(self.a_scale), w_scale1.eq(self.w_scale)]
+        front = cfg.front_stages
+        m.d.sync += [a_scale1.eq(delayed(m, self.a_scale, front, "a_scale")),
+                     w_scale1.eq(delayed(m, self.w_scale, front, "w_scale"))]
 
         # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
         bacc = category_signal("accumulators", acc_shape)
@@ -223,7 +302,7 @@ class PE(ConfigComponent):
         blk_tlast = Signal()         # ... which is the last block of its tile
         tfirst_seen = Signal()       # the running block started a tile
         bsum = Signal(acc_shape)
-        m.d.comb += bsum.eq(Mux(ctl1.bfirst, 0, bacc) + psum)
+        m.d.comb += bsum.eq(prefix_add(Mux(ctl1.bfirst, 0, bacc), psum, cfg.block_acc_bits))
         m.d.sync += blk_done.eq(ctl1.valid & ctl1.blast)
         with m.If(ctl1.valid):
             started_tile = Mux(ctl1.bfirst, ctl1.tfirst, tfirst_seen)

@@ -5,9 +5,10 @@ from amaranth import Module, Signal
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
+from .adder import prefix_add
 from .array import pe_grid
 from .chain import link_chains, register_chain
-from .pe import ConfigComponent, a_group_layout, flag_names
+from .pe import ConfigComponent, a_group_layout, delayed, flag_names
 from .ws_pe import (WSPE, WSPEInstance, WSBlockEnd, ws_control_layout, ws_load_layout,
                     ws_psum_layout, ws_state_layout)
 
@@ -95,17 +96,17 @@ class WSArray(ConfigComponent):
 
     def _row_links(self, m, r, pes, units_):
         """Row ``r``'s horizontal links: activations, control and (block-end rows) the
-        activation scale, one register per PE; a block-end unit sees the row one cycle
-        after its PE, together with the PE's sum."""
+        activation scale, one register per PE; a block-end unit sees the row
+        ``config.ws_pe_latency`` cycles after its PE, together with the PE's sum."""
         cfg = self._config
         ports = ["a", "ctl"] + (["a_scale"] if units_[0] is not None else [])
         for c, v in enumerate(link_chains(m, self, ports, r, cfg.cols,
                                           lambda p, c: f"{p}_{r}_{c}")):
             m.d.comb += [pes[c].a.eq(v["a"]), pes[c].ctl.eq(v["ctl"])]
             if units_[c] is not None:
-                s1 = Signal(cfg.scale_bits, name=f"a_scale_be_{r}_{c}")
-                c1 = Signal(ws_control_layout, name=f"ctl_be_{r}_{c}")
-                m.d.sync += [s1.eq(v["a_scale"]), c1.eq(v["ctl"])]
+                lag = cfg.ws_pe_latency
+                s1 = delayed(m, v["a_scale"], lag, f"a_scale_be_{r}_{c}")
+                c1 = delayed(m, v["ctl"], lag, f"ctl_be_{r}_{c}")
                 m.d.comb += [units_[c].a_scale.eq(s1), units_[c].ctl.eq(c1)]
 
     def _column(self, m, c, pes, units_):
@@ -152,9 +153,10 @@ class WSArray(ConfigComponent):
         cfg = self._config
         joined = Signal(ws_psum_layout(cfg), name=f"psum_join_{c}")
         if not cfg.scaled:
-            m.d.comb += joined.acc.eq(psum.acc + prev.acc)
+            m.d.comb += joined.acc.eq(prefix_add(psum.acc, prev.acc, cfg.acc_bits))
         elif cfg.ws_carry_exact:
-            m.d.comb += joined.exact.eq(psum.exact + prev.exact)
+            m.d.comb += joined.exact.eq(prefix_add(psum.exact, prev.exact,
+                                                   cfg.block_acc_bits))
             m.d.comb += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
                          for k in flag_names(cfg)]
         else:

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.latency import LATENCY
 from . import units
+from .adder import multi_add
 from .component import categorize, category_signal
 from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, delayed,
                  flag_names, sparse_products, w_group_layout)
@@ -98,22 +99,30 @@ class WSPE(ConfigComponent):
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
-    Latency and throughput: one activation row per cycle; ``psum_out`` holds the result
-    for the inputs of the previous cycle (latency 1).  A weight register written in
-    cycle t is in use from cycle t+1.
+    Latency and throughput: one activation row per cycle; ``psum_out`` holds
+    ``psum_in`` of the previous cycle plus the products of the activation group that was
+    on ``a`` ``latency`` (``config.ws_pe_latency``: the front end's
+    ``config.front_stages``, then the psum register) cycles earlier; ``ctl`` travels
+    with ``a``.  A weight register written in cycle t is in use from cycle t+1 (the
+    select and multipliers read it in the cycle ``a`` is on the inputs).
     """
 
     def __init__(self, config):
         super().__init__(config, ws_pe_signature(config))
         categorize(self.psum_out, "accumulators")     # the registered partial sum
 
-    #: Cycles from ``a``/``psum_in`` to ``psum_out`` (``golden.latency.LATENCY["ws_pe"]``).
-    latency = LATENCY["ws_pe"]
+    #: Cycles from ``psum_in`` to ``psum_out`` (``golden.latency.LATENCY["ws_pe"]``).
+    psum_latency = LATENCY["ws_pe"]
+
+    @property
+    def latency(self):
+        """Cycles from ``a``/``ctl`` to ``psum_out`` (``config.ws_pe_latency``)."""
+        return self._config.ws_pe_latency
 
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        assert self.latency == 1, "psum_out is the one register stage"
+        assert self.psum_latency == 1, "psum_out is the one register stage after psum_in"
         # Two weight registers: the running pass reads one, the next pass loads the other.
         # Values and indices are kept apart so that the area report can count the index
         # registers (the PE's N:M metadata) with the sparse select.
@@ -124,13 +133,17 @@ class WSPE(ConfigComponent):
             self._weight_registers(m, w, "index", cfg.index_bits, "weight_meta",
                                    "sparse_select")
 
-        total, flags = sparse_products(m, cfg, self.a, w)
+        products, flags = sparse_products(m, cfg, self.a, w)
         names = list(flags)
-        valid = self.ctl.valid
+        valid = delayed(m, self.ctl.valid, cfg.front_stages, "valid")
+        assert cfg.front_stages + self.psum_latency == self.latency
+        # psum_in plus the valid products: one carry-save tree and a prefix adder.
+        field = "exact" if cfg.scaled else "acc"
+        psum_in = getattr(self.psum_in, field)
+        m.d.sync += getattr(self.psum_out, field).eq(
+            multi_add([psum_in] + [Mux(valid, p, 0) for p in products], len(psum_in)))
         if not cfg.scaled:
-            m.d.sync += self.psum_out.acc.eq(self.psum_in.acc + Mux(valid, total, 0))
             return m
-        m.d.sync += self.psum_out.exact.eq(self.psum_in.exact + Mux(valid, total, 0))
         for k in names:
             m.d.sync += getattr(self.psum_out, k).eq(
                 getattr(self.psum_in, k) | (valid & any_of(flags[k])))

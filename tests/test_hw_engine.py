@@ -168,11 +168,12 @@ def test_model_small_k_tiles_wait_for_the_drain():
     # G = 2 < R = 4: tiles start R cycles apart, and the gap is counted as stall.
     s = config.schedule
     assert config.groups(8) == 2 and s.tile_period(8) == 4 and s.output_tiles(8, 4) == 4
-    # 1 (issue) + 3 tiles x 4 + (2 - 1) + 1 (buffer read) + 3 (rows - 1) + 4 (MX PE)
-    # + 5 (drain R + C - 1) = 27; one tile (4x8x2) is 15.
-    assert s.cycles(8, 8, 4) == 27 and s.cycles(4, 8, 2) == 15
-    # 4 tiles x 2 groups issue, the other 19 busy cycles stall.
-    assert s.stall(8, 8, 4) == 19 and s.tiles(8, 8, 4) == 4
+    # 1 (issue) + 3 tiles x 4 + (2 - 1) + 1 (buffer read) + 3 (rows - 1) + the MX PE's
+    # latency + 5 (drain R + C - 1) = 23 + pe_latency; one tile (4x8x2) is 11 + it.
+    pe = config.pe_latency
+    assert s.cycles(8, 8, 4) == 23 + pe and s.cycles(4, 8, 2) == 11 + pe
+    # 4 tiles x 2 groups issue, the other busy cycles stall.
+    assert s.stall(8, 8, 4) == 15 + pe and s.tiles(8, 8, 4) == 4
     with pytest.raises(ValueError, match=r"^GEMM K=65 does not fit this engine \(k_max=64\)$"):
         config.schedule.cycles(8, 65, 4)
 

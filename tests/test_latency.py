@@ -21,17 +21,23 @@ INT8 = Config(rows=2, cols=2, a_format="int8", w_format="int8", m_max=8, k_max=6
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_components_expose_the_table():
     units = gc.LATENCY["block_convert"] + gc.LATENCY["f32_add"]
+    front = gc.LATENCY["select"] + gc.LATENCY["multiply"]      # 2:4 is sparse
+    assert MX.front_stages == INT8.front_stages == front == 2
     assert MX.groups_per_block > gc.LATENCY["f32_add"]      # the adder is not shortened
-    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] + units == 13
-    assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] == 2
+    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] + front + units == 15
+    assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] + front == 5
+    # Dense: the select is wires, no register.
+    dense = Config(rows=2, cols=2, sparsity=(4, 4))
+    assert dense.front_stages == gc.LATENCY["multiply"] == 1
     assert WSBlockEnd(MX).latency == MX.ws_block_end_latency == \
         gc.LATENCY["ws_block_end"] + units == 11
     # One block per cycle: the accumulator's adder loop cannot have stages.
     one = Config(rows=2, cols=2, sparsity=(2, 4), block_size=4)
-    assert (one.acc_add_stages, PE(one).latency) == (0, gc.LATENCY["pe_mx"] + 3)
+    assert (one.acc_add_stages, PE(one).latency) == (0, gc.LATENCY["pe_mx"] + front + 3)
     two = Config(rows=2, cols=2, sparsity=(2, 4), block_size=8)
     assert two.acc_add_stages == 1
-    assert WSPE.latency == 1
+    assert WSPE(MX).latency == MX.ws_pe_latency == front + gc.LATENCY["ws_pe"] == 3
+    assert WSPE.psum_latency == 1
     assert EngineBase.buffer_read_latency == MX.buffer_read_latency == 1
     assert RunControl.latency == MX.issue_latency == 1
 
@@ -39,14 +45,16 @@ def test_components_expose_the_table():
 # The aborted elaboration leaves its submodules unused: expected here.
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 @pytest.mark.parametrize("key,cls,cfg", [("pe_mx", PE, MX), ("pe_int8", PE, INT8),
-                                         ("ws_block_end", WSBlockEnd, MX)])
+                                         ("ws_block_end", WSBlockEnd, MX),
+                                         ("select", PE, MX), ("multiply", WSPE, INT8),
+                                         ("ws_pe", WSPE, MX)])
 def test_table_and_structure_must_agree(monkeypatch, key, cls, cfg):
     monkeypatch.setitem(gc.LATENCY, key, gc.LATENCY[key] + 1)
     with pytest.raises(AssertionError):
         Fragment.get(cls(cfg), None)
 
 
-def _delay(dut, drive, probe, limit=10):
+def _delay(dut, drive, probe, limit=40):
     """Cycles from ``drive(ctx)`` (one cycle) until ``probe(ctx)`` is true."""
     seen = []
     sim = Simulator(dut)
@@ -72,7 +80,30 @@ def test_ws_pe_delay_is_its_latency():
     def drive(ctx, on):
         ctx.set(dut.psum_in.exact, 5 if on else 0)
 
-    assert _delay(dut, drive, lambda ctx: ctx.get(dut.psum_out.exact) == 5) == dut.latency
+    assert _delay(dut, drive, lambda ctx: ctx.get(dut.psum_out.exact) == 5) == \
+        dut.psum_latency
+
+
+@pytest.mark.parametrize("cfg", [INT8, Config(rows=2, cols=2, a_format="int8",
+                                              w_format="int8", sparsity=(4, 4))],
+                         ids=["sparse", "dense"])
+def test_ws_pe_product_delay_is_its_latency(cfg):
+    """An activation group's products reach ``psum_out`` ``latency`` cycles later."""
+    dut = WSPE(cfg)
+
+    def drive(ctx, on):
+        if on:      # load weight 3 into register 0 (slot 0, index 0), then use it
+            ctx.set(dut.ld_w[0].value, 3)
+            ctx.set(dut.ld_en, 1)
+        else:
+            ctx.set(dut.ld_en, 0)
+            ctx.set(dut.a[0], 7)
+            ctx.set(dut.ctl.valid, 1)
+
+    # Products start one cycle after the load; valid stays on, so the first sum shows
+    # up latency cycles after that.
+    assert _delay(dut, drive, lambda ctx: ctx.get(dut.psum_out.acc) == 21) == \
+        1 + dut.latency
 
 
 def test_block_end_delay_is_its_latency():
