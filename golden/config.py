@@ -363,7 +363,14 @@ class Config:
         """Register stages inside the output-stationary PE's binary32 accumulator adder:
         ``LATENCY["f32_add"]``, but at most ``groups_per_block - 1`` so that a block's
         sum is back in the accumulator before the next block's term arrives (a loop of
-        ``acc_add_stages + 1`` cycles at one block per ``groups_per_block`` cycles)."""
+        ``acc_add_stages + 1`` cycles at one block per ``groups_per_block`` cycles).
+
+        The rule when the loop cannot be hidden (``groups_per_block`` below
+        ``LATENCY["f32_add"] + 1``, e.g. block 4 at M = 4: 0 stages, M = 16 at block 32:
+        1): the PE keeps one group per cycle and never stalls, and the adder gets
+        fewer, longer stages; that path is then the PE's critical path and the timing
+        report shows it (docs/architecture.md, "Pipelining and the accumulator loop").
+        The binary32 sum stays in K order, block by block, as golden defines it."""
         if not self.scaled:
             return 0
         return min(LATENCY["f32_add"], self.groups_per_block - 1)

@@ -138,8 +138,8 @@ class SplitAccumulator:
         ``width`` bits: the accumulator after the term that arrived ``stages`` cycles
         earlier (registered), unchanged while no term arrives.
     sum_now : Value
-        Combinational, ``stages - 1`` cycles after the term: the same sum one cycle
-        earlier, for a caller that registers it itself (its result register).
+        Combinational: the same sum one cycle earlier (``stages - 1`` cycles after the
+        term), for a caller that registers it itself (its result register).
     """
 
     stages = 2
@@ -157,8 +157,9 @@ class SplitAccumulator:
         hi_term = Signal(hi_w, name=f"{name}_hi_term")
         lo_sum = Signal(lo_w + 1, name=f"{name}_lo_sum")
         m.d.comb += lo_sum.eq(prefix_add(Mux(restart, 0, lo), ext[:lo_w], lo_w + 1))
-        m.d.sync += [carry.eq(enable & lo_sum[lo_w]), restart1.eq(restart),
-                     enable1.eq(enable), hi_term.eq(ext[lo_w:])]
+        # An idle cycle passes zeros to the high half, so sum_now holds as total does.
+        m.d.sync += [carry.eq(enable & lo_sum[lo_w]), restart1.eq(enable & restart),
+                     enable1.eq(enable), hi_term.eq(Mux(enable, ext[lo_w:], 0))]
         with m.If(enable):
             m.d.sync += lo.eq(lo_sum[:lo_w])
         hi_sum = Signal(hi_w, name=f"{name}_hi_sum")

@@ -311,7 +311,11 @@ def module_designs(config):
 
     The PE itself (``"PE"`` or ``"WSPE"``, plus ``"WSBlockEnd"`` for an MX
     weight-stationary config) with registered inputs, as the array's link registers
-    drive it, and each arithmetic unit between registers.
+    drive it, and each arithmetic unit between registers with the stage count the PE
+    builds it with: the output-stationary accumulator's ``Float32Adder`` has
+    ``config.acc_add_stages`` (fewer than ``LATENCY["f32_add"]`` when
+    ``groups_per_block`` is small, and then its longer stage shows here and in the PE;
+    nothing is hidden), the block-end unit's has all of them.
     """
     from hw import units
     from hw.registry import hardware
@@ -319,22 +323,19 @@ def module_designs(config):
     from golden.config import Dataflow
     hw = hardware(config)
     out = {hw.pe.__name__: Registered(hw.pe(config), outputs=False)}
-    if config.dataflow == Dataflow.WS and config.scaled:
+    ws = config.dataflow == Dataflow.WS
+    if ws and config.scaled:
         out["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
     out["Multiplier"] = Registered(units.Multiplier(config))
     if not config.dense:
         out["SparseSelect"] = Registered(units.SparseSelect(config))
     if config.scaled:
-        out["BlockConverter"] = Registered(units.BlockConverter(config),
-                                           outputs=not _registers_outputs(units.BlockConverter))
-        out["Float32Adder"] = Registered(units.Float32Adder(),
-                                         outputs=not _registers_outputs(units.Float32Adder))
+        # A unit's outputs are combinational from its last internal cut: register them.
+        out["BlockConverter"] = Registered(units.BlockConverter(
+            config, stages=config.convert_stages))
+        out["Float32Adder"] = Registered(units.Float32Adder(
+            stages=None if ws else config.acc_add_stages))
     return out
-
-
-def _registers_outputs(cls):
-    """Whether a unit class registers its own outputs (a pipelined unit, latency >= 1)."""
-    return bool(getattr(cls, "stages", 0))
 
 
 #: The top-level keys of :func:`timing_report` (the design's worst module).

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Cat, Elaboratable, Module, Shape, Signal
+from amaranth.hdl import signed as signed_
 from amaranth.sim import Simulator
 
 from golden import Config, FORMATS, get_format
 from golden.formats import decode_fields
 from golden.gemm import round_to_binary32
+from hw.binary32 import ADD_CUTS, CONVERT_CUTS
 from hw.units import (BINARY32_QNAN, BlockConverter, ElementDecoder, Float32Adder,
                       Multiplier, SparseSelect)
 
@@ -386,12 +388,13 @@ _CONV_CONFIGS = [("mxfp8_e4m3", "mxfp8_e4m3"), ("mxfp8_e5m2", "mxfp8_e5m2"),
                  ("mxint8", "mxfp4_e2m1"), ("mxint2", "mxint2")]
 
 
-def _run_converter(a_name, w_name, count, seed):
+def _run_converter(a_name, w_name, count, seed, stages=None):
     cfg = Config(a_format=a_name, w_format=w_name)
     rng = np.random.default_rng(seed)
     cases = _converter_cases(cfg, count, rng)
     names = ["sum", "nan", "inf_pos", "inf_neg", "a_scale", "w_scale"]
-    got = simulate(lambda: BlockConverter(cfg), dict(zip(names, zip(*cases))), ["result"])
+    got = simulate(lambda: BlockConverter(cfg, stages=stages),
+                   dict(zip(names, zip(*cases))), ["result"])
     got = np.array(got["result"], dtype=np.int64)
     ref, exp = _expected_converter(cfg, cases)
     bad = np.flatnonzero(got != ref)
@@ -417,6 +420,13 @@ def test_block_converter(a_name, w_name):
                          ids=[f"{a}-x-{w}" for a, w in _CONV_CONFIGS])
 def test_block_converter_long(a_name, w_name):
     _run_converter(a_name, w_name, 100_000, seed=12)
+
+
+@pytest.mark.parametrize("stages", range(len(CONVERT_CUTS) + 1))
+def test_block_converter_every_stage_count(stages):
+    """Every allowed stage count gives the same results (fewer vectors than above)."""
+    got = _run_converter("mxfp8_e5m2", "mxfp8_e5m2", 1_500, seed=20 + stages, stages=stages)
+    assert BINARY32_QNAN in got and 0x7F800000 in got
 
 
 def test_block_converter_rejects_int8():
@@ -468,10 +478,10 @@ def _expected_sum(a, b):
     return np.where(np.isnan(s), BINARY32_QNAN, s.view(np.uint32)).astype(np.uint32)
 
 
-def _run_adder(count, seed):
+def _run_adder(count, seed, stages=None):
     a, b = _adder_cases(count, np.random.default_rng(seed))
-    got = np.array(simulate(Float32Adder, {"a": a, "b": b}, ["sum"])["sum"],
-                   dtype=np.uint32)
+    got = np.array(simulate(lambda: Float32Adder(stages=stages), {"a": a, "b": b},
+                            ["sum"])["sum"], dtype=np.uint32)
     ref = _expected_sum(a, b)
     bad = np.flatnonzero(got != ref)
     assert bad.size == 0, [(hex(a[i]), hex(b[i]), hex(got[i]), hex(ref[i])) for i in bad[:8]]
@@ -488,6 +498,131 @@ def test_float32_adder():
 @pytest.mark.slow
 def test_float32_adder_long():
     _run_adder(250_000, seed=6)
+
+
+@pytest.mark.parametrize("stages", range(len(ADD_CUTS) + 1))
+def test_float32_adder_every_stage_count(stages):
+    """Every allowed stage count (the OS accumulator uses 0 .. groups_per_block - 1)
+    gives IEEE results (fewer vectors than above; the directed specials all run)."""
+    a, b, got = _run_adder(500, seed=30 + stages, stages=stages)
+    assert Float32Adder(stages=stages).latency == stages
+    assert {0x80000000, 0x7F800000, BINARY32_QNAN, 1} <= set(got.tolist())
+
+
+@pytest.mark.parametrize("unit,cuts", [("Float32Adder", ADD_CUTS),
+                                       ("BlockConverter", CONVERT_CUTS)])
+def test_stage_count_out_of_range_is_one_sentence(unit, cuts):
+    make = (lambda n: Float32Adder(stages=n)) if unit == "Float32Adder" else \
+        (lambda n: BlockConverter(Config(), stages=n))
+    with pytest.raises(ValueError, match=rf"^{unit} stages must be a whole number from 0 "
+                                         rf"to {len(cuts)}, not {len(cuts) + 1}$"):
+        make(len(cuts) + 1)
+
+
+# -- log-depth adders and the split accumulator -------------------------------------------------
+
+
+class _AdderTop(Elaboratable):
+    def __init__(self):
+        from hw.adder import multi_add, prefix_add
+        self.a, self.b, self.c = Signal(signed_(11)), Signal(17), Signal(signed_(6))
+        self.cin = Signal()
+        self.two, self.many = Signal(17), Signal(17)
+        self._ops = (prefix_add, multi_add)
+
+    def elaborate(self, platform):
+        prefix_add, multi_add = self._ops
+        m = Module()
+        m.d.comb += [self.two.eq(prefix_add(self.a, self.b, 17, self.cin)),
+                     self.many.eq(multi_add([self.a, self.b, self.c, self.b, self.a], 17))]
+        return m
+
+
+def test_prefix_and_multi_operand_adders_wrap_like_plus():
+    rng = np.random.default_rng(40)
+    n = 3_000
+    a = rng.integers(-1024, 1024, n)
+    b = rng.integers(0, 1 << 17, n)
+    c = rng.integers(-32, 32, n)
+    cin = rng.integers(0, 2, n)
+    a[:4], b[:4], cin[:4] = [-1, -1, 1023, -1024], [(1 << 17) - 1, 1, 0, 0], [1, 1, 0, 1]
+    top = _AdderTop()
+    got = {"two": [], "many": []}
+    sim = Simulator(top)
+
+    async def bench(ctx):
+        for i in range(n):
+            ctx.set(top.a, int(a[i]))
+            ctx.set(top.b, int(b[i]))
+            ctx.set(top.c, int(c[i]))
+            ctx.set(top.cin, int(cin[i]))
+            got["two"].append(ctx.get(top.two))
+            got["many"].append(ctx.get(top.many))
+
+    sim.add_testbench(bench)
+    sim.run()
+    mask = (1 << 17) - 1
+    assert got["two"] == ((a + b + cin) & mask).tolist()
+    assert got["many"] == ((2 * a + 2 * b + c) & mask).tolist()
+
+
+class _SplitTop(Elaboratable):
+    def __init__(self, width):
+        self.width = width
+        self.value, self.restart, self.enable = Signal(signed_(width - 3)), Signal(), Signal()
+        self.total = Signal(width)
+        self.now = Signal(width)
+
+    def elaborate(self, platform):
+        from hw.pe import SplitAccumulator
+        m = Module()
+        acc = SplitAccumulator(m, self.width, self.value, self.restart, self.enable, "acc")
+        self.stages = acc.stages
+        m.d.comb += [self.total.eq(acc.total), self.now.eq(acc.sum_now)]
+        return m
+
+
+@pytest.mark.parametrize("width", [32, 9])
+def test_split_accumulator_matches_a_wrapping_running_sum(width):
+    """The two-half accumulator equals a wrapping running sum with restarts, ``stages``
+    cycles after each term (``sum_now`` one cycle earlier), and holds while idle."""
+    from hw.pe import SplitAccumulator
+    rng = np.random.default_rng(41 + width)
+    n = 600
+    lim = 1 << (width - 4)
+    value = rng.integers(-lim, lim, n)
+    value[:40] = lim - 1                       # many carries into the high half
+    value[40:80] = -lim                        # and borrows (wraparound)
+    restart = rng.random(n) < 0.05
+    enable = rng.random(n) < 0.8
+    expect, acc = [], 0
+    for v, r, e in zip(value, restart, enable):
+        if e:
+            acc = (0 if r else acc) + int(v)
+        expect.append(acc % (1 << width))
+    top = _SplitTop(width)
+    lag = SplitAccumulator.stages
+    got_total, got_now = [], []
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        for i in range(n + lag):
+            if i < n:
+                ctx.set(top.value, int(value[i]))
+                ctx.set(top.restart, int(restart[i]))
+                ctx.set(top.enable, int(enable[i]))
+            else:
+                ctx.set(top.enable, 0)
+            await ctx.tick()
+            got_total.append(ctx.get(top.total))
+            got_now.append(ctx.get(top.now))
+
+    sim.add_testbench(bench)
+    sim.run()
+    # After tick i the registered total holds the sum up to term i - (lag - 1).
+    assert got_total[lag - 1:lag - 1 + n] == expect
+    assert got_now[lag - 2:lag - 2 + n] == expect
 
 
 # -- Verilog conversion ----------------------------------------------------------------------

@@ -117,3 +117,23 @@ def test_block_end_delay_is_its_latency():
         ctx.set(dut.ld_en, 0)
 
     assert _delay(dut, drive, lambda ctx: ctx.get(dut.fp_out) != 0) == dut.latency
+
+
+@pytest.mark.parametrize("sparsity,block,stages", [
+    ((2, 4), 32, gc.LATENCY["f32_add"]),     # 8 groups per block: all stages
+    ((4, 8), 32, 3),                         # 4 groups per block: 3 stages, loop of 4
+    ((16, 16), 32, 1),                       # 2 groups per block
+    ((2, 4), 4, 0),                          # one block per cycle: no stage
+    ((4, 4), 8, 1),
+])
+def test_os_accumulator_adder_stages_rule(sparsity, block, stages):
+    """The OS binary32 accumulator's adder has min(f32_add, groups_per_block - 1) stages
+    (its loop must close before the next block's term); the WS block-end adder, which is
+    feed-forward, always has all of them."""
+    cfg = Config(rows=2, cols=2, sparsity=sparsity, block_size=block)
+    assert cfg.acc_add_stages == stages
+    assert cfg.acc_add_stages + 1 <= cfg.groups_per_block
+    ws = Config(rows=2, cols=2, sparsity=sparsity, block_size=block, dataflow="ws")
+    assert ws.ws_block_end_latency == gc.LATENCY["ws_block_end"] + \
+        gc.LATENCY["block_convert"] + gc.LATENCY["f32_add"]
+    assert INT8.acc_add_stages == 0

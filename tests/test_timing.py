@@ -304,3 +304,49 @@ def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
     generic = estimate_area(cfg, top="pe")["logic_ge"]
     real = timing.analyze(cfg, osu, clock_ps=timing.default_clock_ps(osu))["area_ge"]
     assert real == pytest.approx(generic, rel=0.15), (generic, real)
+
+
+# -- issue #13 acceptance: every PE register-to-register path <= 40 FO4 (pipelining) ----------
+# (the pipelining block: these time the whole PE and each of its units, timing_report)
+
+_FO4_CONFIGS = [("int8", (2, 4), "os"), ("mxfp8_e4m3", (2, 4), "os"),
+                ("mxfp4_e2m1", (2, 4), "os"), ("mxfp8_e4m3", (2, 4), "ws")]
+
+
+def _assert_closes_40_fo4(fmt, sparsity, dataflow, spec):
+    from golden import Config
+    cfg = Config(rows=8, cols=8, a_format=fmt, w_format=fmt, sparsity=sparsity,
+                 dataflow=dataflow)
+    r = timing.timing_report(cfg, _library(spec))
+    worst = {label: m["critical_path_fo4"] for label, m in r["modules"].items()}
+    assert all(v is not None for v in worst.values()), worst
+    over = {label: (v, r["modules"][label]["start_point"], r["modules"][label]["end_point"])
+            for label, v in worst.items() if v > timing.TARGET_FO4}
+    assert not over, over
+    return r
+
+
+@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS,
+                         ids=[f"{f}-{s[0]}of{s[1]}-{d}" for f, s, d in _FO4_CONFIGS])
+def test_every_pe_path_closes_40_fo4_in_osu018(fmt, sparsity, dataflow, osu, sta_exe):
+    _assert_closes_40_fo4(fmt, sparsity, dataflow, "osu018")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS,
+                         ids=[f"{f}-{s[0]}of{s[1]}-{d}" for f, s, d in _FO4_CONFIGS])
+def test_every_pe_path_closes_40_fo4_in_asap7(fmt, sparsity, dataflow, sta_exe):
+    _assert_closes_40_fo4(fmt, sparsity, dataflow, "asap7")
+
+
+@pytest.mark.slow
+def test_short_block_loop_is_reported_not_hidden(osu, sta_exe):
+    """Block 4 at M = 4: the OS accumulator's adder has no stage (one block per cycle),
+    and its whole binary32 add is the PE's critical path in the report."""
+    from golden import Config
+    cfg = Config(rows=2, cols=2, sparsity=(2, 4), block_size=4)
+    assert cfg.acc_add_stages == 0
+    r = timing.timing_report(cfg, osu)
+    adder = r["modules"]["Float32Adder"]["critical_path_fo4"]
+    assert adder > 2 * timing.TARGET_FO4
+    assert r["critical_path_fo4"] >= adder * 0.9
