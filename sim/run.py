@@ -42,7 +42,7 @@ REPORT_KEYS = ("passed", "mismatches", "outputs", "cycles", "model_cycles",
                "peak_macs_per_cycle", "sim_cycles_per_second", "build_seconds", "seed",
                "config", "counters", "model_counters", "counters_match_model",
                "host_writes_match_model", "buffer_accesses", "buffer_access_source",
-               "buffer_energy")
+               "buffer_energy", "buffer_pj_per_mac")
 
 
 class Case:
@@ -316,7 +316,8 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
         failure, ``run_dir`` and ``waves`` with waves.  ``counters`` holds every
         counter of :func:`golden.counters.names` summed over the runs, ``buffer_accesses``
         and ``buffer_energy`` the GEMM's buffer word accesses and their energy in pJ
-        (:func:`synth.memory.gemm_energy`, CACTI 7 at 45 nm).  ``passed`` requires every
+        (:func:`synth.memory.gemm_energy`, CACTI 7 at 45 nm), ``buffer_pj_per_mac`` that
+        energy over the GEMM's ``M * K * N`` dense-equivalent MACs.  ``passed`` requires every
         output bit-exact, every counter equal to :func:`golden.counters.expected` (the
         cycle and buffer-access model) and the testbench's buffer writes equal to the
         model's host writes.
@@ -376,6 +377,7 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "wall_seconds": wall,
         "c_bits": got,
         **counts,
+        "buffer_pj_per_mac": counts["buffer_energy"]["pj"] / (case.m * case.k * case.n),
     }
 
 
@@ -439,7 +441,8 @@ def format_report(r):
         f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
     ]
     e = r["buffer_energy"]
-    lines.append(f"  buffers     {e['pj']:.1f} pJ per GEMM ({e['model']}, {e['node_nm']} nm; "
+    lines.append(f"  buffers     {e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per "
+                 f"dense-equivalent MAC ({e['model']}, {e['node_nm']} nm; "
                  + ", ".join(f"{name} {acc['reads']} rd {acc['writes']} wr"
                              for name, acc in r["buffer_accesses"].items()) + ")")
     lines.append(f"  counters    {len(r['counters'])} "

@@ -192,7 +192,9 @@ def test_buffer_energy_per_gemm(config):
     for name, pj in want.items():
         assert e["buffers"][name]["pj"] == pytest.approx(pj, rel=1e-3), name
     assert e["pj"] == pytest.approx(sum(want.values()), rel=1e-3)
-    assert f"{e['pj']:.1f} pJ per GEMM (cacti7-45nm, 45 nm;" in simrun.format_report(r)
+    assert r["buffer_pj_per_mac"] == pytest.approx(e["pj"] / (m * k * n))
+    assert (f"{e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per dense-equivalent "
+            f"MAC (cacti7-45nm, 45 nm;") in simrun.format_report(r)
 
 
 def test_wrong_access_model_fails_the_run(monkeypatch, capsys):
@@ -288,7 +290,8 @@ def test_cli_pass_and_json(tmp_path):
     assert rep["buffer_accesses"]["c"]["writes"] == rep["counters"]["cnt_wr_c"] == 54
     assert rep["buffer_accesses"]["a_data"]["reads"] == rep["counters"]["cnt_rd_a"]
     assert rep["buffer_energy"]["pj"] > 0 and rep["buffer_energy"]["model"] == "cacti7-45nm"
-    assert f"{rep['buffer_energy']['pj']:.1f} pJ per GEMM (cacti7-45nm, 45 nm;" in res.stdout
+    assert rep["buffer_pj_per_mac"] == pytest.approx(rep["buffer_energy"]["pj"] / (6 * 50 * 9))
+    assert f"{rep['buffer_energy']['pj']:.1f} pJ per GEMM, " in res.stdout
 
 
 @pytest.mark.parametrize("args, message", [
