@@ -9,7 +9,8 @@ group (``next_state`` on the rising edge of ``clocked_on``, asynchronous ``clear
 
 Toggles are counted by the simulator itself: with ``NMMX_COUNT`` defined, every model
 samples each of its outputs on the rising edge of the testbench clock (``tb.clk``),
-counts the cycles in which the value differs from the previous sample, and prints
+counts the cycles in which the value differs from the previous sample (the first
+sample only sets it), and prints
 ``nmmx <instance> <pin> <count>`` in a ``final`` block; :func:`parse_counts` reads them
 in bulk.  The simulation is cycle based and zero delay: each net settles once per cycle,
 so a net toggles at most once per cycle and glitches are not seen.
@@ -115,9 +116,11 @@ def cell_model(cell):
         lines.append(f"  assign {p.name} = {_fn_table(fn, names, decls)};")
     lines[1:1] = decls
     lines.append("`ifdef NMMX_COUNT")
+    # The first sample only sets the previous value (no toggle from the power-up state).
+    lines.append("  reg nmmx_s = 1'b0;\n  always @(posedge tb.clk) nmmx_s <= 1'b1;")
     for x in outs:
         lines.append(f"  reg [31:0] nmmx_n_{x} = 0; reg nmmx_p_{x} = 1'b0;")
-        lines.append(f"  always @(posedge tb.clk) begin nmmx_n_{x} <= nmmx_n_{x} + "
+        lines.append(f"  always @(posedge tb.clk) begin if (nmmx_s) nmmx_n_{x} <= nmmx_n_{x} + "
                      f"{{31'b0, {x} ^ nmmx_p_{x}}}; nmmx_p_{x} <= {x}; end")
         lines.append(f'  final $display("nmmx %m {x} %0d", nmmx_n_{x});')
     lines.append("`endif")

@@ -46,7 +46,7 @@ from .timing import Registered, abc_constraints, design_of_config, liberty_file,
 from .yosys import run_yosys, yosys_version
 
 __all__ = ["ENERGY_CATEGORIES", "mapped_pe", "cell_categories", "pe_stream", "energy_of",
-           "pe_energy", "switching_power_uniform", "DEFAULT_CYCLES", "LABEL"]
+           "pe_energy", "switching_power_uniform", "sta_power", "Netlist", "DEFAULT_CYCLES", "LABEL"]
 
 #: Keys of the logic breakdown: the area categories of the PE, then clock and leakage.
 ENERGY_CATEGORIES = ("sparse_select", "multipliers", "accumulators", "scale_and_convert",
@@ -384,22 +384,43 @@ def energy_of(net, counts, in_toggles, cycles, clock_ps):
 
 
 def switching_power_uniform(net, activity, clock_ps):
-    """Switching power (mW) when every net (cell outputs and input ports, not the
-    clock) toggles ``activity`` times per cycle: ``sum(A x C x V^2 / 2) / T``."""
+    """Switching power (mW) when every net a cell drives toggles ``activity`` times per
+    cycle: ``sum(A x C_load x V^2 / 2) / T`` (the convention of OpenSTA's
+    ``report_power``, which books a net's switching on its driver; nets driven by input
+    ports and the clock are not counted)."""
     v2 = net.library.voltage ** 2
     cells = net.module["cells"]
-    total_c = 0.0
     driven = set()
     for k, name in enumerate(net.names):
         for p in net.library.cells[net.types[k]].outputs:
             bits = cells[name]["connections"].get(p.name)
             if bits and isinstance(bits[0], int):
                 driven.add(bits[0])
-    for port, p in net.module["ports"].items():
-        if p["direction"] == "input" and port not in ("clk",):
-            driven.update(b for b in p["bits"] if isinstance(b, int))
     total_c = sum(net.load.get(b, 0.0) for b in driven)
     return activity * 0.5 * total_c * v2 / clock_ps   # fJ / ps = mW
+
+
+_STA_TOTAL = re.compile(r"^Total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", re.M)
+
+
+def sta_power(net, activity, clock_ps, sta_exe=None):
+    """OpenSTA's vectorless ``report_power`` of the netlist at a global ``activity``:
+    ``{"internal", "switching", "leakage", "total"}`` in mW."""
+    from . import sta
+    lib = net.library
+    with tempfile.TemporaryDirectory(prefix="nmmx-sta-power-") as tmp:
+        Path(tmp, "dut.v").write_text(net.verilog())
+        out = sta.run_sta([
+            f"read_liberty {liberty_file(lib)}", "read_verilog dut.v", "link_design dut",
+            f"create_clock -name clk -period {clock_ps / lib.time_unit_ps:.6g} "
+            "[get_ports {clk}]",
+            f"set_power_activity -global -activity {activity:g}",
+            "report_power -digits 6"], tmp, sta_exe)
+    m = _STA_TOTAL.search(out)
+    if not m:
+        raise sta.StaError(f"OpenSTA's report_power printed no Total row:\n{out[-2000:]}")
+    return {k: float(v) * 1e3 for k, v in zip(("internal", "switching", "leakage", "total"),
+                                              m.groups())}
 
 
 # -- the whole flow -----------------------------------------------------------------------------
