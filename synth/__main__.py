@@ -76,8 +76,7 @@ def build_parser():
     # -- --energy (issue #14) ------------------------------------------------------------
     parser.add_argument("--energy", action="store_true",
                         help="energy per dense-equivalent MAC of the PE from gate-level "
-                             "activity, plus buffers, and TOPS/W (needs --liberty; "
-                             "output-stationary dataflow)")
+                             "activity, plus buffers, and TOPS/W (needs --liberty)")
     parser.add_argument("--data", metavar="CLASS", default=None,
                         help="stimulus class of python -m sim for --energy "
                              "[default: gaussian]")
@@ -92,7 +91,6 @@ def check_energy_flags(args, config):
     ``--energy``); raise :class:`UsageError` with one sentence."""
     from nmmx.flags import parse_shape
     from sim.stimulus import DATA_CLASSES
-    from golden.config import Dataflow
     if not args.energy:
         for flag in ("data", "gemm"):
             if getattr(args, flag) is not None:
@@ -100,9 +98,6 @@ def check_energy_flags(args, config):
         return None
     if args.liberty is None:
         raise UsageError("--energy needs --liberty (the generic cells.lib has no power data)")
-    if config.dataflow != Dataflow.OS:
-        raise UsageError(f"--energy drives an output-stationary PE; dataflow "
-                         f"{config.dataflow} is not supported yet")
     data = args.data or "gaussian"
     if data not in DATA_CLASSES:
         raise UsageError(f"--data must be one of {', '.join(DATA_CLASSES)}, not {data!r}")

@@ -227,39 +227,50 @@ int main(int argc, char** argv) {
 """
 
 
-def build(sources, out_dir, *, count=True):
-    """Compile ``sources`` (name -> Verilog text; the top is ``tb``) into ``out_dir/Vtb``
-    with Verilator (reused when the sources are unchanged)."""
+def build(sources, out_dir=None, *, count=True):
+    """Compile ``sources`` (name -> Verilog text; the top is ``tb``) into ``out_dir/obj/Vtb``
+    with Verilator (reused when the sources and flags are unchanged; default directory
+    ``<synth.area.cache_dir()>/energy/sim/<hash>``)."""
     from hw.lint import verilator_env, verilator_path
-    from sim.build import MAKE_VARS
-    out_dir = Path(out_dir)
+    from sim.build import MAKE_VARS, _locked
     argv = [str(verilator_path()), "--cc", "--exe", "--build", "-j", "1", "--top-module", "tb",
             "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT", "-Wno-MULTIDRIVEN",
             "--x-assign", "fast", "--x-initial", "fast",
             "-CFLAGS", "-O0", "-MAKEFLAGS", "OPT_FAST=-O0", "-MAKEFLAGS", "OPT_SLOW=-O0",
             "--Mdir", "obj", "-o", "Vtb"]
-    key = hashlib.sha256(repr((sorted(sources.items()), count, _MAIN, argv[1:],
-                               MAKE_VARS)).encode()).hexdigest()
-    exe = out_dir / "obj" / "Vtb"
-    stamp = out_dir / "stamp"
-    if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
-        return exe
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in sources.items():
-        (out_dir / name).write_text(text)
-    (out_dir / "main.cpp").write_text(_MAIN)
     for var in MAKE_VARS:
         argv += ["-MAKEFLAGS", var]
     if count:
         argv.append("+define+NMMX_COUNT")
-    argv += list(sources) + ["main.cpp"]
-    proc = subprocess.run(argv, cwd=out_dir, capture_output=True, text=True,
-                          env=verilator_env())
+    key = hashlib.sha256(repr((sorted(sources.items()), _MAIN, argv[1:])).encode()).hexdigest()
+    if out_dir is None:
+        from .area import cache_dir
+        out_dir = cache_dir() / "energy" / "sim" / key[:20]
+    out_dir = Path(out_dir)
+    exe = out_dir / "obj" / "Vtb"
+    stamp = out_dir / "stamp"
+    # One build at a time per directory (parallel tests and reports share the cache).
+    with _locked(out_dir.with_name(out_dir.name + ".lock")):
+        if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
+            return exe
+        _verilate(sources, out_dir, argv, env=verilator_env())
+        stamp.write_text(key)
+    return exe
+
+
+def _verilate(sources, out_dir, argv, env):
+    """Write ``sources`` into ``out_dir`` and run Verilator's ``--build`` there."""
+    exe = out_dir / "obj" / "Vtb"
+    (out_dir / "stamp").unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        (out_dir / name).write_text(text)
+    (out_dir / "main.cpp").write_text(_MAIN)
+    argv = argv + list(sources) + ["main.cpp"]
+    proc = subprocess.run(argv, cwd=out_dir, capture_output=True, text=True, env=env)
     if proc.returncode or not exe.is_file():
         raise SimError(f"Verilator failed to build the gate-level model "
                        f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
-    stamp.write_text(key)
-    return exe
 
 
 def run(exe, words, word_bits, workdir=None):

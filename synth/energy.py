@@ -107,14 +107,15 @@ def mapped_pe(config, library, clock_ps, *, yosys=None, cache=None):
         Path(tmp, "map.ys").write_text("\n".join(cmds) + "\n")
         run_yosys("map.ys", tmp, yosys)
         Path(tmp, "classes.json").write_text(json.dumps(classes, sort_keys=True))
-        staging = out.with_name(out.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
         for f in ("flat.json", "hier.json", "netlist.v", "classes.json", "map.ys"):
             shutil.copyfile(Path(tmp, f), staging / f)
         (staging / "done").write_text(key)
-        shutil.rmtree(out, ignore_errors=True)
-        staging.rename(out)
+        try:
+            staging.rename(out)          # atomic; a parallel run may have won the race
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -245,6 +246,66 @@ def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
         out["w_scale"] = _bank0(writes, "w_scale")[tj[t] * config.blocks_max + b]
         assert b.max() < b_n
     return out, int(valid.sum())
+
+
+def ws_pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
+    """The inputs PE (0, 0) of the weight-stationary engine sees for one ``m x k x n``
+    GEMM (see :func:`pe_stream`): per weight pass (column tiles outer, folds inner,
+    :meth:`golden.schedule.WSSchedule.passes`) ``pass_period(m)`` cycles, the first
+    ``m`` carrying activation row i's K-group ``fold * F`` (``F = ws_fold_groups``),
+    ``wsel`` the pass's weight register; the next pass's row-0 weights load into the
+    other register ``F`` cycles before the pass ends (the first pass's before it
+    starts); ``psum_in`` is zero (the top of the column)."""
+    from golden.pack import pack_operands
+    from hw.ws_pe import ws_control_layout
+    from sim.stimulus import make_operands
+    enc = make_operands(config, m, k, n, data=data, seed=seed)
+    writes = pack_operands(config, enc)
+    sched = config.schedule
+    f_groups, period = config.ws_fold_groups, sched.pass_period(m)
+    folds, tiles_c = sched.folds(k), -(-n // config.cols)
+    n_pass = folds * tiles_c
+    total = f_groups + n_pass * period
+    t = np.arange(min(cycles, total)) - f_groups     # cycle within the passes
+    p = np.clip(t // period, 0, n_pass - 1)
+    c = t - p * period
+    tile, fold = np.divmod(p, folds)
+    group = fold * f_groups                          # row 0's K-group of the pass
+    valid = (t >= 0) & (c < m) & (group < config.groups(k))
+    i = np.clip(c, 0, m - 1)
+    a_words, w_words = _bank0_all(writes, "a_data"), _bank0(writes, "w_data")
+    a_addr = (i // config.rows) * config.groups_max + group
+    a = np.where(valid, [a_words[b][x] for b, x in zip(i % config.rows, a_addr)],
+                 np.zeros(len(t), dtype=object))
+    # Loads: pass q's weights at cycle (start of q) - F, into register q % 2.
+    q = p + 1 + (t < 0) * -1                         # the pass a load in this cycle is for
+    load_at = np.where(t < 0, t == -f_groups, c == period - f_groups)
+    ld_en = load_at & (q < n_pass)
+    qq = np.clip(q, 0, n_pass - 1)
+    q_tile, q_fold = np.divmod(qq, folds)
+    w_addr = q_tile * config.groups_max + q_fold * f_groups
+    ld_w = np.where(ld_en, w_words[np.minimum(w_addr, len(w_words) - 1)],
+                    np.zeros(len(t), dtype=object))
+    f = {name: ws_control_layout[name].offset for name in ("valid", "wsel", "bend")}
+    bend = 0 in config.ws_block_end_rows
+    ctl = (valid.astype(np.int64) << f["valid"]) | ((p % 2).astype(np.int64) << f["wsel"]) | \
+        ((valid & bend).astype(np.int64) << f["bend"])
+    zero = np.zeros(len(t), dtype=object)
+    out = {"a": a, "ctl": ctl.astype(object), "ld_en": ld_en.astype(object),
+           "ld_sel": (qq % 2).astype(object), "ld_w": ld_w, "psum_in": zero}
+    return out, int(valid.sum())
+
+
+def _bank0_all(writes, sel):
+    """Bank -> address table of every bank of buffer ``sel``."""
+    from golden.pack import WR_SEL
+    out = {}
+    for bank in np.unique(writes.bank[writes.sel == WR_SEL[sel]]):
+        pick = (writes.sel == WR_SEL[sel]) & (writes.bank == bank)
+        table = np.zeros(int(writes.addr[pick].max()) + 1, dtype=object)
+        table[writes.addr[pick]] = [int(x) for x in writes.data[pick]]
+        out[int(bank)] = table
+    return out
 
 
 def stream_words(fields, stream):
@@ -450,9 +511,6 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
     import time
     from golden.config import Dataflow
     period_ps = clock_ps if period_ps is None else period_ps
-    if config.dataflow != Dataflow.OS:
-        raise ValueError(f"The gate-level energy flow drives an output-stationary PE; "
-                         f"dataflow {config.dataflow} is not supported yet")
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
     netdir = mapped_pe(config, library, clock_ps, yosys=yosys, cache=cache)
     ecache = energy_cache(cache)
@@ -471,14 +529,17 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
                "dut.v": net.verilog(), "tb.v": cellsim.testbench(fields, width)}
     exe = cellsim.build(sources, Path(netdir) / "sim")
     t1 = time.perf_counter()
-    stream, valid = pe_stream(config, m, k, n, data=data, seed=seed, cycles=cycles)
+    make = pe_stream if config.dataflow == Dataflow.OS else ws_pe_stream
+    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles)
     words = stream_words(fields, stream)
     counts = cellsim.parse_counts(cellsim.run(exe, words, width))
     if not counts:
         raise cellsim.SimError("The gate-level model printed no toggle counts")
     e, _ = energy_of(net, counts, input_toggles(fields, stream), len(words), period_ps)
+    # Dense-equivalent MACs per issued group of one PE: useful MACs per multiplier slot
+    # issued (cnt_issued counts n_keep slots per group) times n_keep.
     sched = config.schedule
-    per_issue = sched.useful_macs(m, k, n) / (config.pes * sched.issue_cycles(m, k, n))
+    per_issue = sched.useful_macs(m, k, n) * config.n_keep / sched.issued(m, k, n)
     out = {"logic_fj": {c: round(v, 4) for c, v in e.items()}, "cycles": len(words),
            "valid_cycles": valid, "macs": valid * per_issue, "clock_ps": clock_ps,
            "period_ps": period_ps,

@@ -22,7 +22,7 @@ __all__ = ["energy_report", "format_energy", "REPORT_KEYS"]
 REPORT_KEYS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
                "energy_breakdown", "energy_pj_per_gemm", "tops_per_w", "buffer_model",
                "library", "clock_ps", "period_ps", "fmax_mhz", "gemm", "data", "cycles",
-               "macs_simulated", "sim_seconds", "label", "note", "config")
+               "macs_simulated", "sim_seconds", "label", "scope", "note", "config")
 
 
 def _fmax(config, lib, clock_ps, yosys):
@@ -76,6 +76,13 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     model = dict(bufs["buffer_model"])
     model["accesses"] = access
     model["energy_pj_per_gemm"] = round(sum(buf_pj.values()), 3)
+    from golden.config import Dataflow
+    if config.dataflow == Dataflow.OS:
+        scope = "PE (0, 0) with its input (link) registers"
+    else:
+        scope = "WSPE (0, 0) with its input registers" + (
+            "; the MX block-end units (converter and binary32 adder below the block-end "
+            "rows) are not included" if config.scaled else "")
     return {
         "energy_pj_per_mac": round(total, 5),
         "logic_pj_per_mac": round(logic, 5),
@@ -95,6 +102,7 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
         "macs_simulated": pe["macs"],
         "sim_seconds": pe["sim_seconds"],
         "label": LABEL,
+        "scope": scope,
         "note": (f"logic in {library.name} at {library.voltage:g} V, per dense-equivalent "
                  f"MAC of PE (0, 0) over {pe['cycles']} cycles; buffers from "
                  f"{model['name']} at {model['node_nm']} nm, not scaled to the logic's "
@@ -107,6 +115,7 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
 def format_energy(r):
     """The human-readable energy report."""
     rows = [f"energy of {r.get('design', 'the PE')} in {r['library']} ({r['label']})",
+            f"scope: {r['scope']}",
             f"clock: mapped for {r['clock_ps']:g} ps, run at {r['period_ps']:g} ps "
             f"({r['fmax_mhz']:g} MHz); stimulus {r['data']}, GEMM "
             f"{'x'.join(map(str, r['gemm']))}, {r['cycles']} cycles "

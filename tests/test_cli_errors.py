@@ -343,8 +343,6 @@ _SYNTH = [
      r"A GEMM shape must be written MxKxN with positive whole numbers, not '4x4'"),
     (["--liberty", "osu018", "--energy", "--gemm", "4x2000x4"],
      r"GEMM K=2000 does not fit this engine \(k_max=1024\)"),
-    (["--liberty", "osu018", "--energy", "--dataflow", "ws"],
-     r"--energy drives an output-stationary PE; dataflow ws is not supported yet"),
 ]
 
 _SYNTH_OUTPUT = [

@@ -51,11 +51,11 @@ def _exhaustive_tb(cells):
 
 
 @needs_osu
-def test_combinational_models_equal_the_liberty_functions(tmp_path):
+def test_combinational_models_equal_the_liberty_functions():
     cells = [OSU.cells[n] for n in ("NAND2X1", "AOI21X1", "XOR2X1", "MUX2X1", "FAX1", "OAI22X1")]
     src = {"cells.v": cellsim.cell_models(OSU, [c.name for c in cells]),
            "tb.v": _exhaustive_tb(cells)}
-    out = cellsim.run(cellsim.build(src, tmp_path / "m", count=False), [0], 1)
+    out = cellsim.run(cellsim.build(src, count=False), [0], 1)
     got = {(int(k), c, p): int(v) for k, c, p, v in
            re.findall(r"^v (\d+) (\w+) (\w+) (\d+)$", out, re.M)}
     checked = 0
@@ -71,7 +71,7 @@ def test_combinational_models_equal_the_liberty_functions(tmp_path):
 
 
 @needs_osu
-def test_flip_flop_model_follows_its_ff_group(tmp_path):
+def test_flip_flop_model_follows_its_ff_group():
     cell = OSU.cells["DFFPOSX1"]
     assert cell.state == {"kind": "ff", "vars": cell.state["vars"], "next_state": "D",
                           "clocked_on": "CLK"}
@@ -83,7 +83,7 @@ def test_flip_flop_model_follows_its_ff_group(tmp_path):
           f"    d <= (64'h{int(''.join(map(str, d[::-1])), 2):016x} >> cyc[5:0]) & 1;\n"
           "    cyc <= cyc + 1;\n    if (cyc == 64) $finish;\n  end\nendmodule\n")
     src = {"cells.v": cellsim.cell_models(OSU, ["DFFPOSX1"]), "tb.v": tb}
-    out = cellsim.run(cellsim.build(src, tmp_path / "ff", count=False), [0], 1)
+    out = cellsim.run(cellsim.build(src, count=False), [0], 1)
     q = {int(k): int(v) for k, v in re.findall(r"^v (\d+) (\d+)$", out, re.M)}
     # d takes bit c at edge c; the flop samples it at edge c+1, q shows it at edge c+2.
     assert [q[c + 2] for c in range(60)] == list(d[:60])
@@ -98,7 +98,7 @@ def test_truth_table_order():
 # -- toggle counting -------------------------------------------------------------------------------
 
 @needs_osu
-def test_toggle_counts_of_a_known_circuit(tmp_path):
+def test_toggle_counts_of_a_known_circuit():
     # x -> INV -> INV -> DFF; and NAND2(x, q).  Net bits are Yosys-style integers.
     module = {"ports": {"x": {"direction": "input", "bits": [2]},
                         "clk": {"direction": "input", "bits": [3]},
@@ -116,7 +116,7 @@ def test_toggle_counts_of_a_known_circuit(tmp_path):
     src = {"cells.v": cellsim.cell_models(OSU, {"INVX1", "DFFPOSX1", "NAND2X1"}),
            "dut.v": cellsim.netlist_verilog(module, names),
            "tb.v": cellsim.testbench([("x", 0, 1)], 1)}
-    counts = cellsim.parse_counts(cellsim.run(cellsim.build(src, tmp_path / "t"),
+    counts = cellsim.parse_counts(cellsim.run(cellsim.build(src),
                                               [int(v) for v in x], 1))
     # The counters sample at every rising edge 0..N, before it: the word is x[e-1]
     # (0 at edge 0), the flop holds x[e-2] (0 before edge 2).
