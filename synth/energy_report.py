@@ -37,7 +37,7 @@ def _fmax(config, lib, clock_ps, yosys):
 
 
 def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
-                  cycles=DEFAULT_CYCLES, seed=0, yosys=None, cache=None):
+                  cycles=DEFAULT_CYCLES, seed=0, pe_config=None, yosys=None, cache=None):
     """The energy report of ``config`` in ``library`` (a :class:`synth.nldm.Library`).
 
     Parameters
@@ -48,6 +48,10 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     gemm : (m, k, n) or None
         The GEMM whose stream drives the PE and whose buffer accesses are priced
         (default the config's largest, ``m_max x k_max x n_max``).
+    pe_config : golden.Config or None
+        The config whose PE (0, 0) is mapped, timed and simulated (default ``config``;
+        the design-space study passes a 1 x 1 array so that array sizes share it); the
+        buffers are always ``config``'s.
     """
     from .memory import buffer_report
     from .area import SRAM_GE_PER_BIT
@@ -56,9 +60,10 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
     config.check_gemm(m, k, n)
     map_clock = default_clock_ps(library) if clock_ps is None else float(clock_ps)
-    crit = _fmax(config, library, map_clock, yosys)
+    pe_config = config if pe_config is None else pe_config
+    crit = _fmax(pe_config, library, map_clock, yosys)
     period = float(clock_ps) if clock_ps is not None else float(crit or map_clock)
-    pe = pe_energy(config, library, map_clock, data=data, gemm=(m, k, n), cycles=cycles,
+    pe = pe_energy(pe_config, library, map_clock, data=data, gemm=(m, k, n), cycles=cycles,
                    seed=seed, period_ps=period, yosys=yosys, cache=cache)
     per_mac = {c: pe["logic_fj"][c] / pe["macs"] / 1000.0 for c in ENERGY_CATEGORIES}
     macs = config.schedule.useful_macs(m, k, n)

@@ -473,6 +473,15 @@ _DSE = [
     ([*_O, "--sweep", "{fx}/m_text.toml"], r"The --text file '.*/empty\.txt' holds no "
                                            r"sentence"),
     ([*_O, "--sweep", "{fx}/m_gptq.toml"], r"--quant gptq needs MX weight formats, not int8"),
+    # --energy (issue #14)
+    ([*_O, "--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power "
+                        r"data\)"),
+    ([*_O, "--data", "heavy"], r"--data heavy needs --energy"),
+    ([*_O, "--liberty", "osu018"], r"--liberty osu018 needs --energy"),
+    ([*_O, "--energy", "--liberty", "osu018", "--data", "uniform"],
+     r"--data must be one of gaussian, .*, halfzero, not 'uniform'"),
+    ([*_O, "--energy", "--liberty", "{fx}/none.lib"],
+     r"The liberty file '.*/none\.lib' does not exist"),
 ]
 
 _DSE_OUTPUT = [

@@ -213,3 +213,37 @@ def test_sim_cli_runs_halfzero():
                           "--data", "halfzero"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.startswith(f"PASS  {c.name}  gemm 5x96x7")
+
+
+# -- the design-space study -----------------------------------------------------------------------
+
+@needs_osu
+def test_dse_energy_columns_front_and_plot(tmp_path):
+    import csv
+    from dse.__main__ import main as dse_main
+    from tests.test_dse import fake_area
+    from nmmx.flags import run_cli
+    out = tmp_path / "dse"
+    argv = ["--format", "mxfp4_e2m1", "--sparsity", "4:4,2:4", "--rows", "2,4", "--cols", "2",
+            "--eval-shape", "8x64x8", "--gemm", "8x256x8", "--no-progress",
+            "--energy", "--liberty", "osu018", "-o", str(out)]
+    assert run_cli(lambda a: dse_main(a, area_fn=fake_area), argv) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4
+    for r in rows:
+        parts = sum(float(v) for k, v in r.items()
+                    if k.startswith("energy_") and k.endswith("_pj"))
+        assert float(r["energy_pj_per_mac"]) == pytest.approx(parts, rel=1e-3)
+        assert float(r["tops_per_w"]) == pytest.approx(2 / float(r["energy_pj_per_mac"]),
+                                                       rel=1e-3)
+        assert r["energy_library"] == "osu018_stdcells"
+    # One PE measurement per (format, sparsity): both array sizes share it.
+    by = {}
+    for r in rows:
+        by.setdefault(r["sparsity"], set()).add(r["logic_pj_per_mac"])
+    assert all(len(v) == 1 for v in by.values())
+    assert any(r["pareto_energy"] == "True" for r in rows)
+    report = (out / "report.md").read_text()
+    assert "## Energy (osu018_stdcells, gaussian data)" in report
+    assert (out / "energy_breakdown.png").stat().st_size > 1000
+    assert (out / "pareto_energy.png").is_file()
