@@ -552,18 +552,11 @@ def check_energy_flags(args):
     """``(liberty, data)`` of ``--energy``/``--liberty``/``--data`` (``(None,
     "gaussian")`` without ``--energy``); raise :class:`UsageError` with one sentence.
     The library is read and OpenSTA found before any point is evaluated."""
-    from sim.stimulus import DATA_CLASSES
     from synth import nldm, sta
-    if not args.energy:
-        for flag in ("liberty", "data"):
-            if getattr(args, flag) is not None:
-                raise UsageError(f"--{flag} {getattr(args, flag)} needs --energy")
+    from synth.__main__ import check_energy_data
+    data = check_energy_data(args, ("liberty", "data"))
+    if data is None:
         return None, "gaussian"
-    if args.liberty is None:
-        raise UsageError("--energy needs --liberty (the generic cells.lib has no power data)")
-    data = args.data or "gaussian"
-    if data not in DATA_CLASSES:
-        raise UsageError(f"--data must be one of {', '.join(DATA_CLASSES)}, not {data!r}")
     try:
         nldm.find_library(args.liberty)
         sta.sta_executable()

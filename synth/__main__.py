@@ -86,13 +86,14 @@ def build_parser():
     return parser
 
 
-def check_energy_flags(args, config):
-    """``(data, gemm)`` of ``--energy``/``--data``/``--gemm`` (``None`` without
-    ``--energy``); raise :class:`UsageError` with one sentence."""
-    from nmmx.flags import parse_shape
+def check_energy_data(args, needs_energy=("data",)):
+    """The stimulus class of ``--energy`` (``None`` without it): ``--energy`` needs
+    ``--liberty``, ``--data`` must be a class of :data:`sim.stimulus.DATA_CLASSES`, and
+    each flag of ``needs_energy`` given without ``--energy`` is refused; raise
+    :class:`UsageError` with one sentence.  Shared with ``python -m dse --energy``."""
     from sim.stimulus import DATA_CLASSES
     if not args.energy:
-        for flag in ("data", "gemm"):
+        for flag in needs_energy:
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag} {getattr(args, flag)} needs --energy")
         return None
@@ -101,6 +102,16 @@ def check_energy_flags(args, config):
     data = args.data or "gaussian"
     if data not in DATA_CLASSES:
         raise UsageError(f"--data must be one of {', '.join(DATA_CLASSES)}, not {data!r}")
+    return data
+
+
+def check_energy_flags(args, config):
+    """``(data, gemm)`` of ``--energy``/``--data``/``--gemm`` (``None`` without
+    ``--energy``); raise :class:`UsageError` with one sentence."""
+    from nmmx.flags import parse_shape
+    data = check_energy_data(args, ("data", "gemm"))
+    if data is None:
+        return None
     gemm = None
     if args.gemm is not None:
         try:
