@@ -247,3 +247,31 @@ def test_dse_energy_columns_front_and_plot(tmp_path):
     assert "## Energy (osu018_stdcells, gaussian data)" in report
     assert (out / "energy_breakdown.png").stat().st_size > 1000
     assert (out / "pareto_energy.png").is_file()
+
+
+# -- python -m synth --energy --------------------------------------------------------------------
+
+@needs_osu
+def test_synth_energy_cli_writes_the_report(tmp_path, capsys):
+    import json
+    from synth.__main__ import main as synth_main
+    from synth.energy_report import REPORT_KEYS
+    out = tmp_path / "e.json"
+    assert synth_main(["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--liberty", "osu018",
+                       "--energy", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert set(REPORT_KEYS) <= set(r)
+    assert r["energy_pj_per_mac"] == pytest.approx(sum(r["energy_breakdown"].values()),
+                                                   rel=1e-3)
+    assert r["energy_pj_per_mac"] == pytest.approx(r["logic_pj_per_mac"]
+                                                   + r["buffer_pj_per_mac"], rel=1e-4)
+    config = Config.from_dict(r["config"])
+    m, k, n = r["gemm"]
+    assert r["energy_pj_per_gemm"] == pytest.approx(
+        r["energy_pj_per_mac"] * config.schedule.useful_macs(m, k, n), rel=1e-4)
+    assert r["tops_per_w"] == pytest.approx(2 / r["energy_pj_per_mac"], rel=1e-3)
+    assert {f"buffer_{b}" for b in config.host_buffers} <= set(r["energy_breakdown"])
+    assert r["buffer_model"]["node_nm"] == 45 and "not scaled" in r["note"]
+    assert r["cycles"] == 10_000 and f"{r['cycles']} cycles" in text
+    assert "pJ/MAC" in text and "TOPS/W" in text
