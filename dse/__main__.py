@@ -123,6 +123,17 @@ def build_parser():
                    help="run the points on this Dask distributed scheduler")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # -- --energy (issue #14; the trep branch adds --liberty/--clock-ps for timing: the
+    # integrator keeps one --liberty) ----------------------------------------------------
+    g.add_argument("--energy", action="store_true",
+                   help="add gate-level energy per dense-equivalent MAC (logic + buffers), "
+                        "its breakdown and TOPS/W to every point (needs --liberty)")
+    g.add_argument("--liberty", metavar="LIB",
+                   help="library of the energy figures: osu018, asap7 or liberty file(s)")
+    g.add_argument("--data", metavar="CLASS",
+                   help="stimulus class of the energy figures (python -m sim's classes "
+                        "and halfzero) [default: gaussian]")
+    # -- end of --energy ------------------------------------------------------------------
     g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
     g.add_argument("--model", metavar="DIR", nargs="?", const="",
                    help="BERT-family checkpoint directory [default with no DIR: the "
@@ -500,7 +511,9 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    energy_lib, energy_data = check_energy_flags(args)
     settings = Settings(gemms=tuple(gemms), eval_shape=eval_shape,
+                        energy_liberty=energy_lib, energy_data=energy_data,
                         seed=parse_seed(_option(args, top, "seed")), weights=weights,
                         weights_pattern=pattern, weights_digest=digest,
                         simulate=simulate,
@@ -533,6 +546,26 @@ def prepare(argv):
                 raise UsageError(f"Key {keys[0]!r} in {where} belongs to the model "
                                  f"study and needs --model (or a 'model' key)")
     return configs, settings, options
+
+
+def check_energy_flags(args):
+    """``(liberty, data)`` of ``--energy``/``--liberty``/``--data`` (``(None,
+    "gaussian")`` without ``--energy``); raise :class:`UsageError` with one sentence.
+    The library is read and OpenSTA found before any point is evaluated."""
+    from synth import nldm, sta
+    from synth.__main__ import check_energy_data
+    data = check_energy_data(args, ("liberty", "data"))
+    if data is None:
+        return None, "gaussian"
+    try:
+        nldm.find_library(args.liberty)
+        sta.sta_executable()
+    except (nldm.LibraryError, sta.StaError) as e:
+        raise UsageError(str(e)) from None
+    spec = args.liberty
+    if spec not in nldm.KNOWN_LIBRARIES:
+        spec = ",".join(str(Path(x).resolve()) for x in spec.split(",") if x.strip())
+    return spec, data
 
 
 def main(argv=None, *, area_fn=None, simulate_fn=None):

@@ -23,12 +23,17 @@ PARETO_Y = "err_rel_fro"
 #: The same front with logic area only (buffers excluded: their size is set by
 #: m_max/k_max/n_max and the element widths, and can dominate the total).
 PARETO_X_LOGIC = "tpa_logic"
+#: The energy front (``--energy``): TOPS/W (logic and buffers; the inverse of pJ per
+#: dense-equivalent MAC, so the front is the error vs pJ/MAC front) against the error.
+PARETO_X_ENERGY = "tops_per_w"
 
 _FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
           "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
           "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_ge_flat", "total_ge_flat", "buffer_bits", "transistors",
           "macs_per_cycle", "utilization", "useful_utilization", "tpa_total", "tpa_logic", "err_rel_fro",
-          "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
+          "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic",
+          "energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac", "energy_pj_per_gemm",
+          "tops_per_w", "pareto_energy"]
 
 
 def _columns(rows):
@@ -223,7 +228,101 @@ def findings(rows, front, labs=None):
     return out
 
 
-def write_report(rows, path, *, front, front_logic, settings, command=None):
+# -- energy (python -m dse --energy, issue #14) ------------------------------------------
+
+def _has_energy(rows):
+    return bool(rows) and all("energy_pj_per_mac" in r for r in rows)
+
+
+def _mark_energy_pareto(rows):
+    """Mark ``pareto_energy`` (TOPS/W vs error) on every row; return the front (``None``
+    without energy columns)."""
+    if not _has_energy(rows):
+        return None
+    front = pareto_front(rows, maximize=PARETO_X_ENERGY, minimize=PARETO_Y)
+    on = set(front)
+    for i, r in enumerate(rows):
+        r["pareto_energy"] = i in on
+    return [rows[i] for i in front]
+
+
+def _energy_units(rows):
+    """The ``energy_<unit>_pj`` columns: logic units first, then the buffers."""
+    cols = sorted({k for r in rows for k in r if k.startswith("energy_") and k.endswith("_pj")})
+    return [c for c in cols if "_buffer_" not in c] + [c for c in cols if "_buffer_" in c]
+
+
+def _energy_table(rows):
+    return _table(["point", "pJ/MAC", "logic pJ/MAC", "buffer pJ/MAC", "uJ/GEMM", "TOPS/W",
+                   "rel. error"],
+                  [[r["name"], _fmt(r["energy_pj_per_mac"]), _fmt(r["logic_pj_per_mac"]),
+                    _fmt(r["buffer_pj_per_mac"]), _fmt(r["energy_pj_per_gemm"] / 1e6),
+                    _fmt(r["tops_per_w"]), _fmt(r[PARETO_Y])] for r in rows])
+
+
+def _energy_section(rows, front_energy, settings):
+    r0 = rows[0]
+    return ["", f"## Energy ({r0['energy_library']}, {settings.energy_data} data)", "",
+            f"Gate-level activity of PE (0, 0) (zero delay, no glitches, pin loads only) "
+            f"per dense-equivalent MAC, plus the buffers' accesses of GEMM "
+            f"{r0['energy_gemm']} at CACTI's 45 nm (not scaled to the logic's node; see "
+            f"docs/energy.md).  TOPS/W counts 2 ops per MAC.", "",
+            "### Pareto front (TOPS/W vs relative error)", "", _energy_table(front_energy),
+            "", "![Energy Pareto](pareto_energy.png)", "", "### All points", "",
+            _energy_table(rows), "", "![Energy by unit](energy_breakdown.png)"]
+
+
+def write_energy_plots(rows, out_dir):
+    """``pareto_energy.png`` (pJ/MAC vs error) and ``energy_breakdown.png``: one stacked
+    bar of pJ/MAC by unit per format pair x sparsity (its first point; the PE energy
+    does not depend on the array size)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out_dir = Path(out_dir)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.scatter([r["energy_pj_per_mac"] for r in rows], [r[PARETO_Y] for r in rows], s=25)
+    fr = sorted((r for r in rows if r.get("pareto_energy")), key=lambda r: r["energy_pj_per_mac"])
+    ax.step([r["energy_pj_per_mac"] for r in fr], [r[PARETO_Y] for r in fr], where="post",
+            color="black", lw=1, label="Pareto front")
+    for r in fr:
+        ax.annotate(r["name"].removeprefix("nmmx_"), (r["energy_pj_per_mac"], r[PARETO_Y]),
+                    fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if all(r[PARETO_Y] > 0 for r in rows):
+        ax.set_yscale("log")
+    ax.set_xlabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']} logic + "
+                  "45 nm buffers)")
+    ax.set_ylabel("relative Frobenius error of the GEMM output")
+    ax.set_title("Energy per MAC vs error")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_png(fig, out_dir / "pareto_energy.png")
+    plt.close(fig)
+
+    firsts = {}
+    for r in rows:
+        firsts.setdefault((_fmt_pair(r), r["sparsity"]), r)
+    labels = [f"{p} {sp}" for p, sp in firsts]
+    units = _energy_units(rows)
+    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(labels) + 3), 5.5))
+    bottom = [0.0] * len(labels)
+    for u in units:
+        vals = [r.get(u, 0.0) for r in firsts.values()]
+        ax.bar(labels, vals, bottom=bottom, label=u[len("energy_"):-len("_pj")].replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']})")
+    ax.set_title("Energy per MAC by unit (PE logic, clock, leakage; buffers at 45 nm)")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    _save_png(fig, out_dir / "energy_breakdown.png")
+    plt.close(fig)
+
+# -- end of energy -------------------------------------------------------------------------
+
+
+def write_report(rows, path, *, front, front_logic, settings, command=None,
+                 front_energy=None):
     """Write ``report.md``: settings, all points, the Pareto front, the order table,
     utilization per GEMM shape and the findings."""
     labs = _settings_labels(settings)
@@ -263,6 +362,8 @@ def write_report(rows, path, *, front, front_logic, settings, command=None):
                       for r in rows]),
               "", "![Utilization](utilization.png)", "",
               "## Area breakdown", "", "![Area](area_breakdown.png)", ""]
+    if front_energy is not None:
+        parts += _energy_section(rows, front_energy, settings) + [""]
     atomic_write(path, "\n".join(parts))
 
 
@@ -367,11 +468,14 @@ def write_all(rows, out_dir, *, settings, command=None, plots=True):
     """Mark the Pareto front and write every output file into ``out_dir``."""
     out_dir = Path(out_dir)
     front, front_logic = _mark_pareto(rows)
+    front_energy = _mark_energy_pareto(rows)
     write_csv(rows, out_dir / "results.csv")
     write_report(rows, out_dir / "report.md", front=front, front_logic=front_logic,
-                 settings=settings, command=command)
+                 settings=settings, command=command, front_energy=front_energy)
     if plots:
         write_plots(rows, out_dir, _settings_labels(settings))
+        if front_energy is not None:
+            write_energy_plots(rows, out_dir)
     return front
 
 

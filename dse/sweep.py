@@ -66,6 +66,11 @@ class Settings:
         GEMM shape of the RTL runs.
     sim_filter : str
         Glob on :attr:`Config.name` choosing the simulated subset.
+    energy_liberty : str or None
+        Library of the gate-level energy figures (``python -m dse --energy --liberty``);
+        ``None``: no energy columns.
+    energy_data : str
+        Stimulus class of the energy figures (``sim.stimulus.DATA_CLASSES``).
     """
 
     gemms: tuple = ((64, 512, 64),)
@@ -77,6 +82,8 @@ class Settings:
     simulate: bool = False
     sim_gemm: tuple = (8, 64, 8)
     sim_filter: str = "*"
+    energy_liberty: str | None = None
+    energy_data: str = "gaussian"
 
     def simulates(self, config):
         """Whether ``config`` is in the RTL-checked subset."""
@@ -106,6 +113,10 @@ def point_key(config, settings):
         for k in ("sim_gemm", "sim_filter"):
             s.pop(k)
         s["simulate"] = False
+    if settings.energy_liberty is None:
+        # Without --energy the key is what it was before the energy columns existed.
+        for k in ("energy_liberty", "energy_data"):
+            s.pop(k)
     blob = json.dumps({"schema": SCHEMA, "config": config.to_dict(), "settings": s},
                       sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
@@ -345,6 +356,9 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     row.update(evaluate_numerics(config, settings))
     row["numerics_seconds"] = time.perf_counter() - t0
 
+    if settings.energy_liberty is not None:
+        row.update(evaluate_energy(config, settings))
+
     row["sim_ok"] = True
     if settings.simulates(config):
         simulate_fn = simulate_fn or _default_simulate_fn()
@@ -373,6 +387,33 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
             row["sim_message"] = (f"point {config.name} (GEMM {shape_label(shape)}): "
                                   + "; ".join(problems))
     return row
+
+
+#: Energy columns of a point row (``--energy``): logic + buffers per dense-equivalent
+#: MAC, logic and buffers apart, per GEMM, TOPS/W; ``energy_<unit>_pj`` per unit.
+ENERGY_FIELDS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
+                 "energy_pj_per_gemm", "tops_per_w", "energy_fmax_mhz")
+
+
+def evaluate_energy(config, settings):
+    """The energy columns of ``config`` (:func:`synth.energy_report.energy_report`).
+
+    The PE is measured on a 1 x 1 array of the same config (PE (0, 0) then sees the
+    whole GEMM, and every array size shares one measurement, netlist and timing); the
+    buffers are the point's own, priced for the largest of the sweep's GEMMs."""
+    from dataclasses import replace
+    from synth import nldm
+    from synth.energy_report import energy_report
+    lib = nldm.find_library(settings.energy_liberty)
+    gemm = max(settings.gemms, key=lambda s: (s[0] * s[1] * s[2], s))
+    r = energy_report(config, lib, data=settings.energy_data, gemm=gemm,
+                      pe_config=replace(config, rows=1, cols=1))
+    out = {k: r[k] for k in ENERGY_FIELDS if k in r}
+    out["energy_fmax_mhz"] = r["fmax_mhz"]
+    out["energy_library"] = r["library"]
+    out["energy_gemm"] = shape_label(gemm)
+    out.update({f"energy_{k}_pj": v for k, v in r["energy_breakdown"].items()})
+    return out
 
 
 def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn):
@@ -409,6 +450,9 @@ def point_cache(points_dir, settings):
     for shape in settings.gemms:
         lab = shape_label(shape)
         fields.update({f"{k}@{lab}": t for k, t in GEMM_FIELDS.items()})
+    if settings.energy_liberty is not None:
+        fields.update(dict.fromkeys(ENERGY_FIELDS, Number))
+        fields.update({"energy_library": str, "energy_gemm": str})
     return Cache(points_dir, name="dse point", version=SCHEMA, fields=fields)
 
 

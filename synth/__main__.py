@@ -18,6 +18,12 @@ module of the PE with OpenSTA instead (pre-layout, no wire load)::
 
     python -m synth --format mxfp8_e4m3 --liberty osu018 --clock-ps 4000 --json t.json
 
+With ``--energy`` (needs ``--liberty``) it reports the PE's energy per dense-equivalent
+MAC from gate-level activity on a ``python -m sim`` stimulus class (``--data``), plus the
+buffers' energy of one GEMM (``--gemm``), and TOPS/W (see ``docs/energy.md``)::
+
+    python -m synth --format mxfp4_e2m1 --liberty asap7 --energy --data halfzero
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
@@ -34,6 +40,7 @@ from synth.area import SRAM_GE_PER_BIT
 from synth.estimate import TOPS, estimate_area
 from synth.yosys import YosysError
 from synth.timing import timing_report
+from synth.energy_report import energy_report, format_energy
 
 __all__ = ["build_parser", "main", "format_table", "format_buffers"]
 
@@ -66,7 +73,71 @@ def build_parser():
     parser.add_argument("--clock-ps", metavar="P", default=None,
                         help="target clock in ps for the timing-driven mapping (abc -D) "
                              "[default: 40 FO4 of the --liberty library; needs --liberty]")
+    # -- --energy (issue #14) ------------------------------------------------------------
+    parser.add_argument("--energy", action="store_true",
+                        help="energy per dense-equivalent MAC of the PE from gate-level "
+                             "activity, plus buffers, and TOPS/W (needs --liberty)")
+    parser.add_argument("--data", metavar="CLASS", default=None,
+                        help="stimulus class of python -m sim for --energy "
+                             "[default: gaussian]")
+    parser.add_argument("--gemm", metavar="MxKxN", default=None,
+                        help="GEMM whose stream drives the PE and whose buffer accesses "
+                             "are priced, for --energy [default: m_max x k_max x n_max]")
     return parser
+
+
+def check_energy_data(args, needs_energy=("data",)):
+    """The stimulus class of ``--energy`` (``None`` without it): ``--energy`` needs
+    ``--liberty``, ``--data`` must be a class of :data:`sim.stimulus.DATA_CLASSES`, and
+    each flag of ``needs_energy`` given without ``--energy`` is refused; raise
+    :class:`UsageError` with one sentence.  Shared with ``python -m dse --energy``."""
+    from sim.stimulus import DATA_CLASSES
+    if not args.energy:
+        for flag in needs_energy:
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} {getattr(args, flag)} needs --energy")
+        return None
+    if args.liberty is None:
+        raise UsageError("--energy needs --liberty (the generic cells.lib has no power data)")
+    data = args.data or "gaussian"
+    if data not in DATA_CLASSES:
+        raise UsageError(f"--data must be one of {', '.join(DATA_CLASSES)}, not {data!r}")
+    return data
+
+
+def check_energy_flags(args, config):
+    """``(data, gemm)`` of ``--energy``/``--data``/``--gemm`` (``None`` without
+    ``--energy``); raise :class:`UsageError` with one sentence."""
+    from nmmx.flags import parse_shape
+    data = check_energy_data(args, ("data", "gemm"))
+    if data is None:
+        return None
+    gemm = None
+    if args.gemm is not None:
+        try:
+            gemm = parse_shape(args.gemm)
+            config.check_gemm(*gemm)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return data, gemm
+
+
+def _energy(config, lib, clock, energy, args, out):
+    """``--energy``: the energy report; print (and write) it."""
+    from synth.sta import StaError
+    from synth.cellsim import SimError
+    data, gemm = energy
+    try:
+        report = energy_report(config, lib, clock, data=data, gemm=gemm, yosys=args.yosys)
+    except (YosysError, StaError, SimError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    report["design"] = config.name
+    print(format_energy(report))
+    if out is not None:
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+    # -- end of --energy ------------------------------------------------------------------
 
 
 def check_timing_flags(args):
@@ -186,9 +257,12 @@ def main(argv=None):
     if args.yosys is not None:
         check_yosys(args.yosys)
     lib, clock = check_timing_flags(args)
+    energy = check_energy_flags(args, config)
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")
+    if energy is not None:
+        return _energy(config, lib, clock, energy, args, out if args.json is not None else None)
     if lib is not None:
         return _timing(config, lib, clock, args, out if args.json is not None else None)
     if args.compare_dataflows:

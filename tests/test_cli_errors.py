@@ -41,7 +41,8 @@ MAINS = {"gen": gen_cli.main, "sim": sim_cli.main, "synth": synth_cli.main,
 #: The function of each command that starts the real work (elaboration, simulation,
 #: synthesis, the sweep); the harness makes each of them raise :class:`WorkStarted`.
 WORK = {"gen": (gen.generate, "build_verilog"), "sim": (sim.run, "simulate_cases"),
-        "synth": (synth_cli, "estimate_area", "timing_report"), "dse": (dse_cli, "run_sweep")}
+        "synth": (synth_cli, "estimate_area", "timing_report", "energy_report"),
+        "dse": (dse_cli, "run_sweep")}
 
 #: The small engine of the replay fixtures.
 REPLAY_CONFIG = Config(rows=2, cols=2, m_max=4, k_max=64, n_max=4)
@@ -332,6 +333,16 @@ _SYNTH = [
                                                      r"--dataflow"),
     (["--liberty", "{fx}/w.txt"], r"The liberty file '.*/w\.txt' has a syntax error near "
                                        r"token 0 \('1 2 3'\)"),
+    # --energy (issue #14)
+    (["--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power data\)"),
+    (["--data", "heavy"], r"--data heavy needs --energy"),
+    (["--gemm", "4x4x4"], r"--gemm 4x4x4 needs --energy"),
+    (["--liberty", "osu018", "--energy", "--data", "uniform"],
+     r"--data must be one of gaussian, .*, halfzero, not 'uniform'"),
+    (["--liberty", "osu018", "--energy", "--gemm", "4x4"],
+     r"A GEMM shape must be written MxKxN with positive whole numbers, not '4x4'"),
+    (["--liberty", "osu018", "--energy", "--gemm", "4x2000x4"],
+     r"GEMM K=2000 does not fit this engine \(k_max=1024\)"),
 ]
 
 _SYNTH_OUTPUT = [
@@ -462,6 +473,15 @@ _DSE = [
     ([*_O, "--sweep", "{fx}/m_text.toml"], r"The --text file '.*/empty\.txt' holds no "
                                            r"sentence"),
     ([*_O, "--sweep", "{fx}/m_gptq.toml"], r"--quant gptq needs MX weight formats, not int8"),
+    # --energy (issue #14)
+    ([*_O, "--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power "
+                        r"data\)"),
+    ([*_O, "--data", "heavy"], r"--data heavy needs --energy"),
+    ([*_O, "--liberty", "osu018"], r"--liberty osu018 needs --energy"),
+    ([*_O, "--energy", "--liberty", "osu018", "--data", "uniform"],
+     r"--data must be one of gaussian, .*, halfzero, not 'uniform'"),
+    ([*_O, "--energy", "--liberty", "{fx}/none.lib"],
+     r"The liberty file '.*/none\.lib' does not exist"),
 ]
 
 _DSE_OUTPUT = [
