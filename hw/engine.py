@@ -250,7 +250,9 @@ class Engine(EngineBase):
         if (1 << cfg.wr_bank_bits) > cfg.cols:
             write = write & (self.wr_bank < cfg.cols)
         for tile in range(nt):
-            hit = write & (self.wr_addr >= tile * gmax) & (self.wr_addr < (tile + 1) * gmax)
+            hit = write & (self.wr_addr < (tile + 1) * gmax)
+            if tile:
+                hit = hit & (self.wr_addr >= tile * gmax)
             with m.If(hit):
                 m.d.sync += [nonzero[tile].eq(word_nonzero | (nonzero[tile] & ~fresh[tile])),
                              fresh[tile].eq(0)]

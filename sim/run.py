@@ -21,6 +21,7 @@ import numpy as np
 from golden.config import Config
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import pack_operands
+from golden.skip import skip_tiles, weight_tile_mask
 from nmmx.files import atomic_open, atomic_write
 
 from hw.host import COUNTERS
@@ -158,7 +159,9 @@ def _cycle_limit(config, m, k, n):
 
 
 def _plan(config, case):
-    """Encoded operands, golden result and per-run jobs of one case."""
+    """Encoded operands, golden result and per-run jobs of one case: ``(i0, i1, j0, j1,
+    operands, skip)``, with ``skip`` the run's weight-tile mask (``tile_skip``; else
+    None), whose skipped outputs the expected result has as zero (:mod:`golden.skip`)."""
     enc = case.enc if case.enc is not None else make_operands(
         config, case.m, case.k, case.n, case.data, case.seed)
     expect = gemm_encoded(enc, config)
@@ -167,7 +170,11 @@ def _plan(config, case):
         i1 = min(case.m, i0 + config.m_max)
         for j0 in range(0, case.n, config.n_max):
             j1 = min(case.n, j0 + config.n_max)
-            jobs.append((i0, i1, j0, j1, _sub(enc, config, i0, i1, j0, j1)))
+            sub, skip = _sub(enc, config, i0, i1, j0, j1), None
+            if config.tile_skip:
+                skip = tuple(bool(s) for s in weight_tile_mask(config, sub))
+                expect[i0:i1, j0:j1] = skip_tiles(config, sub, expect[i0:i1, j0:j1])
+            jobs.append((i0, i1, j0, j1, sub, skip))
     return enc, expect, jobs
 
 
@@ -208,7 +215,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     plans = [_plan(config, case) for case in cases]
     jobs = []
     for _enc, expect, plan in plans:
-        for (i0, i1, j0, j1, sub) in plan:
+        for (i0, i1, j0, j1, sub, _skip) in plan:
             w = pack_operands(config, sub)
             jobs.append(Job(shape=(sub.m, sub.k, sub.n),
                             limit=_cycle_limit(config, sub.m, sub.k, sub.n),
@@ -239,7 +246,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
         got = np.zeros((case.m, case.n), np.uint32)
         runs = []
         hung = False
-        for (i0, i1, j0, j1, sub) in jobs:
+        for (i0, i1, j0, j1, sub, skip) in jobs:
             if j >= len(results):
                 # The engine hung (or an earlier job did): no results for this run.
                 hung = True
@@ -252,6 +259,8 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
                 runs.append({"shape": (sub.m, sub.k, sub.n), "counters": list(res.counters),
                              "seconds": res.seconds, "sim_cycles": res.sim_cycles,
                              "load_seconds": res.load_seconds})
+            if skip is not None:
+                runs[-1]["skip"] = list(skip)
             j += 1
         report = _report(config, case, enc, expect, got, runs, model, wall)
         report["hung"] = hung
@@ -321,12 +330,17 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     mismatches = int((exp_bits != got).sum())
     cnt = np.array([r["counters"] for r in runs], np.int64)
     cycles, issued, stall, tiles = (int(v) for v in cnt.sum(axis=0))
-    model_cycles = sum(config.schedule.cycles(*r["shape"]) for r in runs)
+    model_cycles = sum(config.schedule.cycles(*r["shape"], r.get("skip")) for r in runs)
     scalesim = sum(config.schedule.scalesim_cycles(*r["shape"]) for r in runs)
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
     slots = config.multiplier_slots
-    return {
+    extra = {}
+    if config.tile_skip:
+        # Output tiles skipped: every tile row of a run repeats its weight-tile mask.
+        extra["skipped_tiles"] = sum(-(-r["shape"][0] // config.rows) * sum(r["skip"])
+                                     for r in runs)
+    return {**extra,
         "passed": mismatches == 0 and cycles == model_cycles,
         "mismatches": mismatches,
         "outputs": int(exp_bits.size),
@@ -382,6 +396,9 @@ def format_report(r):
         f"  build       {r['build_seconds']:.2f} s "
         f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
     ]
+    if "skipped_tiles" in r:
+        lines.append(f"  tile skip   {r['skipped_tiles']} of {r['tiles']} output tiles "
+                     f"skipped (all-zero weight tiles)")
     if r.get("waves"):
         lines.append(f"  waves       {r['waves']}")
     if r.get("replay"):
