@@ -308,3 +308,13 @@ def test_verilator_regression_every_class():
     assert zt["zerotiles100"]["skipped_tiles"] == zt["zerotiles100"]["tiles"]
     assert 0 < zt["zerotiles50"]["skipped_tiles"] < zt["zerotiles50"]["tiles"]
     assert skipped > 0
+
+
+def test_sweep_file_takes_the_flag(tmp_path):
+    """A dse sweep file lists tile_skip like the flag (on/off words, not numbers)."""
+    from dse.__main__ import prepare
+    f = tmp_path / "s.toml"
+    f.write_text('tile_skip = ["off", "on"]\nrows = [2, 4]\nout = "o"\n')
+    configs, _settings, _opt = prepare(["--sweep", str(f)])
+    assert sorted((c.rows, c.tile_skip) for c in configs) == [
+        (2, False), (2, True), (4, False), (4, True)]
