@@ -126,15 +126,7 @@ class Engine(EngineBase):
         m.d.comb += [t.block_last.eq(block_last),
                      t.last_g.eq(last_g | t.skip if cfg.tile_skip else last_g)]
         if cfg.tile_skip:
-            # Drain period without a per-tile wait: a tile's last group waits until R
-            # cycles after the previous tile's last group (t.since, saturating at R);
-            # every other group issues back to back.  No tile ever sets t.waiting.
-            t.since = Signal(range(R + 1), name="since_last", init=R)
-            m.d.comb += t.issue.eq(rc.busy & ~t.flushing & ~(t.last_g & (t.since < R)))
-            with m.If(t.issue & t.last_g):
-                m.d.sync += t.since.eq(1)
-            with m.Elif(t.since < R):
-                m.d.sync += t.since.eq(t.since + 1)
+            t.since = Signal(range(R + 1), name="since_last", init=R)   # see _tile_skip
         rows_left = Signal(range(cfg.m_max + 1), name="rows_left")
         cols_left = Signal(range(cfg.n_max + 1), name="cols_left")
         t.rv, t.cv = Signal(range(R + 1), name="rv"), Signal(range(C + 1), name="cv")
@@ -224,7 +216,8 @@ class Engine(EngineBase):
     def _tile_skip(self, m, rc, t):
         """Coarse-grained sparsity (``tile_skip``): one "nonzero" bit per weight tile
         (column tile ``j div C`` of W, all of K: W addresses ``[t*Gmax, (t+1)*Gmax)`` of
-        every bank), kept from the write port, and the controller's ``skip``.
+        every bank), kept from the write port; the controller's ``skip``; and the issue
+        rule that keeps tiles' last groups R cycles apart (``since_last``).
 
         A W data write into tile t sets the bit when one of the word's slot values is
         not zero (:func:`golden.skip.zero_code_mask`; indices and scales do not count).
@@ -232,8 +225,9 @@ class Engine(EngineBase):
         bit from that word, so a host that rewrites a tile rewrites all of it (every
         bank's groups of the next run), and a tile it does not touch keeps its bit with
         its words.  After reset every bit is 0, as the zero-initialized buffer is.
-        Cost: 2 x n_tiles_max flip-flops, 2 x n_tiles_max address comparators, one
-        zero test per slot and a column-tile counter; none of it in the PEs.
+        Cost: 2 x n_tiles_max flip-flops, 2 x n_tiles_max - 1 address comparators, one
+        zero test per slot, a column-tile and a ``since_last`` counter; none of it in
+        the PEs.
         """
         cfg = self._config
         nt, gmax = cfg.n_tiles_max, cfg.groups_max
@@ -258,6 +252,15 @@ class Engine(EngineBase):
                              fresh[tile].eq(0)]
         rc.on_start(fresh.eq((1 << nt) - 1))
         m.d.comb += t.skip.eq(~nonzero.bit_select(t.jt, 1))
+        # The drain period without a per-tile wait: a tile's last group waits until R
+        # cycles after the previous tile's last group (t.since, saturating at R); every
+        # other group issues back to back, and no tile sets t.waiting.
+        R = cfg.rows
+        m.d.comb += t.issue.eq(rc.busy & ~t.flushing & ~(t.last_g & (t.since < R)))
+        with m.If(t.issue & t.last_g):
+            m.d.sync += t.since.eq(1)
+        with m.Elif(t.since < R):
+            m.d.sync += t.since.eq(t.since + 1)
 
     def _skew(self, m, t, array, a_rd, w_rd, as_rd, ws_rd):
         """Read addresses (and the group control) through register chains: row r and
