@@ -308,15 +308,15 @@ class Engine(EngineBase):
         em_last = Signal(name="em_last")
         head = Signal(t.info_layout, name="head")
         m.d.comb += head.eq(t.fifo[t.rd_ptr])
-        with m.If(array.drain_load[0]):
-            m.d.sync += [em_active.eq(1), em_row.eq(R - 1),
-                         em_addr.eq(head.c_base + (R - 1) * NTmax),
-                         em_rv.eq(head.rv), em_cv.eq(head.cv), em_last.eq(head.last),
-                         t.rd_ptr.eq(t.rd_ptr + 1)]
+        load = [em_active.eq(1), em_row.eq(R - 1),
+                em_addr.eq(head.c_base + (R - 1) * NTmax),
+                em_rv.eq(head.rv), em_cv.eq(head.cv), em_last.eq(head.last),
+                t.rd_ptr.eq(t.rd_ptr + 1)]
         if cfg.tile_skip:
-            em_zero = Signal(name="em_zero")
-            with m.If(array.drain_load[0]):
-                m.d.sync += em_zero.eq(head.zero)
+            em_zero = Signal(name="em_zero")        # the tile was skipped: write zeros
+            load.append(em_zero.eq(head.zero))
+        with m.If(array.drain_load[0]):
+            m.d.sync += load
         with m.Elif(em_active):
             m.d.sync += [em_row.eq(em_row - 1), em_addr.eq(em_addr - NTmax)]
             with m.If(em_row == 0):
