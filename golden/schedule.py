@@ -107,6 +107,8 @@ class Schedule:
         - both: ``c`` writes ``M*N`` (rows >= M and columns >= N are not written),
           reads ``M*Nt*C``; host writes ``M*G`` / ``N*G`` data and ``M*B`` / ``N*B``
           scale words.
+
+        Tile skipping is not modeled here: these are the accesses without a mask.
         """
         c = self._config
         c.check_gemm(m, k, n)

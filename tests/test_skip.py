@@ -300,9 +300,14 @@ def test_verilator_regression_every_class():
     cases = [Case(*shapes[t % len(shapes)], data=d, seed=t) for t, d in enumerate(classes)]
     reports = simulate_cases(cfg, cases)
     skipped = 0
+    s = cfg.schedule
     for r in reports:
         assert r["passed"] and r["mismatches"] == 0, (r["data"], r["gemm"])
         assert r["cycles"] == r["model_cycles"], r["data"]
+        for run in r["runs"]:           # every counter of every run, given its mask
+            shape, skip = run["shape"], run["skip"]
+            assert run["counters"] == [s.cycles(*shape, skip), s.issued(*shape, skip),
+                                       s.stall(*shape, skip), s.tiles(*shape, skip)]
         skipped += r["skipped_tiles"]
     zt = {r["data"]: r for r in reports if r["data"].startswith("zerotiles")}
     assert zt["zerotiles100"]["skipped_tiles"] == zt["zerotiles100"]["tiles"]
