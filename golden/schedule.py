@@ -82,7 +82,7 @@ class Schedule:
         cycles are all stalls)."""
         return self.cycles(m, k, n, skip) - self.issue_cycles(m, k, n, skip)
 
-    def buffer_accesses(self, m, k, n):
+    def buffer_accesses(self, m, k, n, skip=None):
         """Exact word accesses of every buffer in one M x K x N GEMM: buffer name ->
         ``{"reads": ..., "writes": ...}`` in words of that buffer (one word of one bank).
 
@@ -108,13 +108,15 @@ class Schedule:
           reads ``M*Nt*C``; host writes ``M*G`` / ``N*G`` data and ``M*B`` / ``N*B``
           scale words.
 
-        Tile skipping is not modeled here: these are the accesses without a mask.
+        With a weight-tile mask ``skip`` (``tile_skip``), a skipped output tile reads
+        the one group it issues (one word of every bank, scales included) instead of
+        its G groups and B blocks; C and the host's figures do not change.
         """
         c = self._config
         c.check_gemm(m, k, n)
         g, b = c.groups(k), c.padded_k(k) // c.block_size
         nt = ceil(n / c.cols)
-        reads = self._array_reads(m, k, n)
+        reads = self._array_reads(m, k, n, self.skip_mask(n, skip))
         writes = {"a_data": m * g, "w_data": n * g, "a_scale": m * b, "w_scale": n * b}
         out = {name: {"reads": reads[name], "writes": writes[name]}
                for name in c.host_buffers if name != "c"}
@@ -233,13 +235,15 @@ class OSSchedule(Schedule):
             tiles = ceil(m / self._config.rows) * skip.count(False)
         return tiles * self._config.groups(k)
 
-    def _array_reads(self, m, k, n):
+    def _array_reads(self, m, k, n, skip=None):
         """Every issued group reads one word of all R A banks and all C W banks; the
-        scale words once per block."""
+        scale words once per block.  A skipped tile issues one group (one block)."""
         c = self._config
         t, g, b = self.output_tiles(m, n), c.groups(k), c.padded_k(k) // c.block_size
-        return {"a_data": t * g * c.rows, "w_data": t * g * c.cols,
-                "a_scale": t * b * c.rows, "w_scale": t * b * c.cols}
+        ts = 0 if skip is None else ceil(m / c.rows) * sum(skip)     # skipped tiles
+        groups, blocks = (t - ts) * g + ts, (t - ts) * b + ts
+        return {"a_data": groups * c.rows, "w_data": groups * c.cols,
+                "a_scale": blocks * c.rows, "w_scale": blocks * c.cols}
 
     def tiles(self, m, k, n, skip=None):
         """Exact ``cnt_tiles``: output tiles (skipped ones included)."""
@@ -358,7 +362,7 @@ class WSSchedule(Schedule):
         self.skip_mask(n, skip)
         return self.passes(k, n) * m
 
-    def _array_reads(self, m, k, n):
+    def _array_reads(self, m, k, n, skip=None):
         """Array row r reads K-group ``fold*F + r`` of each issued row when that group
         exists; each column loads the pass's groups once."""
         c = self._config

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from golden import Config
+from golden.counters import expected
 from golden.formats import FORMATS, get_format
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import WrSel
@@ -34,10 +35,9 @@ def _zero_tiles(config, enc, tiles):
 
 
 def _counters(config, enc):
-    skip = weight_tile_mask(config, enc)
-    s, (m, k, n) = config.schedule, (enc.m, enc.k, enc.n)
-    return {"cnt_cycles": s.cycles(m, k, n, skip), "cnt_issued": s.issued(m, k, n, skip),
-            "cnt_stall": s.stall(m, k, n, skip), "cnt_tiles": s.tiles(m, k, n, skip)}
+    """Every counter of the run (cycles, issued, stalls, tiles, buffer accesses) as the
+    model gives it for the operands' weight-tile mask."""
+    return expected(config, enc.m, enc.k, enc.n, weight_tile_mask(config, enc))
 
 
 def _run(config, steps, seed=0):
@@ -300,14 +300,12 @@ def test_verilator_regression_every_class():
     cases = [Case(*shapes[t % len(shapes)], data=d, seed=t) for t, d in enumerate(classes)]
     reports = simulate_cases(cfg, cases)
     skipped = 0
-    s = cfg.schedule
     for r in reports:
         assert r["passed"] and r["mismatches"] == 0, (r["data"], r["gemm"])
         assert r["cycles"] == r["model_cycles"], r["data"]
+        assert r["counters_match_model"], r["data"]
         for run in r["runs"]:           # every counter of every run, given its mask
-            shape, skip = run["shape"], run["skip"]
-            assert run["counters"] == [s.cycles(*shape, skip), s.issued(*shape, skip),
-                                       s.stall(*shape, skip), s.tiles(*shape, skip)]
+            assert run["counters"] == expected(cfg, *run["shape"], run["skip"])
         skipped += r["skipped_tiles"]
     zt = {r["data"]: r for r in reports if r["data"].startswith("zerotiles")}
     assert zt["zerotiles100"]["skipped_tiles"] == zt["zerotiles100"]["tiles"]
