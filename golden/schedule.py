@@ -116,7 +116,10 @@ class Schedule:
         c.check_gemm(m, k, n)
         g, b = c.groups(k), c.padded_k(k) // c.block_size
         nt = ceil(n / c.cols)
-        reads = self._array_reads(m, k, n, self.skip_mask(n, skip))
+        skip = self.skip_mask(n, skip)
+        # _array_reads(m, k, n) is the mask-free call; the mask is passed only when given.
+        reads = (self._array_reads(m, k, n) if skip is None
+                 else self._array_reads(m, k, n, skip))
         writes = {"a_data": m * g, "w_data": n * g, "a_scale": m * b, "w_scale": n * b}
         out = {name: {"reads": reads[name], "writes": writes[name]}
                for name in c.host_buffers if name != "c"}
