@@ -53,7 +53,7 @@ from .sweep import Settings, parse_shape, run_sweep
 from . import data as _data
 
 _CONFIG_KEYS = [f.name for f in fields(Config)] + ["format"]
-_INT_CONFIG_KEYS = {f.name for f in fields(Config) if isinstance(getattr(Config(), f.name), int)}
+_INT_CONFIG_KEYS = {f.name for f in fields(Config) if type(getattr(Config(), f.name)) is int}
 
 #: Non-config keys of a sweep file: name -> (kind, default).
 _OPTIONS = {

@@ -80,6 +80,11 @@ class Config:
         stationary, :class:`hw.ws.WSEngine`); stored as a :class:`Dataflow`.
     m_max, k_max, n_max : int
         Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
+    tile_skip : bool
+        The controller skips weight tiles whose every stored value is zero and writes
+        their outputs as zero (:mod:`golden.skip`; ``docs/architecture.md``, "Tile
+        skipping").  Output stationary only.  Off, the engine is the one without the
+        feature, bit for bit, and :meth:`to_dict` leaves the key out.
 
     Raises
     ------
@@ -99,6 +104,7 @@ class Config:
     m_max: int = 64
     k_max: int = 1024
     n_max: int = 64
+    tile_skip: bool = False
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, MAX_DIM)
@@ -137,6 +143,12 @@ class Config:
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
+        # Tile skipping: a switch of the OS controller (golden.skip, OSSchedule).
+        if not isinstance(self.tile_skip, bool):
+            raise TypeError(f"tile_skip must be True or False, not {self.tile_skip!r}")
+        if self.tile_skip and self.dataflow is not Dataflow.OS:
+            raise ValueError(f"tile_skip is built only for the output-stationary dataflow, "
+                             f"not dataflow={self.dataflow.value}")
         bits = self.host_buffer_bits
         if bits > MAX_BUFFER_BITS:
             raise ValueError(f"m_max={self.m_max}, k_max={self.k_max} and n_max={self.n_max} "
@@ -150,12 +162,18 @@ class Config:
         """Default top-level name, e.g. ``nmmx_os_8x8_mxfp4e2m1_2of4``."""
         a, w = self.a_fmt, self.w_fmt
         fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
-        return f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
+        skip = "_skip" if self.tile_skip else ""
+        return (f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_"
+                f"{self.n_keep}of{self.m_group}{skip}")
 
     def to_dict(self):
+        """The fields as plain JSON values.  ``tile_skip`` appears only when on, so the
+        manifests, cache keys and sweep keys of engines without it stay what they were."""
         d = asdict(self)
         d["sparsity"] = f"{self.n_keep}:{self.m_group}"
         d["dataflow"] = self.dataflow.value
+        if not self.tile_skip:
+            del d["tile_skip"]
         return d
 
     @classmethod

@@ -54,12 +54,13 @@ def names(config):
     return tuple(RUN_COUNTERS) + access_names(config)
 
 
-def expected(config, m, k, n):
+def expected(config, m, k, n, skip=None):
     """The exact value of every counter of :func:`names` after one ``m x k x n`` run:
-    counter -> int, from ``config.schedule``."""
+    counter -> int, from ``config.schedule`` (``skip``: the run's weight-tile mask when
+    the engine has ``tile_skip``, :func:`golden.skip.weight_tile_mask`)."""
     s = config.schedule
-    out = {name: getattr(s, method)(m, k, n) for name, method in RUN_COUNTERS.items()}
-    acc = s.buffer_accesses(m, k, n)
+    out = {name: getattr(s, method)(m, k, n, skip) for name, method in RUN_COUNTERS.items()}
+    acc = s.buffer_accesses(m, k, n, skip)
     for name in access_names(config):
         buf, kind = ACCESS_COUNTERS[name]
         out[name] = acc[buf][kind]

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 from amaranth import Module, Signal, Mux, Cat, unsigned
 from amaranth.lib import data
 
+from golden.pack import WrSel, word_layouts
+from golden.skip import zero_code_mask
 from .array import Array
 from .host import EngineBase, RunControl, engine_signature, host_buffers, skew_chain
-from .pe import control_layout
+from .pe import any_of, control_layout
 
 __all__ = ["Engine", "EngineBase", "RunControl", "engine_signature", "host_buffers",
            "skew_chain"]
@@ -80,6 +82,8 @@ class Engine(EngineBase):
         rc = self.run_control(m)
         t = self._tile_state(m, rc)
         self._tile_controller(m, rc, t)
+        if self._config.tile_skip:
+            self._tile_skip(m, rc, t)
         self._skew(m, rc, t, array, *ports)
         last_lane = self._drain(m, rc, t, array)
         # The last lane writes the last row of the last tile: the GEMM is complete.
@@ -111,11 +115,24 @@ class Engine(EngineBase):
         t.waiting = Signal(name="waiting")    # tile issued, waiting out the R-cycle period
         t.flushing = Signal(name="flushing")  # every tile issued, draining
         t.issue = Signal(name="issue")
-        m.d.comb += t.issue.eq(rc.busy & ~t.waiting & ~t.flushing)
-        rc.count(t.issue)
+        if not cfg.tile_skip:
+            m.d.comb += t.issue.eq(rc.busy & ~t.waiting & ~t.flushing)
+        block_last = t.gb == cfg.groups_per_block - 1
+        if cfg.tile_skip:
+            # The tile's weight tile is all zero (driven by _tile_skip): its one group is
+            # the block's and the tile's last, and the counters do not count it.
+            t.jt = Signal(range(NTmax), name="jt")      # column tile, j0 / C
+            t.skip = Signal(name="tile_skip")
+            block_last = block_last | t.skip
+            rc.count(t.issue & ~t.skip)
+        else:
+            rc.count(t.issue)
         t.block_last, t.last_g = Signal(name="block_last"), Signal(name="last_g")
-        m.d.comb += [t.block_last.eq(t.gb == cfg.groups_per_block - 1),
-                     t.last_g.eq(t.block_last & (t.kb + cfg.block_size >= t.k_r))]
+        last_g = t.block_last & (t.kb + cfg.block_size >= t.k_r)
+        m.d.comb += [t.block_last.eq(block_last),
+                     t.last_g.eq(last_g | t.skip if cfg.tile_skip else last_g)]
+        if cfg.tile_skip:
+            t.since = Signal(range(R + 1), name="since_last", init=R)   # see _tile_skip
         rows_left = Signal(range(cfg.m_max + 1), name="rows_left")
         cols_left = Signal(range(cfg.n_max + 1), name="cols_left")
         t.rv, t.cv = Signal(range(R + 1), name="rv"), Signal(range(C + 1), name="cv")
@@ -127,14 +144,18 @@ class Engine(EngineBase):
         t.last_tile = Signal(name="last_tile")
         m.d.comb += t.last_tile.eq((t.i0 + R >= t.m_r) & (t.j0 + C >= t.n_r))
         # Tile information handed from the issue side to the drain side.
-        t.info_layout = data.StructLayout({
-            "c_base": unsigned(len(t.c_base)), "rv": unsigned(len(t.rv)),
-            "cv": unsigned(len(t.cv)), "last": 1})
+        info = {"c_base": unsigned(len(t.c_base)), "rv": unsigned(len(t.rv)),
+                "cv": unsigned(len(t.cv)), "last": 1}
+        if cfg.tile_skip:
+            info["zero"] = 1        # skipped: the drain writes zeros
+        t.info_layout = data.StructLayout(info)
         depth = cfg.tile_fifo_depth
         t.fifo = Signal(data.ArrayLayout(t.info_layout, depth), name="tile_info")
         t.tile_in = Signal(t.info_layout, name="tile_in")   # the entry of the tile issuing
         m.d.comb += [t.tile_in.c_base.eq(t.c_base), t.tile_in.rv.eq(t.rv),
                      t.tile_in.cv.eq(t.cv), t.tile_in.last.eq(t.last_tile)]
+        if cfg.tile_skip:
+            m.d.comb += t.tile_in.zero.eq(t.skip)
         t.wr_ptr = Signal(range(depth), name="wr_ptr")
         t.rd_ptr = Signal(range(depth), name="rd_ptr")
         return t
@@ -150,11 +171,15 @@ class Engine(EngineBase):
         with m.Elif(t.j0 + C < t.n_r):
             m.d.sync += [t.j0.eq(t.j0 + C), t.w_base.eq(t.w_base + Gmax),
                          t.ws_base.eq(t.ws_base + Bmax), t.c_base.eq(t.c_base + 1)]
+            if cfg.tile_skip:
+                m.d.sync += t.jt.eq(t.jt + 1)
         with m.Else():
             m.d.sync += [t.j0.eq(0), t.w_base.eq(0), t.ws_base.eq(0), t.i0.eq(t.i0 + R),
                          t.a_base.eq(t.a_base + Gmax), t.as_base.eq(t.as_base + Bmax),
                          t.row_cbase.eq(t.row_cbase + R * NTmax),
                          t.c_base.eq(t.row_cbase + R * NTmax)]
+            if cfg.tile_skip:
+                m.d.sync += t.jt.eq(0)
 
     def _tile_controller(self, m, rc, t):
         """Issue one group per cycle; at a tile's last group hand the tile to the drain
@@ -162,17 +187,22 @@ class Engine(EngineBase):
         cfg = self._config
         R = cfg.rows
         cnt_issued, cnt_tiles = rc.cnt["cnt_issued"], rc.cnt["cnt_tiles"]
+        slots = t.rv * t.cv * cfg.n_keep
+        if cfg.tile_skip:
+            slots = Mux(t.skip, 0, slots)
         with m.If(t.issue):
-            m.d.sync += [cnt_issued.eq(cnt_issued + t.rv * t.cv * cfg.n_keep),
-                         t.p.eq(t.p + 1)]
+            m.d.sync += [cnt_issued.eq(cnt_issued + slots), t.p.eq(t.p + 1)]
             with m.If(t.last_g):
                 m.d.sync += [t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0),
                              cnt_tiles.eq(cnt_tiles + 1), t.wr_ptr.eq(t.wr_ptr + 1)]
                 m.d.sync += t.fifo[t.wr_ptr].eq(t.tile_in)
-                with m.If(t.p + 1 < R):
-                    m.d.sync += t.waiting.eq(1)
-                with m.Else():
-                    self._next_tile(m, t)
+                if cfg.tile_skip:
+                    self._next_tile(m, t)       # the wait is before the next last group
+                else:
+                    with m.If(t.p + 1 < R):
+                        m.d.sync += t.waiting.eq(1)
+                    with m.Else():
+                        self._next_tile(m, t)
             with m.Else():
                 m.d.sync += [t.g.eq(t.g + 1), t.gb.eq(Mux(t.block_last, 0, t.gb + 1))]
                 with m.If(t.block_last):
@@ -186,7 +216,57 @@ class Engine(EngineBase):
             t.m_r.eq(self.m), t.k_r.eq(self.k), t.n_r.eq(self.n),
             t.i0.eq(0), t.j0.eq(0), t.a_base.eq(0), t.w_base.eq(0), t.as_base.eq(0),
             t.ws_base.eq(0), t.row_cbase.eq(0), t.c_base.eq(0),
-            t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0), t.p.eq(0))
+            t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0), t.p.eq(0),
+            *([t.jt.eq(0), t.since.eq(R)] if cfg.tile_skip else []))
+
+    def _tile_skip(self, m, rc, t):
+        """Coarse-grained sparsity (``tile_skip``): one "nonzero" bit per weight tile
+        (column tile ``j div C`` of W, all of K: W addresses ``[t*Gmax, (t+1)*Gmax)`` of
+        every bank), kept from the write port; the controller's ``skip``; and the issue
+        rule that keeps tiles' last groups R cycles apart (``since_last``).
+
+        A W data write into tile t sets the bit when one of the word's slot values is
+        not zero (:func:`golden.skip.zero_code_mask`; indices and scales do not count).
+        The first W data write into tile t after a ``start`` (or reset) restarts the
+        bit from that word, so a host that rewrites a tile rewrites all of it (every
+        bank's groups of the next run), and a tile it does not touch keeps its bit with
+        its words.  After reset every bit is 0, as the zero-initialized buffer is.
+        Cost: 2 x n_tiles_max flip-flops, 2 x n_tiles_max - 1 address comparators, one
+        zero test per slot, a column-tile and a ``since_last`` counter; none of it in
+        the PEs.
+        """
+        cfg = self._config
+        nt, gmax = cfg.n_tiles_max, cfg.groups_max
+        word = word_layouts(cfg)["w_data"]
+        value = word.field("value")
+        mask = zero_code_mask(cfg.w_fmt)
+        nonzero = Signal(nt, name="tile_nonzero")
+        fresh = Signal(nt, name="tile_fresh", init=(1 << nt) - 1)
+        word_nonzero = Signal(name="wr_nonzero")
+        m.d.comb += word_nonzero.eq(any_of([
+            (self.wr_data[s * word.stride + value.offset:][:value.width] & mask) != 0
+            for s in range(word.count)]))
+        write = self.wr_en & (self.wr_sel == WrSel.W_DATA)
+        if (1 << cfg.wr_bank_bits) > cfg.cols:
+            write = write & (self.wr_bank < cfg.cols)
+        for tile in range(nt):
+            hit = write & (self.wr_addr < (tile + 1) * gmax)
+            if tile:
+                hit = hit & (self.wr_addr >= tile * gmax)
+            with m.If(hit):
+                m.d.sync += [nonzero[tile].eq(word_nonzero | (nonzero[tile] & ~fresh[tile])),
+                             fresh[tile].eq(0)]
+        rc.on_start(fresh.eq((1 << nt) - 1))
+        m.d.comb += t.skip.eq(~nonzero.bit_select(t.jt, 1))
+        # The drain period without a per-tile wait: a tile's last group waits until R
+        # cycles after the previous tile's last group (t.since, saturating at R); every
+        # other group issues back to back, and no tile sets t.waiting.
+        R = cfg.rows
+        m.d.comb += t.issue.eq(rc.busy & ~t.flushing & ~(t.last_g & (t.since < R)))
+        with m.If(t.issue & t.last_g):
+            m.d.sync += t.since.eq(1)
+        with m.Elif(t.since < R):
+            m.d.sync += t.since.eq(t.since + 1)
 
     def _skew(self, m, rc, t, array, a_rd, w_rd, as_rd, ws_rd):
         """Read addresses (and the group control) through register chains: row r and
@@ -245,18 +325,25 @@ class Engine(EngineBase):
         em_last = Signal(name="em_last")
         head = Signal(t.info_layout, name="head")
         m.d.comb += head.eq(t.fifo[t.rd_ptr])
+        load = [em_active.eq(1), em_row.eq(R - 1),
+                em_addr.eq(head.c_base + (R - 1) * NTmax),
+                em_rv.eq(head.rv), em_cv.eq(head.cv), em_last.eq(head.last),
+                t.rd_ptr.eq(t.rd_ptr + 1)]
+        if cfg.tile_skip:
+            em_zero = Signal(name="em_zero")        # the tile was skipped: write zeros
+            load.append(em_zero.eq(head.zero))
         with m.If(array.drain_load[0]):
-            m.d.sync += [em_active.eq(1), em_row.eq(R - 1),
-                         em_addr.eq(head.c_base + (R - 1) * NTmax),
-                         em_rv.eq(head.rv), em_cv.eq(head.cv), em_last.eq(head.last),
-                         t.rd_ptr.eq(t.rd_ptr + 1)]
+            m.d.sync += load
         with m.Elif(em_active):
             m.d.sync += [em_row.eq(em_row - 1), em_addr.eq(em_addr - NTmax)]
             with m.If(em_row == 0):
                 m.d.sync += em_active.eq(0)
 
-        lane_stage = data.StructLayout({
-            "we": 1, "addr": unsigned(cfg.rd_addr_bits), "cv": unsigned(len(t.cv)), "fin": 1})
+        lane = {"we": 1, "addr": unsigned(cfg.rd_addr_bits), "cv": unsigned(len(t.cv)),
+                "fin": 1}
+        if cfg.tile_skip:
+            lane["zero"] = 1
+        lane_stage = data.StructLayout(lane)
         lane0 = Signal(lane_stage, name="lane0")
         m.d.comb += [
             lane0.we.eq(em_active & (em_row < em_rv)),
@@ -264,10 +351,14 @@ class Engine(EngineBase):
             lane0.cv.eq(em_cv),
             lane0.fin.eq(em_active & em_last & (em_row == 0)),
         ]
+        if cfg.tile_skip:
+            m.d.comb += lane0.zero.eq(em_zero)
         lanes = list(skew_chain(m, lane0, cfg.cols, "lane_skew"))
         we = [stage.we & (stage.cv > c) for c, stage in enumerate(lanes)]
         rc.count_access("cnt_wr_c", we)
-        c_rd = [self.c_lane(m, c, en, stage.addr, array.drain_data[c])
+        values = [Mux(stage.zero, 0, array.drain_data[c]) if cfg.tile_skip
+                  else array.drain_data[c] for c, stage in enumerate(lanes)]
+        c_rd = [self.c_lane(m, c, en, stage.addr, values[c])
                 for c, (en, stage) in enumerate(zip(we, lanes))]
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
         return lanes[-1]

@@ -33,7 +33,12 @@ _HELP = {
     "m_max": "largest GEMM M the engine buffers hold",
     "k_max": "largest GEMM K the engine buffers hold",
     "n_max": "largest GEMM N the engine buffers hold",
+    "tile_skip": "skip weight tiles whose stored values are all zero (output stationary): "
+                 "on or off",
 }
+
+#: The words of an on/off flag (a bool field of Config).
+_SWITCH = {"on": True, "off": False}
 
 
 def parse_shape(text):
@@ -91,10 +96,30 @@ def _parse_int(flag):
     return parse
 
 
+def _parse_switch(flag):
+    def parse(text):
+        word = text.strip().lower()
+        if word not in _SWITCH:
+            raise UsageError(f"{flag} must be on or off, not {text!r}")
+        return _SWITCH[word]
+    return parse
+
+
+def _shown(value):
+    """A default as its flag text."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return f"{value[0]}:{value[1]}"
+    return value
+
+
 def _parser_for(f):
     flag = "--" + f.name.replace("_", "-")
     if f.name == "sparsity":
         return lambda t: parse_sparsity(t.strip())
+    if isinstance(getattr(_DEFAULT, f.name), bool):
+        return _parse_switch(flag)
     if isinstance(getattr(_DEFAULT, f.name), int):
         return _parse_int(flag)
     return lambda t: t.strip()
@@ -104,8 +129,7 @@ def add_config_flags(parser, *, multi=False):
     """Add one flag per :class:`Config` field (plus ``--format`` and ``--list-formats``)."""
     group = parser.add_argument_group("engine configuration")
     for f in fields(Config):
-        default = getattr(_DEFAULT, f.name)
-        shown = f"{default[0]}:{default[1]}" if f.name == "sparsity" else default
+        shown = _shown(getattr(_DEFAULT, f.name))
         help_ = _HELP[f.name] + (" (comma-separated list)" if multi else "")
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                            metavar="LIST" if multi else f.name.upper().replace("_", "-"),

@@ -82,7 +82,7 @@ def main(argv=None):
     if args.json:
         out = {key: report[key] for key in REPORT_KEYS}
         out.update({key: report[key] for key in ("data", "gemm", "stall_cycles", "tiles",
-                                                 "cycles_match_model") if key in report})
+                                                 "skipped_tiles", "cycles_match_model") if key in report})
         for key in ("replay", "waves"):
             if key in report:
                 out[key] = report[key]

@@ -22,6 +22,7 @@ from golden import counters as counter_table
 from golden.config import Config
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import WrSel, pack_operands
+from golden.skip import skip_tiles, weight_tile_mask
 from nmmx.files import atomic_open, atomic_write
 
 from hw.registry import hardware
@@ -162,7 +163,9 @@ def _cycle_limit(config, m, k, n):
 
 
 def _plan(config, case):
-    """Encoded operands, golden result and per-run jobs of one case."""
+    """Encoded operands, golden result and per-run jobs of one case: ``(i0, i1, j0, j1,
+    operands, skip)``, with ``skip`` the run's weight-tile mask (``tile_skip``; else
+    None), whose skipped outputs the expected result has as zero (:mod:`golden.skip`)."""
     enc = case.enc if case.enc is not None else make_operands(
         config, case.m, case.k, case.n, case.data, case.seed)
     expect = gemm_encoded(enc, config)
@@ -171,7 +174,11 @@ def _plan(config, case):
         i1 = min(case.m, i0 + config.m_max)
         for j0 in range(0, case.n, config.n_max):
             j1 = min(case.n, j0 + config.n_max)
-            jobs.append((i0, i1, j0, j1, _sub(enc, config, i0, i1, j0, j1)))
+            sub, skip = _sub(enc, config, i0, i1, j0, j1), None
+            if config.tile_skip:
+                skip = tuple(bool(s) for s in weight_tile_mask(config, sub))
+                expect[i0:i1, j0:j1] = skip_tiles(config, sub, expect[i0:i1, j0:j1])
+            jobs.append((i0, i1, j0, j1, sub, skip))
     return enc, expect, jobs
 
 
@@ -212,7 +219,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     plans = [_plan(config, case) for case in cases]
     jobs, host_writes = [], []
     for _enc, expect, plan in plans:
-        for (i0, i1, j0, j1, sub) in plan:
+        for (i0, i1, j0, j1, sub, _skip) in plan:
             w = pack_operands(config, sub)
             # The words the testbench writes into each buffer (one per wr_en cycle).
             host_writes.append({name: int((w.sel == WrSel.of(name)).sum())
@@ -247,7 +254,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
         got = np.zeros((case.m, case.n), np.uint32)
         runs = []
         hung = False
-        for (i0, i1, j0, j1, sub) in jobs:
+        for (i0, i1, j0, j1, sub, skip) in jobs:
             if j >= len(results):
                 # The engine hung (or an earlier job did): no results for this run.
                 hung = True
@@ -264,6 +271,8 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
                              "host_writes": host_writes[j],
                              "seconds": res.seconds, "sim_cycles": res.sim_cycles,
                              "load_seconds": res.load_seconds})
+            if skip is not None:
+                runs[-1]["skip"] = list(skip)
             j += 1
         report = _report(config, case, enc, expect, got, runs, model, wall)
         report["hung"] = hung
@@ -345,7 +354,12 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
     slots = config.multiplier_slots
-    return {
+    extra = {}
+    if config.tile_skip:
+        # Output tiles skipped: every tile row of a run repeats its weight-tile mask.
+        extra["skipped_tiles"] = sum(-(-r["shape"][0] // config.rows) * sum(r["skip"])
+                                     for r in runs)
+    return {**extra,
         "passed": (mismatches == 0 and counts["counters_match_model"]
                    and counts["host_writes_match_model"]),
         "mismatches": mismatches,
@@ -397,9 +411,9 @@ def _counter_report(config, runs):
     model = dict.fromkeys(names, 0)
     accesses = {}
     for r in runs:
-        for name, v in counter_table.expected(config, *r["shape"]).items():
+        for name, v in counter_table.expected(config, *r["shape"], r.get("skip")).items():
             model[name] += v
-        for buf, acc in config.schedule.buffer_accesses(*r["shape"]).items():
+        for buf, acc in config.schedule.buffer_accesses(*r["shape"], r.get("skip")).items():
             for kind, v in acc.items():
                 accesses.setdefault(buf, {"reads": 0, "writes": 0})[kind] += v
     model_host = {buf: accesses[buf]["writes"] for buf in runs[0]["host_writes"]}
@@ -440,6 +454,9 @@ def format_report(r):
         f"  build       {r['build_seconds']:.2f} s "
         f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
     ]
+    if "skipped_tiles" in r:
+        lines.append(f"  tile skip   {r['skipped_tiles']} of {r['tiles']} output tiles "
+                     f"skipped (all-zero weight tiles)")
     e = r["buffer_energy"]
     lines.append(f"  buffers     {e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per "
                  f"dense-equivalent MAC ({e['model']}, {e['node_nm']} nm; "

@@ -239,6 +239,26 @@ def _indices(config, enc, rng):
         enc.w_indices[-1, 1] = 0
 
 
+def _zero_tiles(fraction):
+    """An editor that sets every stored weight value of ``fraction`` of the weight tiles
+    of each engine run to code 0 (``tile_skip`` skips them): runs split N at ``n_max``
+    as :mod:`sim.run` does, a weight tile is C columns of a run, and the zero tiles are
+    ``round(fraction * tiles)`` of them, picked at random."""
+    def edit(config, enc, rng):
+        for j0 in range(0, enc.n, config.n_max):
+            width = min(config.n_max, enc.n - j0)
+            tiles = -(-width // config.cols)
+            for t in rng.permutation(tiles)[:round(fraction * tiles)]:
+                lo = j0 + int(t) * config.cols
+                enc.w_values[:, :, lo:min(j0 + width, lo + config.cols)] = 0
+    edit.__name__ = f"_zero_tiles_{round(100 * fraction)}"
+    return edit
+
+
+#: Percentages of all-zero weight tiles of the ``zerotiles<P>`` classes.
+ZERO_TILE_PERCENTS = (25, 50, 75, 100)
+
+
 def _zero_padding(config, enc):
     """Keep K positions beyond ``k`` zero after the edits (the padded K of the contract)."""
     enc.a_codes[:, enc.k:] = 0
@@ -269,6 +289,11 @@ DATA_CLASSES = {
     "specials": ("heavy", (_indices, _special_codes, _nan_scales)),
     "halfzero": ("gaussian", (_half_zero,)),
 }
+# Coarse-grained sparsity (tile_skip): P% of each run's weight tiles all zero, over the
+# special codes and NaN scales, so that skipped tiles meet NaN and Inf activations.
+DATA_CLASSES.update({f"zerotiles{p}": ("gaussian", (_special_codes, _nan_scales,
+                                                    _zero_tiles(p / 100)))
+                     for p in ZERO_TILE_PERCENTS})
 
 #: Classes for the energy study only: they exercise no arithmetic the others miss, so
 #: :func:`applicable_classes` leaves them out of the regressions.
@@ -282,7 +307,8 @@ _SEED_INDEX = {name: i for i, name in enumerate(
 
 def applicable_classes(config):
     """The classes that exercise something for ``config`` (e.g. no NaN scales on int8,
-    no Inf codes on formats without them, no index edits on dense weights)."""
+    no Inf codes on formats without them, no index edits on dense weights, zero weight
+    tiles only with ``tile_skip``)."""
     out = ["gaussian", "heavy", "zeros", "saturate", "cancel"]
     if config.scaled:
         out += ["ties", "subnormal", "nan_scales"]
@@ -292,6 +318,8 @@ def applicable_classes(config):
         out.append("indices")
     if config.scaled:
         out.append("specials")
+    if config.tile_skip:
+        out += [f"zerotiles{p}" for p in ZERO_TILE_PERCENTS]
     return out
 
 
