@@ -338,7 +338,7 @@ _SYNTH = [
     (["--data", "heavy"], r"--data heavy needs --energy"),
     (["--gemm", "4x4x4"], r"--gemm 4x4x4 needs --energy"),
     (["--liberty", "osu018", "--energy", "--data", "uniform"],
-     r"--data must be one of gaussian, .*, halfzero, not 'uniform'"),
+     r"--data must be one of gaussian, .*, halfzero, zerotiles25, .*, not 'uniform'"),
     (["--liberty", "osu018", "--energy", "--gemm", "4x4"],
      r"A GEMM shape must be written MxKxN with positive whole numbers, not '4x4'"),
     (["--liberty", "osu018", "--energy", "--gemm", "4x2000x4"],
@@ -479,7 +479,7 @@ _DSE = [
     ([*_O, "--data", "heavy"], r"--data heavy needs --energy"),
     ([*_O, "--liberty", "osu018"], r"--liberty osu018 needs --energy"),
     ([*_O, "--energy", "--liberty", "osu018", "--data", "uniform"],
-     r"--data must be one of gaussian, .*, halfzero, not 'uniform'"),
+     r"--data must be one of gaussian, .*, halfzero, zerotiles25, .*, not 'uniform'"),
     ([*_O, "--energy", "--liberty", "{fx}/none.lib"],
      r"The liberty file '.*/none\.lib' does not exist"),
 ]
