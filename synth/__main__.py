@@ -69,30 +69,28 @@ def build_parser():
     return parser
 
 
-def check_timing_flags(args):
+def check_timing_flags(liberty, clock_ps, *, flag="--liberty"):
     """``(library, clock_ps)`` of ``--liberty``/``--clock-ps`` (``(None, None)`` without
     them); raise :class:`UsageError` with one sentence.  Reads the library (and finds
-    OpenSTA) before any work starts."""
+    OpenSTA) before any work starts.  The one check of these flags: ``python -m synth``,
+    ``python -m dse`` and ``python -m synth.table`` all call it."""
     from synth import nldm, sta
     clock = None
-    if args.clock_ps is not None:
+    if clock_ps is not None:
         try:
-            clock = float(args.clock_ps)
+            clock = float(clock_ps)
         except ValueError:
             clock = None
         if clock is None or not (0 < clock < float("inf")):
             raise UsageError(f"--clock-ps must be a positive number of ps, not "
-                             f"{args.clock_ps!r}")
-        if args.liberty is None:
-            raise UsageError(f"--clock-ps {args.clock_ps} needs --liberty (the generic "
+                             f"{clock_ps!r}")
+        if liberty is None:
+            raise UsageError(f"--clock-ps {clock_ps} needs {flag} (the generic "
                              "cells.lib has no timing)")
-    if args.liberty is None:
+    if liberty is None:
         return None, None
-    if args.compare_dataflows:
-        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
-                         "once per --dataflow")
     try:
-        lib = nldm.find_library(args.liberty)
+        lib = nldm.find_library(liberty)
         sta.sta_executable()
     except (nldm.LibraryError, sta.StaError) as e:
         raise UsageError(str(e)) from None
@@ -185,7 +183,10 @@ def main(argv=None):
     config = config_from_args(args)
     if args.yosys is not None:
         check_yosys(args.yosys)
-    lib, clock = check_timing_flags(args)
+    if args.liberty is not None and args.compare_dataflows:
+        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
+                         "once per --dataflow")
+    lib, clock = check_timing_flags(args.liberty, args.clock_ps)
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")

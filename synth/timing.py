@@ -358,3 +358,32 @@ def timing_report(config, library="osu018", clock_ps=None, *, yosys=None, cache=
                scope=f"{next(iter(modules))} with registered inputs",
                target_fo4=TARGET_FO4, modules=modules, config=config.to_dict())
     return out
+
+
+# -- throughput figures at the achieved clock (issue #13 reports) ----------------------
+
+def throughput_figures(macs_per_cycle, fmax_mhz, area_um2):
+    """Throughput at Fmax and per area, the one definition every report uses.
+
+    Parameters
+    ----------
+    macs_per_cycle : float
+        Dense-equivalent MACs per cycle (a GEMM's M*K*N over its cycles, or a PE's peak,
+        its M K-positions per cycle).
+    fmax_mhz : float or None
+        The achieved clock (``None``: the design has no register-to-register path).
+    area_um2 : float
+        Area the throughput is divided by, in um2 of the same library.
+
+    Returns
+    -------
+    dict
+        ``macs_per_cycle``, ``macs_per_s`` (= macs_per_cycle x Fmax) and
+        ``macs_per_s_per_mm2``; both ``None`` without an Fmax.
+    """
+    if fmax_mhz is None:
+        return {"macs_per_cycle": macs_per_cycle, "macs_per_s": None,
+                "macs_per_s_per_mm2": None}
+    macs_per_s = macs_per_cycle * fmax_mhz * 1e6
+    return {"macs_per_cycle": macs_per_cycle, "macs_per_s": macs_per_s,
+            "macs_per_s_per_mm2": macs_per_s / (area_um2 * 1e-6)}
