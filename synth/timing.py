@@ -387,3 +387,57 @@ def throughput_figures(macs_per_cycle, fmax_mhz, area_um2):
     macs_per_s = macs_per_cycle * fmax_mhz * 1e6
     return {"macs_per_cycle": macs_per_cycle, "macs_per_s": macs_per_s,
             "macs_per_s_per_mm2": macs_per_s / (area_um2 * 1e-6)}
+
+
+def worst_path(report):
+    """``(label, module result)`` of the module of a :func:`timing_report` with the
+    longest register-to-register path (the PE, or the WS block-end unit of an MX
+    weight-stationary array): the array's clock must fit every one of them.  ``(None,
+    None)`` when no module has such a path."""
+    timed = [(k, m) for k, m in report["modules"].items() if m["critical_path_ps"]]
+    if not timed:
+        return None, None
+    return max(timed, key=lambda kv: kv[1]["critical_path_ps"])
+
+
+def pe_name(config):
+    """The name of ``config``'s PE without the array size (``nmmx_os_mxfp4e2m1_2of4_b32``):
+    the top-module prefix :func:`pe_timing` uses, so that every array size of one PE
+    shares one cached timing."""
+    a, w = config.a_fmt, config.w_fmt
+    fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
+    return (f"nmmx_{config.dataflow.value}_{fmt}_{config.n_keep}of{config.m_group}"
+            f"_b{config.block_size}")
+
+
+def pe_timing(config, library="osu018", clock_ps=None, *, yosys=None, cache=None):
+    """The PE's figures the design-space study reports, from :func:`analyze` of every
+    unique module (:func:`module_designs`) under size-free top names (:func:`pe_name`).
+
+    Every module's RTLIL is hashed into its cache key, so configs that differ only in
+    the array size share one timing exactly when their PEs are the same design (a WS
+    PE whose fold depends on the rows is timed again, as it should be).
+
+    Returns
+    -------
+    dict
+        ``library``, ``clock_ps``, ``ge_unit_cell``, ``ge_unit_um2``, ``fo4_ps``,
+        ``pe_area_um2`` (the PE with its input registers), ``critical_path_ps``,
+        ``critical_path_fo4``, ``fmax_mhz``, ``worst_module``, ``start_point``,
+        ``end_point`` (the worst module's, :func:`worst_path`).
+    """
+    lib = library if isinstance(library, nldm.Library) else nldm.find_library(library)
+    clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
+    prefix = pe_name(config)
+    modules = {label: analyze(d, lib, clock, top=f"{prefix}_{label.lower()}",
+                              yosys=yosys, cache=cache)
+               for label, d in module_designs(config).items()}
+    pe = next(iter(modules.values()))
+    label, worst = worst_path({"modules": modules})
+    worst = worst or {"critical_path_ps": None, "critical_path_fo4": None,
+                      "fmax_mhz": None, "start_point": None, "end_point": None}
+    return {"library": lib.name, "clock_ps": clock, "ge_unit_cell": lib.ge_unit_cell,
+            "ge_unit_um2": lib.ge_unit_um2, "fo4_ps": round(lib.fo4_ps, 3),
+            "pe_area_um2": pe["area_um2"], "worst_module": label,
+            **{k: worst[k] for k in ("critical_path_ps", "critical_path_fo4", "fmax_mhz",
+                                     "start_point", "end_point")}}
