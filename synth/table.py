@@ -94,7 +94,7 @@ def table_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=Non
                 ((k, m) for k, m in r["modules"].items() if m["critical_path_ps"]),
                 key=lambda kv: kv[1]["critical_path_ps"])
             pe_macs = config.peak_macs_per_cycle / config.pes
-            row = {"format": config.a_format, "sparsity": config.sparsity,
+            row = {"format": config.a_format, "sparsity": f"{config.n_keep}:{config.m_group}",
                    "dataflow": config.dataflow.value, "config": config.name,
                    "library": lib.name, "clock_ps": r["clock_ps"],
                    "area_um2": r["area_um2"], "area_ge": r["area_ge"],
