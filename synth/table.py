@@ -37,7 +37,7 @@ LIBRARIES = ("osu018", "asap7")
 #: Version of the JSON this command writes (``--before`` must have the same).
 SCHEMA = 1
 #: The figures of one row (besides the config and library columns).
-ROW_KEYS = ("clock_ps", "area_um2", "area_ge", "ge_unit_cell", "fo4_ps",
+ROW_KEYS = ("clock_ps", "area_um2", "area_ge", "pe_area_um2", "block_end_share", "ge_unit_cell", "fo4_ps",
             "critical_path_ps", "critical_path_fo4", "fmax_mhz", "worst_module",
             "start_point", "end_point", "macs_per_cycle", "macs_per_s",
             "macs_per_s_per_mm2")
@@ -84,7 +84,10 @@ def table_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=Non
 
     The critical path is the worst of every module :func:`synth.timing.timing_report`
     times (the PE, and the WS block-end unit of an MX weight-stationary array), since
-    the array's clock must fit all of them; the area is the PE's.
+    the array's clock must fit all of them.  The area is the PE's (with its input
+    registers) plus, in a WS MX array, its share of the block-end units
+    (``block_end_share`` of one, ``pe_area_um2`` without it); MAC/s/mm2 divides the PE's
+    peak dense-equivalent MACs per cycle (M) x Fmax by that area.
     """
     from synth.timing import throughput_figures, timing_report
     rows = []
@@ -97,16 +100,24 @@ def table_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=Non
                 ((k, m) for k, m in r["modules"].items() if m["critical_path_ps"]),
                 key=lambda kv: kv[1]["critical_path_ps"])
             pe_macs = config.peak_macs_per_cycle / config.pes
+            # A WS MX array adds one block-end unit per column in each block-end row
+            # (hw.ws_array): each PE carries its share of them.
+            share = (len(config.ws_block_end_rows) / config.ws_fold_groups
+                     if "WSBlockEnd" in r["modules"] else 0.0)
+            end = r["modules"].get("WSBlockEnd", {"area_um2": 0.0, "area_ge": 0.0})
+            area_um2 = r["area_um2"] + share * end["area_um2"]
             row = {"format": config.a_format, "sparsity": f"{config.n_keep}:{config.m_group}",
                    "dataflow": config.dataflow.value, "config": config.name,
                    "library": lib.name, "clock_ps": r["clock_ps"],
-                   "area_um2": r["area_um2"], "area_ge": r["area_ge"],
+                   "area_um2": round(area_um2, 4),
+                   "area_ge": round(r["area_ge"] + share * end["area_ge"], 2),
+                   "pe_area_um2": r["area_um2"], "block_end_share": share,
                    "ge_unit_cell": r["ge_unit_cell"], "fo4_ps": r["fo4_ps"],
                    "critical_path_ps": worst["critical_path_ps"],
                    "critical_path_fo4": worst["critical_path_fo4"],
                    "fmax_mhz": worst["fmax_mhz"], "worst_module": worst_label,
                    "start_point": worst["start_point"], "end_point": worst["end_point"],
-                   **throughput_figures(pe_macs, worst["fmax_mhz"], r["area_um2"])}
+                   **throughput_figures(pe_macs, worst["fmax_mhz"], area_um2)}
             rows.append(row)
     return rows
 
@@ -251,16 +262,21 @@ def format_markdown(doc, before=None):
     libs = {r["library"]: (r["ge_unit_cell"], r["fo4_ps"]) for r in doc["rows"]}
     notes = [f"{name}: GE = {cell_} area, FO4 = {fo4:g} ps"
              for name, (cell_, fo4) in libs.items()]
-    src = lambda d: f"`{(d.get('design_commit') or 'unknown')[:10]}`" + (  # noqa: E731
-        " (uncommitted changes)" if d.get("dirty") else "")
+    def src(d):
+        commit, design = (d.get("commit") or "unknown")[:10], d.get("design_commit")
+        text = f"`{commit}`" + (f" (design last changed in `{design[:10]}`)"
+                                if design and not d["commit"].startswith(design) else "")
+        return text + (" with uncommitted design changes" if d.get("dirty") else "")
     intro = (f"Before → after: before measured on {src(before)}, after on {src(doc)}. "
              if old else f"Measured on {src(doc)}. ")
     return "\n".join([
         intro + "Each PE is mapped with `abc -D` at the clock shown in the JSON (40 FO4 "
         "of the library by default) and timed register to register with OpenSTA, "
         "pre-layout, no wire load.  The critical path is the worst module's (the PE, or "
-        "the WS block-end unit of an MX weight-stationary array); GMAC/s/mm2 is the "
-        "PE's peak dense-equivalent MACs per cycle (M) x Fmax / PE area.  "
+        "the WS block-end unit of an MX weight-stationary array).  Area is the PE's with "
+        "its input registers, plus in a WS MX array its share of the block-end units "
+        "(one per column below the last row: 1/8 of one per PE at 8x8); GMAC/s/mm2 is the "
+        "PE's peak dense-equivalent MACs per cycle (M) x Fmax / that area.  "
         + "; ".join(notes) + ".", "", *lines, ""])
 
 

@@ -123,11 +123,12 @@ def _fake_report(config, lib, clock_ps=None, **_):
     base = {"int8": 1000.0, "mxfp8_e4m3": 3000.0, "mxfp4_e2m1": 2500.0}[config.a_format]
     scale = 1.0 if lib.name.startswith("osu") else 0.2
     path = base * scale * (1.1 if config.dataflow.value == "ws" else 1.0)
-    mod = lambda p: {"critical_path_ps": p, "critical_path_fo4": p / lib.fo4_ps,  # noqa: E731
-                     "fmax_mhz": 1e6 / p, "start_point": "a_0", "end_point": "acc_3"}
+    mod = lambda p, a=0.0: {"critical_path_ps": p, "critical_path_fo4": p / lib.fo4_ps,  # noqa: E731
+                            "fmax_mhz": 1e6 / p, "start_point": "a_0", "end_point": "acc_3",
+                            "area_um2": a, "area_ge": a / lib.ge_unit_um2}
     modules = {"PE": mod(path), "Multiplier": mod(path / 2)}
     if config.dataflow.value == "ws" and config.scaled:
-        modules["WSBlockEnd"] = mod(path * 1.5)
+        modules["WSBlockEnd"] = mod(path * 1.5, 800.0 * scale)
     area = 1000.0 * config.n_keep * scale
     return {"clock_ps": clock_ps or 40 * lib.fo4_ps, "area_um2": area,
             "area_ge": area / lib.ge_unit_um2, "ge_unit_cell": lib.ge_unit_cell,
@@ -145,9 +146,12 @@ def test_table_json_markdown_and_before(osu, sta_exe, tmp_path, monkeypatch, cap
     assert doc["commit"] and len(doc["commit"]) == 40 and len(doc["design_commit"]) == 40
     rows = {(r["format"], r["sparsity"], r["dataflow"]): r for r in doc["rows"]}
     ws = rows["mxfp8_e4m3", "2:4", "ws"]
-    # The worst module sets Fmax; the area is the PE's; MAC/s/mm2 = M x Fmax / area.
+    # The worst module sets Fmax; the area is the PE's plus its share (1/8 at 8x8) of
+    # the WS block-end units; MAC/s/mm2 = M x Fmax / area.
     assert ws["worst_module"] == "WSBlockEnd" and ws["critical_path_ps"] == 3000 * 1.1 * 1.5
-    assert ws["macs_per_s_per_mm2"] == pytest.approx(4 * 1e12 / 3300 / 1.5 / 2000e-6)
+    assert ws["area_um2"] == 2000 + 800 / 8 and ws["pe_area_um2"] == 2000
+    assert ws["macs_per_s_per_mm2"] == pytest.approx(4 * 1e12 / 3300 / 1.5 / 2100e-6)
+    assert rows["mxfp8_e4m3", "2:4", "os"]["area_um2"] == 2000
     assert rows["int8", "4:4", "os"]["worst_module"] == "PE"
     capsys.readouterr()
     # "After": other figures, set beside the first run.
