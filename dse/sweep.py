@@ -314,36 +314,28 @@ TIMING_FIELDS = ("library", "clock_ps", "ge_unit_cell", "fo4_ps", "critical_path
                  "logic_mm2", "buffer_mm2", "area_mm2", "macs_per_s", "macs_per_s_per_mm2")
 
 
-def timing_columns(row, area, timing):
+def timing_columns(config, row, area, timing):
     """Throughput at Fmax and engine area in the real library of ``timing`` (a
-    :func:`synth.timing.pe_timing` result) for a point ``row`` with area report
-    ``area`` (:func:`synth.estimate.estimate_area`, generic GE).
+    :func:`synth.timing.pe_timing` result) for the point ``row`` of ``config`` with area
+    report ``area`` (:func:`synth.estimate.estimate_area`, generic GE).
 
-    The engine's area in the library is
-
-    - the PE array mapped in the library: PEs x the timed PE's area (the PE with its
-      input registers, mapped with ``abc -D`` at the clock);
-    - the rest of the logic (edge units, controller, drain, WS block-end units: logic GE
-      minus PEs x the PE's GE, ``pe_breakdown``) and the buffers (the memory model's GE)
-      converted at the library's NAND2 area per GE (``ge_unit_um2``).
+    The engine's area in the library is :func:`synth.timing.library_area`: the PE array
+    mapped in the library, the rest of the logic and the buffers (the memory model's GE)
+    at the library's NAND2 area per GE.
 
     ``macs_per_s`` is the point's dense-equivalent MACs per cycle on its GEMMs
     (``macs_per_cycle``: M*K*N over the modelled cycles) x Fmax, where Fmax comes from the
     worst register-to-register path of the PE's modules (:func:`synth.timing.worst_path`);
     ``macs_per_s_per_mm2`` divides it by the engine area.
     """
-    from synth.timing import throughput_figures
-    ge_um2 = timing["ge_unit_um2"]
-    pe_ge = sum((area.get("pe_breakdown") or {}).values())
-    pes = row["pes"]
-    rest_ge = max(row["logic_ge"] - pes * pe_ge, 0.0)
-    logic_um2 = pes * timing["pe_area_um2"] + rest_ge * ge_um2
-    buffer_um2 = row["buffer_ge"] * ge_um2
+    from synth.timing import library_area, throughput_figures
+    lib_area = library_area(area, config, timing["pe_area_um2"], timing["ge_unit_um2"])
     out = {k: timing[k] for k in TIMING_FIELDS if k in timing}
-    out.update(logic_mm2=logic_um2 * 1e-6, buffer_mm2=buffer_um2 * 1e-6,
-               area_mm2=(logic_um2 + buffer_um2) * 1e-6)
+    out.update(logic_mm2=lib_area["logic_um2"] * 1e-6,
+               buffer_mm2=lib_area["buffer_um2"] * 1e-6,
+               area_mm2=lib_area["total_um2"] * 1e-6)
     fig = throughput_figures(row["macs_per_cycle"], timing["fmax_mhz"],
-                             logic_um2 + buffer_um2)
+                             lib_area["total_um2"])
     out.update(macs_per_s=fig["macs_per_s"], macs_per_s_per_mm2=fig["macs_per_s_per_mm2"])
     return out
 
@@ -419,7 +411,7 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None, timing_fn=N
         t0 = time.perf_counter()
         timing = (timing_fn or _default_timing_fn())(config, settings.liberty,
                                                      settings.clock_ps)
-        row.update(timing_columns(row, area, timing))
+        row.update(timing_columns(config, row, area, timing))
         row["timing_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -441,3 +441,45 @@ def pe_timing(config, library="osu018", clock_ps=None, *, yosys=None, cache=None
             "pe_area_um2": pe["area_um2"], "worst_module": label,
             **{k: worst[k] for k in ("critical_path_ps", "critical_path_fo4", "fmax_mhz",
                                      "start_point", "end_point")}}
+
+
+def pe_instances(area, config):
+    """PEs in the design of an area report: the instances of ``config``'s PE class (a
+    WS array holds ``ws_fold_groups`` rows of them, which can be fewer than ``rows``)."""
+    from hw.registry import hardware
+    name = hardware(config).pe.__name__
+    return sum(m["count"] for m in area["modules"].values() if m.get("class") == name)
+
+
+def library_area(area, config, pe_area_um2, ge_unit_um2):
+    """Area of an array or engine in a real library, from its generic area report and
+    its PE mapped in that library (the one definition ``python -m synth --liberty --top``
+    and ``python -m dse --liberty`` use).
+
+    - The PE array is mapped in the library: :func:`pe_instances` x ``pe_area_um2`` (the
+      PE with its input registers, :func:`pe_timing`).
+    - The rest of the logic (controller, edge and drain units, WS block-end units: the
+      report's ``logic_ge`` minus the PEs x the PE's GE from ``pe_breakdown``) and the
+      buffers (``buffer_ge``, the memory model) are converted at ``ge_unit_um2``, the
+      library's NAND2 area per GE.
+
+    Parameters
+    ----------
+    area : dict
+        :func:`synth.estimate.estimate_area` report (``logic_ge``, ``buffer_ge``,
+        ``pe_breakdown``, ``modules``) of ``config``.
+
+    Returns
+    -------
+    dict
+        ``pes``, ``pe_array_um2``, ``other_logic_um2``, ``logic_um2``, ``buffer_um2``,
+        ``total_um2``.
+    """
+    pes = pe_instances(area, config)
+    pe_ge = sum((area.get("pe_breakdown") or {}).values())
+    other = max(area["logic_ge"] - pes * pe_ge, 0.0) * ge_unit_um2
+    array = pes * pe_area_um2
+    buffers = area["buffer_ge"] * ge_unit_um2
+    return {"pes": pes, "pe_array_um2": array, "other_logic_um2": other,
+            "logic_um2": array + other,
+            "buffer_um2": buffers, "total_um2": array + other + buffers}

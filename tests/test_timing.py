@@ -171,6 +171,26 @@ def test_table_json_markdown_and_before(osu, sta_exe, tmp_path, monkeypatch, cap
     assert "pre-layout, no wire load" in text
 
 
+def test_cli_top_engine_gives_the_engine_in_the_library(osu, sta_exe, tmp_path, capsys):
+    import json
+    from golden import Config
+    from synth.__main__ import main
+    from synth.estimate import estimate_area
+    out = tmp_path / "t.json"
+    argv = ["--format", "int8", "--rows", "2", "--cols", "2", "--liberty", "osu018",
+            "--json", str(out)]
+    assert main([*argv, "--top", "engine"]) == 0
+    d = json.loads(out.read_text())["design"]
+    area = estimate_area(Config(rows=2, cols=2, a_format="int8", w_format="int8"), top="engine")
+    pe_ge = sum(area["pe_breakdown"].values())
+    assert d["pes"] == 4 and d["pe_area_um2"] == json.loads(out.read_text())["area_um2"]
+    expect = 4 * d["pe_area_um2"] + (area["logic_ge"] - 4 * pe_ge + area["buffer_ge"]) * 24.0
+    assert d["total_um2"] == pytest.approx(expect, rel=1e-6)
+    assert "engine in osu018_stdcells (pre-layout, no wire load):" in capsys.readouterr().out
+    assert main(argv) == 0                     # without --top: the PE and its units only
+    assert "design" not in json.loads(out.read_text())
+
+
 # -- the reader ---------------------------------------------------------------------------------
 
 def test_units_are_normalized_to_ps_ff_um2(lib):
