@@ -508,7 +508,7 @@ def prepare(argv):
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
     from synth.__main__ import check_timing_flags
-    lib, clock = check_timing_flags(args.liberty, args.clock_ps)
+    lib, clock = check_timing_flags(args)
     timing = {}
     if lib is not None:
         timing = {"liberty": args.liberty, "clock_ps": clock,

@@ -71,7 +71,17 @@ def build_parser():
     return parser
 
 
-def check_timing_flags(liberty, clock_ps, *, flag="--liberty"):
+def check_timing_flags(args):
+    """``(library, clock_ps)`` of ``args.liberty`` and ``args.clock_ps``
+    (:func:`check_library_flags`); ``--liberty`` with ``--compare-dataflows`` is refused
+    where ``args`` has that flag."""
+    if args.liberty is not None and getattr(args, "compare_dataflows", False):
+        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
+                         "once per --dataflow")
+    return check_library_flags(args.liberty, args.clock_ps)
+
+
+def check_library_flags(liberty, clock_ps, *, flag="--liberty"):
     """``(library, clock_ps)`` of ``--liberty``/``--clock-ps`` (``(None, None)`` without
     them); raise :class:`UsageError` with one sentence.  Reads the library (and finds
     OpenSTA) before any work starts.  The one check of these flags: ``python -m synth``,
@@ -185,10 +195,7 @@ def main(argv=None):
     config = config_from_args(args)
     if args.yosys is not None:
         check_yosys(args.yosys)
-    if args.liberty is not None and args.compare_dataflows:
-        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
-                         "once per --dataflow")
-    lib, clock = check_timing_flags(args.liberty, args.clock_ps)
+    lib, clock = check_timing_flags(args)
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")

@@ -282,12 +282,12 @@ def format_markdown(doc, before=None):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from synth.__main__ import check_timing_flags, check_yosys
+    from synth.__main__ import check_library_flags, check_yosys
     if args.yosys is not None:
         check_yosys(args.yosys)
     libs, clock = [], None
     for name in dict.fromkeys(args.liberty or LIBRARIES):
-        lib, clock = check_timing_flags(name, args.clock_ps)
+        lib, clock = check_library_flags(name, args.clock_ps)
         libs.append(lib)
     before = read_before(args.before) if args.before is not None else None
     outs = {}
