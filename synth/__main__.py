@@ -18,6 +18,10 @@ module of the PE with OpenSTA instead (pre-layout, no wire load)::
 
     python -m synth --format mxfp8_e4m3 --liberty osu018 --clock-ps 4000 --json t.json
 
+and with ``--top array|engine|soc`` also gives that design's area in the library (the PEs
+as mapped there, the other logic and the buffers at the library's NAND2 area per GE;
+:func:`synth.timing.library_area`), under ``design`` in the JSON.
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
