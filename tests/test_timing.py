@@ -171,6 +171,37 @@ def test_table_json_markdown_and_before(osu, sta_exe, tmp_path, monkeypatch, cap
     assert "pre-layout, no wire load" in text
 
 
+def test_table_units_against_bands(osu, monkeypatch):
+    """``--units``: every unit once in cells.lib and once per library on its own and
+    once between registers; the published band beside the right rows."""
+    from synth import area, table
+    calls = []
+
+    def fake_analyze(design, lib, clock, *, top, **_):
+        calls.append((type(design).__name__, top, clock))
+        reg = isinstance(design, timing.Registered)
+        return {"area_um2": 24.0 * (len(top) + reg), "area_ge": len(top) + reg,
+                "critical_path_ps": 992.0 if reg else None,
+                "critical_path_fo4": 10.0 if reg else None, "fmax_mhz": 1e6 / 992.0,
+                "start_point": "a", "end_point": "b"}
+
+    monkeypatch.setattr(timing, "analyze", fake_analyze)
+    monkeypatch.setattr(area, "synthesize", lambda unit, name, **_: {"logic_ge": 7.0})
+    rows = table.unit_rows([osu], 1000.0)
+    labels = [r["unit"] for r in rows]
+    assert labels == ["Multiplier int8", "Multiplier mxfp8_e4m3", "Multiplier mxfp4_e2m1",
+                      "Float32Adder", "BlockConverter mxfp8_e4m3",
+                      "BlockConverter mxfp4_e2m1"]
+    assert len(calls) == 2 * len(rows) and {c[2] for c in calls} == {1000.0}
+    adder = rows[3]["libraries"]["osu018_stdcells"]
+    assert adder["area_ge"] == len("unit_float32adder") and adder["critical_path_fo4"] == 10.0
+    text = table.format_units({"units": rows})
+    assert "| Multiplier int8 | 0 | 450-650 | 7 |" in text
+    band = "4,000-6,000" if rows[3]["stages"] else "1,500-2,500"
+    assert f"| Float32Adder | {rows[3]['stages']} | {band} | 7 |" in text
+    assert "| Multiplier mxfp4_e2m1 | 0 | - | 7 |" in text
+
+
 def test_cli_top_engine_gives_the_engine_in_the_library(osu, sta_exe, tmp_path, capsys):
     import json
     from golden import Config
