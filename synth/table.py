@@ -152,23 +152,25 @@ def unit_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=None
     (the fast default), and per library its area on its own (the unit as built, so a
     pipelined unit's registers count) and the path between registers around it.
 
-    ``stages`` is the unit's pipeline depth (0: combinational)."""
+    ``stages`` is the unit's pipeline depth, its ``latency`` (0: combinational).  The
+    path is timed with a register on every input and output, which never lengthens a
+    path of a pipelined unit and constrains the one after its last stage."""
     from synth.area import synthesize
-    from synth.timing import Registered, _registers_outputs, analyze, default_clock_ps
+    from synth.timing import Registered, analyze, default_clock_ps
     rows = []
     for label, make in unit_designs().items():
         if progress is not None:
             progress(label)
         top = "unit_" + label.lower().replace(" ", "_")
         unit = make()
-        row = {"unit": label, "stages": int(getattr(type(unit), "stages", 0) or 0),
+        row = {"unit": label, "stages": int(getattr(unit, "latency", 0) or 0),
                "cells_lib_ge": synthesize(unit, name=top, yosys=yosys)["logic_ge"],
                "libraries": {}}
         for lib in libraries:
             clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
             bare = analyze(make(), lib, clock, top=top, yosys=yosys, cache=cache)
-            reg = analyze(Registered(make(), outputs=not _registers_outputs(type(unit))),
-                          lib, clock, top=top + "_reg", yosys=yosys, cache=cache)
+            reg = analyze(Registered(make()), lib, clock, top=top + "_reg", yosys=yosys,
+                          cache=cache)
             row["libraries"][lib.name] = {
                 "clock_ps": clock, "area_um2": bare["area_um2"], "area_ge": bare["area_ge"],
                 **{k: reg[k] for k in ("critical_path_ps", "critical_path_fo4", "fmax_mhz",
