@@ -121,15 +121,19 @@ def build_parser():
     g.add_argument("--jobs", metavar="N", help="local worker processes [default: 1]")
     g.add_argument("--dask", metavar="tcp://HOST:PORT",
                    help="run the points on this Dask distributed scheduler")
+    g.add_argument("--liberty", metavar="LIB",
+                   help="also time each point's PE in a real library (osu018, asap7 or "
+                        "liberty file(s) PATH[,PATH...]) and report MAC/s at Fmax and "
+                        "MAC/s/mm2 [default: per-cycle figures in GE only]")
+    g.add_argument("--clock-ps", metavar="P",
+                   help="target clock in ps of the timing-driven mapping (abc -D) "
+                        "[default: 40 FO4 of the --liberty library; needs --liberty]")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    # -- --energy (issue #14; the trep branch adds --liberty/--clock-ps for timing: the
-    # integrator keeps one --liberty) ----------------------------------------------------
+    # -- --energy (issue #14), in the --liberty library -------------------------------
     g.add_argument("--energy", action="store_true",
                    help="add gate-level energy per dense-equivalent MAC (logic + buffers), "
                         "its breakdown and TOPS/W to every point (needs --liberty)")
-    g.add_argument("--liberty", metavar="LIB",
-                   help="library of the energy figures: osu018, asap7 or liberty file(s)")
     g.add_argument("--data", metavar="CLASS",
                    help="stimulus class of the energy figures (python -m sim's classes "
                         "and halfzero) [default: gaussian]")
@@ -511,6 +515,12 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    from synth.__main__ import check_timing_flags
+    lib, clock = check_timing_flags(args)
+    timing = {}
+    if lib is not None:
+        timing = {"liberty": args.liberty, "clock_ps": clock,
+                  "liberty_digest": _data.files_digest(lib.paths)}
     energy_lib, energy_data = check_energy_flags(args)
     settings = Settings(gemms=tuple(gemms), eval_shape=eval_shape,
                         energy_liberty=energy_lib, energy_data=energy_data,
@@ -518,7 +528,7 @@ def prepare(argv):
                         weights_pattern=pattern, weights_digest=digest,
                         simulate=simulate,
                         sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
-                        sim_filter=_option(args, top, "sim_filter"))
+                        sim_filter=_option(args, top, "sim_filter"), **timing)
     for c in configs:
         try:
             settings.check(c)
@@ -534,6 +544,9 @@ def prepare(argv):
                "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress, "model": None}
     if args.model is not None or "model" in top:
+        if lib is not None:
+            raise UsageError("--liberty times the hardware sweep, not the model study; "
+                             "run it without --model")
         options["model"] = prepare_model(args, sweeps, top)
     else:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
@@ -549,12 +562,12 @@ def prepare(argv):
 
 
 def check_energy_flags(args):
-    """``(liberty, data)`` of ``--energy``/``--liberty``/``--data`` (``(None,
-    "gaussian")`` without ``--energy``); raise :class:`UsageError` with one sentence.
-    The library is read and OpenSTA found before any point is evaluated."""
+    """``(liberty, data)`` of ``--energy``/``--data`` in the ``--liberty`` library
+    (``(None, "gaussian")`` without ``--energy``); raise :class:`UsageError` with one
+    sentence.  The library is read and OpenSTA found before any point is evaluated."""
     from synth import nldm, sta
     from synth.__main__ import check_energy_data
-    data = check_energy_data(args, ("liberty", "data"))
+    data = check_energy_data(args, ("data",))
     if data is None:
         return None, "gaussian"
     try:
@@ -568,8 +581,9 @@ def check_energy_flags(args):
     return spec, data
 
 
-def main(argv=None, *, area_fn=None, simulate_fn=None):
-    """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
+def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
+    """Run the sweep; ``area_fn``/``simulate_fn``/``timing_fn`` replace synthesis, RTL
+    and timing (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
@@ -581,7 +595,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
     try:
         res = run_sweep(configs, settings, out, jobs=jobs, dask=opt["dask"],
-                        area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+                        area_fn=area_fn, simulate_fn=simulate_fn, timing_fn=timing_fn,
+                        progress=opt["progress"])
     except KeyboardInterrupt:
         done = len(list((out / "points").glob("*.json")))
         raise Interrupted(f"{done} of {len(configs)} points are cached in "

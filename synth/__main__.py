@@ -18,6 +18,10 @@ module of the PE with OpenSTA instead (pre-layout, no wire load)::
 
     python -m synth --format mxfp8_e4m3 --liberty osu018 --clock-ps 4000 --json t.json
 
+With ``--top array|engine|soc`` it also gives that design's area in the library (the PEs
+as mapped there, the other logic and the buffers at the library's NAND2 area per GE;
+:func:`synth.timing.library_area`), under ``design`` in the JSON.
+
 With ``--energy`` (needs ``--liberty``) it reports the PE's energy per dense-equivalent
 MAC from gate-level activity on a ``python -m sim`` stimulus class (``--data``), plus the
 buffers' energy of one GEMM (``--gemm``), and TOPS/W (see ``docs/energy.md``)::
@@ -56,8 +60,10 @@ def build_parser():
                   "--compare-dataflows",
                   "    synthesizes both dataflows and prints them side by side"])
     add_config_flags(parser)
-    parser.add_argument("--top", choices=TOPS, default="engine",
-                        help="design level to synthesize [default: engine]")
+    parser.add_argument("--top", choices=TOPS, default=None,
+                        help="design level to synthesize [default: engine; with --liberty "
+                             "the PE and its units only, unless --top names a larger "
+                             "level, whose area is then given in the library too]")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the full report as JSON to FILE")
     parser.add_argument("--yosys", metavar="PATH", default=None,
@@ -141,29 +147,37 @@ def _energy(config, lib, clock, energy, args, out):
 
 
 def check_timing_flags(args):
+    """``(library, clock_ps)`` of ``args.liberty`` and ``args.clock_ps``
+    (:func:`check_library_flags`); ``--liberty`` with ``--compare-dataflows`` is refused
+    where ``args`` has that flag."""
+    if args.liberty is not None and getattr(args, "compare_dataflows", False):
+        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
+                         "once per --dataflow")
+    return check_library_flags(args.liberty, args.clock_ps)
+
+
+def check_library_flags(liberty, clock_ps, *, flag="--liberty"):
     """``(library, clock_ps)`` of ``--liberty``/``--clock-ps`` (``(None, None)`` without
     them); raise :class:`UsageError` with one sentence.  Reads the library (and finds
-    OpenSTA) before any work starts."""
+    OpenSTA) before any work starts.  The one check of these flags: ``python -m synth``,
+    ``python -m dse`` and ``python -m synth.table`` all call it."""
     from synth import nldm, sta
     clock = None
-    if args.clock_ps is not None:
+    if clock_ps is not None:
         try:
-            clock = float(args.clock_ps)
+            clock = float(clock_ps)
         except ValueError:
             clock = None
         if clock is None or not (0 < clock < float("inf")):
             raise UsageError(f"--clock-ps must be a positive number of ps, not "
-                             f"{args.clock_ps!r}")
-        if args.liberty is None:
-            raise UsageError(f"--clock-ps {args.clock_ps} needs --liberty (the generic "
+                             f"{clock_ps!r}")
+        if liberty is None:
+            raise UsageError(f"--clock-ps {clock_ps} needs {flag} (the generic "
                              "cells.lib has no timing)")
-    if args.liberty is None:
+    if liberty is None:
         return None, None
-    if args.compare_dataflows:
-        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
-                         "once per --dataflow")
     try:
-        lib = nldm.find_library(args.liberty)
+        lib = nldm.find_library(liberty)
         sta.sta_executable()
     except (nldm.LibraryError, sta.StaError) as e:
         raise UsageError(str(e)) from None
@@ -268,7 +282,7 @@ def main(argv=None):
     if args.compare_dataflows:
         return _compare(config, args, out if args.json is not None else None)
     try:
-        report = estimate_area(config, top=args.top, yosys=args.yosys)
+        report = estimate_area(config, top=args.top or "engine", yosys=args.yosys)
     except ValueError as e:
         raise UsageError(str(e)) from None
     except YosysError as e:
@@ -285,13 +299,49 @@ def _timing(config, lib, clock, args, out):
     from synth.sta import StaError
     try:
         report = timing_report(config, lib, clock, yosys=args.yosys)
+        if args.top not in (None, "pe"):
+            report["design"] = design_area(config, args.top, report, yosys=args.yosys)
     except (YosysError, StaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_timing(report))
+    if "design" in report:
+        print(format_design_area(report))
     if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def design_area(config, top, report, *, yosys=None):
+    """``--liberty --top array|engine|soc``: the design's area in the library of the
+    timing ``report`` (:func:`synth.timing.library_area`: the PEs as mapped there, the
+    other logic and the buffers at the library's NAND2 area per GE), with the generic
+    GE figures it starts from."""
+    from synth.timing import library_area
+    area = estimate_area(config, top=top, yosys=yosys)
+    pe = report["modules"][next(iter(report["modules"]))]
+    out = library_area(area, config, pe["area_um2"], pe["ge_unit_um2"])
+    out.update(top=top, logic_ge=area["logic_ge"], buffer_ge=area["buffer_ge"],
+               total_ge=area["total_ge"], pe_area_um2=pe["area_um2"],
+               total_mm2=out["total_um2"] * 1e-6,
+               buffers="memory-model GE x the library's NAND2 area",
+               other_logic="generic GE x the library's NAND2 area")
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def format_design_area(report):
+    """The ``--top`` lines of a timing report: the design's area in the library."""
+    d, lib = report["design"], report["library"]
+    return "\n".join([
+        "", f"{d['top']} in {lib} ({report['label']}):",
+        f"  PEs            {d['pes']:>6} x {d['pe_area_um2']:.1f} um2 = "
+        f"{d['pe_array_um2']:.1f} um2 (mapped in the library)",
+        f"  other logic    {d['other_logic_um2']:>14.1f} um2 (generic GE x "
+        f"{report['ge_unit_cell']} area)",
+        f"  buffers        {d['buffer_um2']:>14.1f} um2 (memory-model GE x "
+        f"{report['ge_unit_cell']} area)",
+        f"  total          {d['total_um2']:>14.1f} um2 = {d['total_mm2']:.4f} mm2 "
+        f"(generic: {d['total_ge']:.1f} GE)"])
 
 
 def format_comparison(reports):
@@ -315,7 +365,7 @@ def _compare(config, args, out):
     reports = {}
     for df in DATAFLOWS:
         try:
-            reports[df] = estimate_area(replace(config, dataflow=df), top=args.top,
+            reports[df] = estimate_area(replace(config, dataflow=df), top=args.top or "engine",
                                         yosys=args.yosys)
         except ValueError as e:
             raise UsageError(str(e)) from None

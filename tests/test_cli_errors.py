@@ -31,18 +31,22 @@ import gen.generate
 import sim.__main__ as sim_cli
 import sim.run
 import synth.__main__ as synth_cli
+import synth.table as table_cli
 from nmmx.flags import run_cli
 from golden.config import MAX_BUFFER_BITS, Config
 from sim.stimulus import make_operands
 
 ROOT = Path(__file__).resolve().parent.parent
 MAINS = {"gen": gen_cli.main, "sim": sim_cli.main, "synth": synth_cli.main,
-         "dse": dse_cli.main}
+         "dse": dse_cli.main, "synth.table": table_cli.main}
 #: The function of each command that starts the real work (elaboration, simulation,
 #: synthesis, the sweep); the harness makes each of them raise :class:`WorkStarted`.
 WORK = {"gen": (gen.generate, "build_verilog"), "sim": (sim.run, "simulate_cases"),
         "synth": (synth_cli, "estimate_area", "timing_report", "energy_report"),
-        "dse": (dse_cli, "run_sweep")}
+        "dse": (dse_cli, "run_sweep"),
+        "synth.table": (table_cli, "table_rows")}
+#: The commands that take the config flags (``python -m synth.table`` has fixed configs).
+CONFIG_CLIS = ("gen", "sim", "synth", "dse")
 
 #: The small engine of the replay fixtures.
 REPLAY_CONFIG = Config(rows=2, cols=2, m_max=4, k_max=64, n_max=4)
@@ -121,6 +125,7 @@ def _make_fixtures(fx):
     (fx / "not_exec").write_text("#!/bin/sh\n")
     (fx / "not_exec").chmod(0o644)
     (fx / "a_file").write_text("x\n")
+    (fx / "other.json").write_text('{"rows": 3}\n')
     (fx / "read_only").mkdir()
     (fx / "read_only").chmod(0o555)
     # model-study checkpoints and texts
@@ -477,11 +482,40 @@ _DSE = [
     ([*_O, "--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power "
                         r"data\)"),
     ([*_O, "--data", "heavy"], r"--data heavy needs --energy"),
-    ([*_O, "--liberty", "osu018"], r"--liberty osu018 needs --energy"),
     ([*_O, "--energy", "--liberty", "osu018", "--data", "uniform"],
      r"--data must be one of gaussian, .*, halfzero, zerotiles25, .*, not 'uniform'"),
     ([*_O, "--energy", "--liberty", "{fx}/none.lib"],
      r"The liberty file '.*/none\.lib' does not exist"),
+]
+
+#: ``--liberty``/``--clock-ps`` of the sweep: the same check as ``python -m synth``'s.
+_DSE += [
+    ([*_O, "--liberty", "{fx}/none.lib"], r"The liberty file '.*/none\.lib' does not exist"),
+    ([*_O, "--liberty", "osu018", "--clock-ps", "-1"], r"--clock-ps must be a positive "
+                                                        r"number of ps, not '-1'"),
+    ([*_O, "--liberty", "osu018", "--clock-ps", "nan"], r"--clock-ps must be a positive "
+                                                         r"number of ps, not 'nan'"),
+    ([*_O, "--clock-ps", "4000"], r"--clock-ps 4000 needs --liberty \(the generic "
+                                  r"cells\.lib has no timing\)"),
+    ([*_O, "--liberty", "{fx}/w.txt"], r"The liberty file '.*/w\.txt' has a syntax error "
+                                       r"near token 0 \('1 2 3'\)"),
+    ([*_O, "--liberty", "osu018", "--model", "{fx}/none"],
+     r"--liberty times the hardware sweep, not the model study; run it without --model"),
+]
+
+_TABLE = [
+    (["--liberty", "{fx}/none.lib"], r"The liberty file '.*/none\.lib' does not exist"),
+    (["--liberty", "osu018", "--liberty", ","], r"The liberty list ',' names no file"),
+    (["--clock-ps", "0"], r"--clock-ps must be a positive number of ps, not '0'"),
+    (["--json", "{tmp}"], r"The --json file '.*' is a directory"),
+    (["--markdown", "{fx}/a_file/t.md"], r"The --markdown file '.*/a_file/t\.md' cannot be "
+                                         r"created: '.*/a_file' is a file, not a directory"),
+    (["--before", "{fx}/none.json"], r"Cannot read the --before file '.*/none\.json' \(No such "
+                                      r"file or directory\)"),
+    (["--before", "{fx}/w.txt"], r"The --before file '.*/w\.txt' is not valid JSON"),
+    (["--before", "{fx}/other.json"], r"The --before file '.*/other\.json' was not written "
+                                      r"by python -m synth\.table \(schema 1\)"),
+    (["--yosys", "/no/such/yosys"], r"Yosys executable '/no/such/yosys' does not exist"),
 ]
 
 _DSE_OUTPUT = [
@@ -494,12 +528,13 @@ _DSE_OUTPUT = [
 
 def _rows():
     rows = []
-    for cli in MAINS:
+    for cli in CONFIG_CLIS:
         extra = _O if cli == "dse" else []
         for argv, msg in _config_rows(cli):
             rows.append(pytest.param(cli, [*extra, *argv], msg,
                                      id=f"{cli}-{'-'.join(argv) or 'none'}"))
-    for cli, table in (("sim", _SIM), ("gen", _GEN), ("synth", _SYNTH), ("dse", _DSE)):
+    for cli, table in (("sim", _SIM), ("gen", _GEN), ("synth", _SYNTH), ("dse", _DSE),
+                       ("synth.table", _TABLE)):
         for argv, msg in table:
             rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv) or 'none'}"))
     return rows + _SIM_OUTPUT + _GEN_OUTPUT + _SYNTH_OUTPUT + _DSE_OUTPUT
