@@ -378,8 +378,10 @@ def result_cycles(config, m, n):
     return RESULT_LATENCY + result_words(config, m, n) - 1
 
 
-def soc_cycles(config, m, k, n):
+def soc_cycles(config, m, k, n, skip=None):
     """Cycles from the ``START.GO`` write handshake to the last C word's handshake
     with TREADY always high: :data:`START_LATENCY` + the engine's
-    :meth:`Config.cycles` + :func:`result_cycles`."""
-    return START_LATENCY + config.schedule.cycles(m, k, n) + result_cycles(config, m, n)
+    :meth:`Config.cycles` (given the run's weight-tile mask ``skip`` when the engine has
+    ``tile_skip``, :func:`golden.skip.weight_tile_mask`) + :func:`result_cycles`."""
+    return (START_LATENCY + config.schedule.cycles(m, k, n, skip)
+            + result_cycles(config, m, n))

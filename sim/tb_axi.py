@@ -105,9 +105,9 @@ def _limbs(words, bits):
 
 
 def _inputs(config, manifest, cases, seed, hdl_clock):
-    from golden.gemm import gemm_encoded
     from golden.pack import stream_words
     from golden.regmap import load_cycles, soc_cycles
+    from golden.skip import gemm_tile_skip, weight_tile_mask
     from sim.stimulus import make_operands
     widths = {s["name"]: s["word_bits"] for s in manifest["streams"]}
     src = {"config": json.dumps(config.to_dict()), "manifest": json.dumps(manifest),
@@ -118,12 +118,15 @@ def _inputs(config, manifest, cases, seed, hdl_clock):
         src[f"c{q}_shape"] = np.array([case.m, case.k, case.n], np.int64)
         for name, w in words.items():
             src[f"c{q}_{name}"] = _limbs(w, widths[name])
-        src[f"c{q}_expect"] = gemm_encoded(enc, config).view(np.uint32)
+        # An engine with tile_skip skips the run's all-zero weight tiles (golden.skip).
+        skip = (tuple(bool(s) for s in weight_tile_mask(config, enc))
+                if config.tile_skip else None)
+        src[f"c{q}_expect"] = gemm_tile_skip(enc, config).view(np.uint32)
         m, k, n = case.m, case.k, case.n
-        src[f"c{q}_counters"] = np.array(list(counter_table.expected(config, m, k, n).values()),
-                                         np.int64)
+        src[f"c{q}_counters"] = np.array(
+            list(counter_table.expected(config, m, k, n, skip).values()), np.int64)
         src[f"c{q}_model"] = np.array([load_cycles(config, m, k, n),
-                                       soc_cycles(config, m, k, n)], np.int64)
+                                       soc_cycles(config, m, k, n, skip)], np.int64)
     return src
 
 
