@@ -100,10 +100,18 @@ def _parser_for(f):
     return lambda t: t.strip()
 
 
+#: Config fields without a flag yet (``modes``: the unified engine, issue 16, gets
+#: ``--modes`` once gen and sim run it); their value in the parsed namespace is None.
+_NO_FLAG = ("modes",)
+
+
 def add_config_flags(parser, *, multi=False):
     """Add one flag per :class:`Config` field (plus ``--format`` and ``--list-formats``)."""
     group = parser.add_argument_group("engine configuration")
+    parser.set_defaults(**{name: None for name in _NO_FLAG})
     for f in fields(Config):
+        if f.name in _NO_FLAG:
+            continue
         default = getattr(_DEFAULT, f.name)
         shown = f"{default[0]}:{default[1]}" if f.name == "sparsity" else default
         help_ = _HELP[f.name] + (" (comma-separated list)" if multi else "")
