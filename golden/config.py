@@ -12,7 +12,7 @@ from math import ceil
 
 from .formats import BINARY32, get_format
 from .latency import LATENCY
-from .schedule import SCHEDULES
+from .schedule import schedule_of
 
 __all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS",
            "parse_sparsity", "Mode", "parse_mode", "parse_modes"]
@@ -241,12 +241,12 @@ class Config:
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
+        self._check_modes()
         bits = self.host_buffer_bits
         if bits > MAX_BUFFER_BITS:
             raise ValueError(f"m_max={self.m_max}, k_max={self.k_max} and n_max={self.n_max} "
                              f"need {bits} buffer bits, more than the limit of "
                              f"{MAX_BUFFER_BITS} (2**31)")
-        self._check_modes()
 
     # -- identity ----------------------------------------------------------------------
 
@@ -471,8 +471,9 @@ class Config:
     def schedule(self):
         """The exact cycle model of this config's engine: a
         :class:`golden.schedule.OSSchedule` or :class:`golden.schedule.WSSchedule`
-        (``cycles``, ``issued``, ``stall``, ``tiles``, utilization, SCALE-Sim, formulas)."""
-        return SCHEDULES[self.dataflow.value](self)
+        (``cycles``, ``issued``, ``stall``, ``tiles``, utilization, SCALE-Sim, formulas);
+        a unified config's is a :class:`golden.schedule.ModesSchedule` (one per mode)."""
+        return schedule_of(self)
 
     @property
     def pes(self):
@@ -637,6 +638,16 @@ class Config:
         for i, mode in enumerate(modes):
             if mode in modes[:i]:
                 raise ValueError(f"Mode {mode.spec!r} is listed twice")
+        for mode in modes:
+            # The mode on its own (formats, N:M), before the config takes mode 0's fields.
+            a, w = get_format(mode.a_format), get_format(mode.w_format)
+            if not (a.scaled and w.scaled):
+                raise ValueError(f"Mode {mode.spec!r}: modes are MX formats only, so int8 "
+                                 f"cannot be one")
+            try:
+                Config(a_format=a.name, w_format=w.name, sparsity=mode.sparsity)
+            except ValueError as e:
+                raise ValueError(f"Mode {mode.spec!r}: {e}") from None
         if modes:
             object.__setattr__(self, "a_format", modes[0].a_format)
             object.__setattr__(self, "w_format", modes[0].w_format)
@@ -646,14 +657,12 @@ class Config:
         object.__setattr__(self, "modes", modes)
 
     def _check_modes(self):
-        """Every mode must make a valid fixed config of the same engine; pairs need
+        """Every mode must make a valid fixed config with this engine's other fields
+        (block size, buffer bits); pairs need
         4-bit formats; two or more modes must fit one shared datapath."""
         for mode in self.modes:
             spec = mode.spec
             a, w = get_format(mode.a_format), get_format(mode.w_format)
-            if not (a.scaled and w.scaled):
-                raise ValueError(f"Mode {spec!r}: modes are MX formats only, so int8 "
-                                 f"cannot be one")
             try:
                 one = replace(self, modes=(), a_format=a.name, w_format=w.name,
                               sparsity=mode.sparsity)

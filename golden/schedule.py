@@ -18,7 +18,7 @@ from math import ceil
 
 from .latency import LATENCY
 
-__all__ = ["Schedule", "OSSchedule", "WSSchedule", "SCHEDULES"]
+__all__ = ["Schedule", "OSSchedule", "WSSchedule", "ModesSchedule", "SCHEDULES", "schedule_of"]
 
 
 class Schedule:
@@ -39,6 +39,22 @@ class Schedule:
 
     def __repr__(self):
         return f"{type(self).__name__}({self._config!r})"
+
+    @property
+    def k_per_cycle(self):
+        """K positions one PE covers per cycle: one group of ``m_group``."""
+        return self._config.m_group
+
+    @property
+    def groups_per_block(self):
+        """Groups (cycles of one PE) per MX block."""
+        return self._config.groups_per_block
+
+    @property
+    def slots_per_pe(self):
+        """Multiplier slots of one PE, the products it issues per cycle: ``n_keep``
+        (in a unified engine's 4-bit modes each 8-bit-class slot computes two)."""
+        return self._config.n_keep
 
     def issued(self, m, k, n):
         """Exact ``cnt_issued``: multiplier slots issued with valid rows and columns
@@ -334,5 +350,89 @@ class WSSchedule(Schedule):
         }
 
 
+class ModesSchedule:
+    """The cycle model of a unified engine (``config.unified``): one schedule per mode.
+
+    Each GEMM runs in one mode, chosen at ``start``; in mode ``spec`` the engine's
+    counters are exactly those of ``config.mode(spec).schedule`` (the fixed engine of
+    that mode: same latencies, one group of that mode's ``m_group`` K positions per PE
+    per cycle).  A mode switch costs nothing beyond what every GEMM pays: the controller
+    registers the mode with the shape at ``start``, and a GEMM begins only after the
+    previous one's ``done``, when its last result has left the pipeline, so back-to-back
+    GEMMs take the sum of their own cycles whatever their modes (:meth:`sequence_cycles`).
+
+    Parameters
+    ----------
+    config : golden.Config
+        A unified config.
+    """
+
+    def __init__(self, config):
+        assert config.unified, config
+        self._config = config
+        self._modes = {mode: config.mode(mode).schedule for mode in config.modes}
+
+    @property
+    def config(self):
+        return self._config
+
+    def __repr__(self):
+        return f"ModesSchedule({self._config!r})"
+
+    def mode(self, spec):
+        """The schedule of one mode (an :class:`OSSchedule`)."""
+        return self._modes[self._config.mode(spec).all_modes[0]]
+
+    def cycles(self, m, k, n, mode):
+        """Exact ``cnt_cycles`` of one GEMM in ``mode``."""
+        return self.mode(mode).cycles(m, k, n)
+
+    def issued(self, m, k, n, mode):
+        """Exact ``cnt_issued`` (products) of one GEMM in ``mode``."""
+        return self.mode(mode).issued(m, k, n)
+
+    def stall(self, m, k, n, mode):
+        return self.mode(mode).stall(m, k, n)
+
+    def tiles(self, m, k, n, mode):
+        return self.mode(mode).tiles(m, k, n)
+
+    def utilization(self, m, k, n, mode):
+        """Issued products over the mode's multiplier slots (``R*C*n_keep`` per cycle)."""
+        return self.mode(mode).utilization(m, k, n)
+
+    def sequence_cycles(self, runs):
+        """Total ``cnt_cycles`` of back-to-back GEMMs ``[(mode, m, k, n), ...]``: the sum
+        of each run's own cycles (a switch adds 0 cycles, :attr:`switch_cost`)."""
+        return sum(self.cycles(m, k, n, mode) for mode, m, k, n in runs)
+
+    #: Cycles a mode switch adds to a GEMM beyond its own ``cycles`` (see the class).
+    switch_cost = 0
+
+    def drain_cycles(self, mode):
+        """The pipeline fill and drain every GEMM pays whatever the previous mode was:
+        ``cycles - (T-1)*P - G``, i.e. ``issue_latency + buffer_read_latency + (rows-1) +
+        pe_latency + drain_latency`` cycles in which its first or last tile is not
+        issuing."""
+        c = self._config
+        return (c.issue_latency + c.buffer_read_latency + c.rows - 1 + c.pe_latency
+                + self.mode(mode).drain_latency)
+
+    def timing(self):
+        """The manifest's ``timing`` section: shared latencies, then one entry per mode."""
+        out = {"switch_cost": self.switch_cost,
+               "formula": "cycles(m, k, n, mode) = config.mode(mode).schedule.cycles(m, k, n)"}
+        out["modes"] = {mode.spec: self._modes[mode].timing() for mode in self._config.modes}
+        return out
+
+
 #: Dataflow (string value) -> schedule class.
 SCHEDULES = {"os": OSSchedule, "ws": WSSchedule}
+
+
+def schedule_of(config):
+    """``config.schedule``: a :class:`ModesSchedule` for a unified config, else the
+    dataflow's schedule."""
+    if config.unified:
+        return ModesSchedule(config)
+    return SCHEDULES[config.dataflow.value](config)

@@ -337,6 +337,14 @@ def compress_nm_pairs(w, n, m, axis=0):
     score = _pair_scores(w, axis)
     # A pair is nonzero when its score is (NaN counts; |-0.0| + 0 is 0).
     score = np.where(np.isnan(score), np.inf, score)
+    pairs, _ = _groups(score, m // 2, axis)                      # [pre, G, M/2, post]
+    count = (pairs != 0).sum(axis=2)
+    if (count > n // 2).any():
+        pre_i, g, post_i = np.unravel_index(np.argmax((count > n // 2).reshape(-1)),
+                                            count.shape)
+        raise ValueError(f"Group {int(g)} (positions {int(g) * m}..{int(g) * m + m - 1} along "
+                         f"axis {axis}) has {int(count[pre_i, g, post_i])} pairs holding "
+                         f"nonzeros, more than {n}:{m}p pair sparsity allows")
     _, pidx = compress_nm(score, n // 2, m // 2, axis=axis)
     pidx = np.moveaxis(pidx, axis, -1).astype(np.int64)
     idx = np.stack([2 * pidx, 2 * pidx + 1], axis=-1).reshape(pidx.shape[:-1] + (-1,))
