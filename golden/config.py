@@ -830,6 +830,18 @@ class Config:
         """Left shift of a mode's products into the units of :attr:`datapath`."""
         return self.mode(spec).product_lsb_exp - self.datapath.product_lsb_exp
 
+    @property
+    def mode_slot_bits(self):
+        """Signed width of one slot's exact result in the units of :attr:`datapath`: one
+        8-bit product, or the sum of two 4-bit ones, shifted by
+        :meth:`mode_product_shift` (the widest over the modes)."""
+        widest = 0
+        for mode in self.all_modes:
+            one = self.mode(mode)
+            top = one.a_fmt.max_int * one.w_fmt.max_int * (2 if self.mode_narrow(mode) else 1)
+            widest = max(widest, (top << self.mode_product_shift(mode)).bit_length() + 1)
+        return widest
+
     def mode_block_acc_bits(self, spec):
         """Signed width a mode's exact block sum needs in the units of :attr:`datapath`."""
         one = self.mode(spec)

@@ -321,3 +321,126 @@ def test_schedule_per_mode():
     assert s.switch_cost == 0
     timing = s.timing()
     assert list(timing["modes"]) == THREE.split(",")
+
+
+# -- the shared PE in Amaranth simulation ------------------------------------------------------
+
+from amaranth.sim import Simulator
+
+from hw.multi_pe import MultiPE, SplitMultiplier
+from sim.stimulus import applicable_classes, make_operands
+
+
+def _pe_tiles(c, jobs):
+    """Per-cycle PE inputs of back-to-back tiles ``[(mode, enc, i, j), ...]`` (numpy
+    packing by golden.pack.data_words), and the expected result bits of each tile."""
+    inputs, expected = [], []
+    for mode, enc, i, j in jobs:
+        one = c.mode(mode)
+        a_words, w_words = data_words(c, enc, mode)
+        groups, gpb = a_words.shape[1], one.groups_per_block
+        for g in range(groups):
+            inputs.append({
+                "a": int(a_words[i, g]), "w": int(w_words[j, g]),
+                "a_scale": int(enc.a_scales[i, g // gpb]),
+                "w_scale": int(enc.w_scales[g // gpb, j]), "mode": c.mode_index(mode),
+                "ctl": {"valid": 1, "tfirst": g == 0, "bfirst": g % gpb == 0,
+                        "blast": g % gpb == gpb - 1, "tlast": g == groups - 1}})
+        expected.append((len(inputs) - 1 + c.pe_latency,
+                         int(gemm_encoded(enc, one).view(np.uint32)[i, j])))
+    return inputs, expected
+
+
+def _run_pe(c, jobs):
+    dut = MultiPE(c)
+    inputs, expected = _pe_tiles(c, jobs)
+    seen = []
+
+    async def bench(ctx):
+        mode_of = list(c.mode_enum)
+        for cycle, x in enumerate(inputs + [None] * (c.pe_latency + 1)):
+            if x is None:
+                ctx.set(dut.ctl, {"valid": 0, "tfirst": 0, "bfirst": 0, "blast": 0,
+                                  "tlast": 0})
+            else:
+                ctx.set(dut.a.as_value(), x["a"])
+                ctx.set(dut.w.as_value(), x["w"])
+                ctx.set(dut.a_scale, x["a_scale"])
+                ctx.set(dut.w_scale, x["w_scale"])
+                ctx.set(dut.mode, mode_of[x["mode"]])
+                ctx.set(dut.ctl, x["ctl"])
+            await ctx.tick()
+            if ctx.get(dut.result_valid):
+                seen.append((cycle + 1, ctx.get(dut.result)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen, expected
+
+
+def _pe_jobs(c, classes, seed, tiles=2):
+    """Tiles of every mode and class, the modes interleaved (a switch between tiles)."""
+    jobs = []
+    for data in classes:
+        for mode in c.modes:
+            one = c.mode(mode)
+            if data not in applicable_classes(one):
+                continue
+            enc = make_operands(one, 2, 64, 2, data=data, seed=seed)
+            jobs += [(mode, enc, t % 2, (t // 2) % 2) for t in range(tiles)]
+    return jobs
+
+
+def test_multi_pe_modes():
+    """Every stimulus class in every mode, bit for bit, with a mode switch between tiles
+    (including tiles of different lengths: 16 groups in 4-position modes, 8 in 4:8p)."""
+    c = three(m_max=2, k_max=64, n_max=2)
+    classes = sorted({d for mode in c.modes for d in applicable_classes(c.mode(mode))})
+    seed = 11
+    print(f"seed={seed}")
+    jobs = _pe_jobs(c, classes, seed)
+    assert len({j[0] for j in jobs}) == 3
+    seen, expected = _run_pe(c, jobs)
+    assert [t for t, _ in seen] == [t for t, _ in expected]
+    bad = [(jobs[n][0], hex(got), hex(want)) for n, ((_, got), (_, want))
+           in enumerate(zip(seen, expected)) if got != want]
+    assert not bad, bad[:5]
+
+
+@pytest.mark.parametrize("modes", [
+    "mxfp8_e5m2@2:4,mxfp4_e2m1@4:8p",                  # Inf products
+    "mxfp8_e4m3/mxfp8_e5m2@2:8,mxfp4_e2m1@4:16p,mxfp8_e4m3@2:2",
+])
+def test_multi_pe_other_sets(modes):
+    c = Config(modes=modes, m_max=2, k_max=64, n_max=2)
+    jobs = _pe_jobs(c, ["gaussian", "specials", "saturate"], seed=3, tiles=1)
+    seen, expected = _run_pe(c, jobs)
+    assert seen == expected
+
+
+def test_split_multiplier_exhaustive():
+    c = three()
+    dut = SplitMultiplier(c)
+    w, h = c.mode_sig_bits, c.mode_sig_bits // 2
+    xs, ys = np.meshgrid(np.arange(1 << w), np.arange(1 << w))
+    xs, ys = xs.reshape(-1).tolist(), ys.reshape(-1).tolist()
+    got = {0: [], 1: []}
+
+    async def bench(ctx):
+        for split in (0, 1):
+            ctx.set(dut.split, split)
+            for x, y in zip(xs, ys):
+                ctx.set(dut.x, x)
+                ctx.set(dut.y, y)
+                await ctx.delay(1e-9)
+                got[split].append(ctx.get(dut.product))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    x, y = np.array(xs), np.array(ys)
+    mask = (1 << h) - 1
+    np.testing.assert_array_equal(got[0], x * y)
+    np.testing.assert_array_equal(got[1], ((x >> h) * (y >> h) << 2 * h) + (x & mask) * (y & mask))
