@@ -194,7 +194,9 @@ class MultiSlot(_UnifiedComponent):
         x_of, y_of, values, kind_flags = [], [], [], []
         for k, (a_name, w_name) in enumerate(kinds):
             a_fmt, w_fmt = get_format(a_name), get_format(w_name)
-            shift0 = cfg.mode_product_shift(cfg.modes[of_mode.index(k)])
+            first = cfg.modes[of_mode.index(k)]
+            shift0 = cfg.mode_product_shift(first)
+            product_bits = cfg.mode(first).product_bits
             narrow = a_fmt.bits == 4
             parts = (0, 1) if narrow else (None,)
             pairs = [(decoder("a", a_fmt, p), decoder("w", w_fmt, p)) for p in parts]
@@ -214,8 +216,9 @@ class MultiSlot(_UnifiedComponent):
                 mag = field
                 if shifts:
                     mag = mag << sum(shifts[1:], shifts[0])
-                mag = mag << shift0 if shift0 else mag
-                mag = mag[:cfg.mode_slot_bits - 1]
+                # In the mode's own units (its product_bits); the shift into the
+                # datapath's units comes after the sum, where it is only wiring.
+                mag = mag[:product_bits - 1]
                 neg = da.neg ^ dw.neg
                 terms.append(Mux(neg, -mag, mag))
                 zero_a = (da.sig == 0) & ~da.nan & ~da.inf
@@ -228,7 +231,7 @@ class MultiSlot(_UnifiedComponent):
             total = terms[0]
             for t in terms[1:]:
                 total = total + t
-            values.append(total)
+            values.append(total << shift0 if shift0 else total)
             kind_flags.append({f: (kflags[f][0] if len(kflags[f]) == 1
                                    else kflags[f][0] | kflags[f][1]) for f in flags})
 

@@ -15,7 +15,8 @@ from dataclasses import fields
 from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
-__all__ = ["add_config_flags", "add_bus_flag", "BUSES", "configs_from_args", "config_from_args", "UsageError",
+__all__ = ["add_config_flags", "add_bus_flag", "BUSES", "configs_from_args", "config_from_args",
+           "refuse_modes", "UsageError",
            "run_cli", "cli_main", "Interrupted", "INTERRUPTED", "list_formats_text",
            "ArgumentParser", "parse_shape", "shape_label", "whole_number", "parse_seed"]
 
@@ -33,6 +34,10 @@ _HELP = {
     "m_max": "largest GEMM M the engine buffers hold",
     "k_max": "largest GEMM K the engine buffers hold",
     "n_max": "largest GEMM N the engine buffers hold",
+    "modes": "run-time modes of one unified engine, comma-separated, each FORMAT@N:M or "
+             "A_FORMAT/W_FORMAT@N:M, p after M for pair sparsity (e.g. "
+             "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p); they set the formats and "
+             "sparsity",
 }
 
 
@@ -100,20 +105,23 @@ def _parser_for(f):
     return lambda t: t.strip()
 
 
-#: Config fields without a flag yet (``modes``: the unified engine, issue 16, gets
-#: ``--modes`` once gen and sim run it); their value in the parsed namespace is None.
-_NO_FLAG = ("modes",)
+#: Config fields without a flag in sweeps (``multi=True``): a list of mode lists would
+#: need a second separator; their value in the parsed namespace is None.
+_NO_MULTI_FLAG = ("modes",)
 
 
 def add_config_flags(parser, *, multi=False):
     """Add one flag per :class:`Config` field (plus ``--format`` and ``--list-formats``)."""
     group = parser.add_argument_group("engine configuration")
-    parser.set_defaults(**{name: None for name in _NO_FLAG})
+    if multi:
+        parser.set_defaults(**{name: None for name in _NO_MULTI_FLAG})
     for f in fields(Config):
-        if f.name in _NO_FLAG:
+        if multi and f.name in _NO_MULTI_FLAG:
             continue
         default = getattr(_DEFAULT, f.name)
         shown = f"{default[0]}:{default[1]}" if f.name == "sparsity" else default
+        if f.name == "modes":
+            shown = "none: a fixed engine"
         help_ = _HELP[f.name] + (" (comma-separated list)" if multi else "")
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                            metavar="LIST" if multi else f.name.upper().replace("_", "-"),
@@ -218,6 +226,15 @@ def configs_from_args(args, *, multi=False):
 
 def config_from_args(args):
     return configs_from_args(args, multi=False)[0]
+
+
+def refuse_modes(config, prog):
+    """Raise :class:`UsageError` when ``config`` has several modes and the command
+    ``prog`` runs fixed engines only."""
+    if config.unified:
+        raise UsageError(f"{prog} runs fixed engines only in this release, not one with "
+                         f"{len(config.modes)} modes")
+    return config
 
 
 class Interrupted(KeyboardInterrupt):
