@@ -473,3 +473,63 @@ def test_engine_mode_switches():
         one = c.mode(spec)
         got = unpack_c(c, [words[a] for a in c_read_addresses(c, enc.m)], enc.m, enc.n)
         assert check_result(one, enc, got, counters) > 0
+
+
+# -- python -m sim --modes on Verilator ----------------------------------------------------------
+
+import json
+
+from nmmx.flags import run_cli
+import sim.__main__ as sim_cli
+from sim.run import Case, _savez_replay, load_replay
+
+
+def test_sim_cli_modes(tmp_path, capsys):
+    """Each mode in turn, then the switching sequence, in one Verilator run: bit-exact,
+    cycles equal to each mode's model, one JSON entry per mode under ``modes``."""
+    out = tmp_path / "r.json"
+    argv = ["--rows", "2", "--cols", "2", "--modes", THREE, "--m-max", "4", "--k-max", "64",
+            "--n-max", "4", "--gemm", "3x64x4", "--data", "specials", "--json", str(out)]
+    assert run_cli(sim_cli.main, argv) == 0
+    text = capsys.readouterr().out
+    assert text.count("PASS") == 4 and "switching sequence" in text
+    r = json.loads(out.read_text())
+    c = Config(rows=2, cols=2, modes=THREE, m_max=4, k_max=64, n_max=4)
+    assert r["passed"] and list(r["modes"]) == [m.spec for m in c.modes]
+    for spec, entry in r["modes"].items():
+        one = c.mode(spec)
+        assert entry["passed"] and entry["mismatches"] == 0 and entry["mode"] == spec
+        assert entry["cycles"] == entry["model_cycles"] == one.schedule.cycles(3, 64, 4)
+        assert entry["peak_macs_per_cycle"] == one.peak_macs_per_cycle
+        assert entry["issued_macs"] == one.schedule.issued(3, 64, 4)
+    seq = r["switching"]
+    assert seq["passed"] and seq["switch_cost"] == 0
+    modes = [x["mode"] for x in seq["runs"]]
+    assert len(modes) == 6 and all(a != b for a, b in zip([THREE.split(",")[-1]] + modes,
+                                                           modes))
+    assert seq["cycles"] == seq["model_cycles"] == c.schedule.sequence_cycles(
+        [(x["mode"], *x["gemm"]) for x in seq["runs"]])
+    # --mode runs one mode only.
+    assert run_cli(sim_cli.main, argv + ["--mode", "mxfp4_e2m1@4:8p"]) == 0
+    r = json.loads(out.read_text())
+    assert list(r["modes"]) == ["mxfp4_e2m1@4:8p"] and "switching" not in r
+
+
+def test_replay_keeps_the_mode(tmp_path):
+    c = three(rows=2, cols=2, m_max=4, k_max=64, n_max=4)
+    spec = "mxfp4_e2m1@4:8p"
+    enc = make_operands(c.mode(spec), 2, 64, 3, data="indices", seed=4)
+    path = tmp_path / "replay.npz"
+    with open(path, "wb") as f:
+        _savez_replay(f, c, Case(2, 64, 3, data="indices", seed=4, mode=spec), enc)
+    config, case = load_replay(path)
+    assert config == c and case.mode == parse_mode(spec)
+    np.testing.assert_array_equal(case.enc.w_indices, enc.w_indices)
+    with open(path, "wb") as f:
+        np.savez(f, config=json.dumps(c.to_dict()), data="indices", seed=4,
+                 shape=np.array([2, 64, 3]), a_codes=enc.a_codes, a_scales=enc.a_scales,
+                 w_values=enc.w_values, w_indices=enc.w_indices, w_scales=enc.w_scales)
+    with pytest.raises(ValueError, match=r"^Replay file '.*' has an engine with several "
+                                         r"modes but no valid mode of the GEMM \(no mode "
+                                         r"entry\)$"):
+        load_replay(path)
