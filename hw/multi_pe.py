@@ -235,12 +235,18 @@ class MultiSlot(_UnifiedComponent):
             kind_flags.append({f: (kflags[f][0] if len(kflags[f]) == 1
                                    else kflags[f][0] | kflags[f][1]) for f in flags})
 
+        # The mode picks a format pair (modes of one pair share its whole datapath); the
+        # pair picks the multiplier operands, the split and the result.
+        kind = Signal(range(len(kinds)), name="kind")
         for i, _ in _mode_cases(m, self.mode, cfg):
-            k = of_mode[i]
-            narrow = get_format(kinds[k][0]).bits == 4
-            m.d.comb += [mul.x.eq(x_of[k]), mul.y.eq(y_of[k]), mul.split.eq(narrow),
-                         self.value.eq(values[k])]
-            m.d.comb += [getattr(self, f).eq(kind_flags[k][f]) for f in flags]
+            m.d.comb += kind.eq(of_mode[i])
+        with m.Switch(kind):
+            for k in range(len(kinds)):
+                with (m.Case(k) if k < len(kinds) - 1 else m.Default()):
+                    narrow = get_format(kinds[k][0]).bits == 4
+                    m.d.comb += [mul.x.eq(x_of[k]), mul.y.eq(y_of[k]), mul.split.eq(narrow),
+                                 self.value.eq(values[k])]
+                    m.d.comb += [getattr(self, f).eq(kind_flags[k][f]) for f in flags]
         return m
 
 
