@@ -533,3 +533,33 @@ def test_replay_keeps_the_mode(tmp_path):
                                          r"modes but no valid mode of the GEMM \(no mode "
                                          r"entry\)$"):
         load_replay(path)
+
+
+# -- generation ---------------------------------------------------------------------------------
+
+from gen.generate import generate
+from hw.lint import lint_verilog
+
+
+def test_gen_unified_lints_and_manifest(tmp_path):
+    c = three(rows=2, cols=3, m_max=4, k_max=64, n_max=4)
+    v, j = generate(c, tmp_path / "a")
+    ok, log = lint_verilog(v, c.name)
+    assert ok, log
+    text = v.read_text()
+    assert f"module {c.name}_pe" in text and "mode" in text
+    man = json.loads(j.read_text())
+    assert man["config"]["modes"] == THREE.split(",")
+    ports = {p["name"]: p["width"] for p in man["ports"]}
+    assert ports["mode"] == c.mode_bits and ports["wr_data"] == c.wr_data_bits == 32
+    assert man["word_layouts"]["a_data"]["width"] == 32
+    assert man["word_layouts"]["w_data"]["width"] == 20
+    shared, modes = man["modes"]["shared"], man["modes"]["list"]
+    assert shared["datapath_mode"] == "mxfp8_e4m3@2:4" and shared["block_acc_bits"] == 41
+    assert [m["spec"] for m in modes] == THREE.split(",")
+    assert [m["m_group"] for m in modes] == [4, 4, 8]
+    assert [m["product_shift"] for m in modes] == [0, 16, 16]
+    assert list(man["timing"]["modes"]) == THREE.split(",")
+    # Deterministic: the same config gives the same bytes.
+    v2, j2 = generate(c, tmp_path / "b")
+    assert v2.read_bytes() == v.read_bytes() and j2.read_bytes() == j.read_bytes()
