@@ -563,3 +563,20 @@ def test_gen_unified_lints_and_manifest(tmp_path):
     # Deterministic: the same config gives the same bytes.
     v2, j2 = generate(c, tmp_path / "b")
     assert v2.read_bytes() == v.read_bytes() and j2.read_bytes() == j.read_bytes()
+
+
+def test_sim_every_class_every_mode():
+    """Every stimulus class of every mode on Verilator, back to back in one simulator run
+    (the modes interleaved, so consecutive GEMMs switch), on the engine of
+    test_sim_cli_modes (its build is reused)."""
+    from sim.run import simulate_cases
+    c = Config(rows=2, cols=2, modes=THREE, m_max=4, k_max=64, n_max=4)
+    classes = sorted({d for m in c.modes for d in applicable_classes(c.mode(m))})
+    cases = [Case(3, 64, 4, data=d, seed=9, mode=m) for d in classes for m in c.modes
+             if d in applicable_classes(c.mode(m))]
+    assert len({(x.mode, x.data) for x in cases}) == len(cases) == 11 + 9 + 10
+    reports = simulate_cases(c, cases)
+    bad = [(r["mode"], r["data"], r["mismatches"], r["cycles"], r["model_cycles"])
+           for r in reports if not r["passed"]]
+    assert not bad, bad
+    assert all(r["cycles"] == c.schedule.cycles(3, 64, 4, r["mode"]) for r in reports)
