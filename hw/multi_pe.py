@@ -191,36 +191,39 @@ class MultiSlot(_UnifiedComponent):
                 m.d.comb += dec.code.eq(byte if part is None else byte[4 * part:4 * part + 4])
             return decoders[key]
 
-        x_of, y_of, values, kind_flags = [], [], [], []
+        # Per format pair: the multiplier operands, then the products.  The first (an
+        # 8-bit pair's only) product of every pair goes through one shared shifter and
+        # negation, ``big``; a 4-bit pair's second product has a small path of its own,
+        # ``small``, added to it.
+        slot_bits = cfg.mode_slot_bits
+        x_of, y_of, big_of, small_of, kind_flags = [], [], [], [], []
         for k, (a_name, w_name) in enumerate(kinds):
             a_fmt, w_fmt = get_format(a_name), get_format(w_name)
             first = cfg.modes[of_mode.index(k)]
             shift0 = cfg.mode_product_shift(first)
-            product_bits = cfg.mode(first).product_bits
             narrow = a_fmt.bits == 4
-            parts = (0, 1) if narrow else (None,)
+            parts = (1, 0) if narrow else (None,)
             pairs = [(decoder("a", a_fmt, p), decoder("w", w_fmt, p)) for p in parts]
             if narrow:
-                x_of.append(Cat(pairs[0][0].sig, Const(0, h - a_fmt.sig_bits),
-                                pairs[1][0].sig))
-                y_of.append(Cat(pairs[0][1].sig, Const(0, h - w_fmt.sig_bits),
-                                pairs[1][1].sig))
-                fields = [mul.product[:2 * h], mul.product[2 * h:4 * h]]
+                hi, lo = pairs
+                x_of.append(Cat(lo[0].sig, Const(0, h - a_fmt.sig_bits), hi[0].sig))
+                y_of.append(Cat(lo[1].sig, Const(0, h - w_fmt.sig_bits), hi[1].sig))
+                fields = [mul.product[2 * h:4 * h], mul.product[:2 * h]]
             else:
                 x_of.append(pairs[0][0].sig)
                 y_of.append(pairs[0][1].sig)
                 fields = [mul.product]
-            terms, kflags = [], {f: [] for f in flags}
-            for (da, dw), field in zip(pairs, fields):
+            kflags = {f: [] for f in flags}
+            for n, ((da, dw), field) in enumerate(zip(pairs, fields)):
                 shifts = [d.shift for d in (da, dw) if d.fmt.shift_bits]
-                mag = field
-                if shifts:
-                    mag = mag << sum(shifts[1:], shifts[0])
-                # In the mode's own units (its product_bits); the shift into the
-                # datapath's units comes after the sum, where it is only wiring.
-                mag = mag[:product_bits - 1]
+                amount = sum(shifts[1:], shifts[0]) if shifts else Const(0, 1)
                 neg = da.neg ^ dw.neg
-                terms.append(Mux(neg, -mag, mag))
+                if n == 0:
+                    big_of.append((field, amount + shift0, neg))
+                else:
+                    # In the mode's own units; the shift into the datapath's is wiring.
+                    mag = (field << amount)[:cfg.mode(first).product_bits - 1]
+                    small_of.append(Mux(neg, -mag, mag) << shift0)
                 zero_a = (da.sig == 0) & ~da.nan & ~da.inf
                 zero_w = (dw.sig == 0) & ~dw.nan & ~dw.inf
                 nan = da.nan | dw.nan | (da.inf & zero_w) | (dw.inf & zero_a)
@@ -228,15 +231,24 @@ class MultiSlot(_UnifiedComponent):
                 got = {"nan": nan, "inf_pos": inf & ~neg, "inf_neg": inf & neg}
                 for f in flags:
                     kflags[f].append(got[f])
-            total = terms[0]
-            for t in terms[1:]:
-                total = total + t
-            values.append(total << shift0 if shift0 else total)
+            if not narrow:
+                small_of.append(None)
             kind_flags.append({f: (kflags[f][0] if len(kflags[f]) == 1
                                    else kflags[f][0] | kflags[f][1]) for f in flags})
 
+        big_in = Signal(2 * w_sig, name="big_in")
+        big_amount = Signal(range(max(
+            cfg.mode_product_shift(cfg.modes[of_mode.index(k)])
+            + get_format(kinds[k][0]).max_shift + get_format(kinds[k][1]).max_shift
+            for k in range(len(kinds))) + 1), name="big_amount")
+        big_neg = Signal(name="big_neg")
+        small = Signal(signed(slot_bits), name="small")
+        mag = Signal(slot_bits - 1, name="big_mag")
+        m.d.comb += mag.eq(big_in << big_amount)
+        m.d.comb += self.value.eq(Mux(big_neg, -mag, mag) + small)
+
         # The mode picks a format pair (modes of one pair share its whole datapath); the
-        # pair picks the multiplier operands, the split and the result.
+        # pair picks the multiplier operands, the split, the shifter input and the flags.
         kind = Signal(range(len(kinds)), name="kind")
         for i, _ in _mode_cases(m, self.mode, cfg):
             m.d.comb += kind.eq(of_mode[i])
@@ -244,8 +256,11 @@ class MultiSlot(_UnifiedComponent):
             for k in range(len(kinds)):
                 with (m.Case(k) if k < len(kinds) - 1 else m.Default()):
                     narrow = get_format(kinds[k][0]).bits == 4
+                    field, amount, neg = big_of[k]
                     m.d.comb += [mul.x.eq(x_of[k]), mul.y.eq(y_of[k]), mul.split.eq(narrow),
-                                 self.value.eq(values[k])]
+                                 big_in.eq(field), big_amount.eq(amount), big_neg.eq(neg)]
+                    if small_of[k] is not None:
+                        m.d.comb += small.eq(small_of[k])
                     m.d.comb += [getattr(self, f).eq(kind_flags[k][f]) for f in flags]
         return m
 

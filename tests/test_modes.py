@@ -80,7 +80,9 @@ def test_one_mode_configs():
     assert Config.from_dict(p.to_dict()) == p
     # A fixed config has one mode, its own.
     assert Config().all_modes == (parse_mode("mxfp8_e4m3@2:4"),)
-    assert Config().mode("mxfp8_e4m3@2:4") is not None
+    fixed = Config()
+    assert fixed.mode("mxfp8_e4m3@2:4") is fixed
+    assert Config(rows=4).mode("mxfp8_e4m3@2:4") == Config(rows=4)
 
 
 @pytest.mark.parametrize("modes, message", [
