@@ -16,7 +16,7 @@ from amaranth.back import verilog
 
 from golden.config import Config
 from golden.pack import WR_SEL, word_layouts
-from hw.host import COUNTERS
+from golden import counters as counter_table
 from hw.registry import hardware, pe_module_name
 from nmmx.flags import BUSES
 from nmmx.files import atomic_files, check_output_dir, check_output_file
@@ -163,7 +163,9 @@ def manifest(config, name, engine):
         "wr_sel": dict(WR_SEL),
         "timing": cfg.schedule.timing(),
         "ports": top_ports(engine),
-        "counters": list(COUNTERS),
+        "counters": list(counter_table.names(cfg)),
+        "access_counters": {name: list(counter_table.ACCESS_COUNTERS[name])
+                            for name in counter_table.access_names(cfg)},
         "clock": dict(CLOCK),
         **extra,
     }

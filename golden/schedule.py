@@ -401,6 +401,14 @@ class ModesSchedule:
         """Issued products over the mode's multiplier slots (``R*C*n_keep`` per cycle)."""
         return self.mode(mode).utilization(m, k, n)
 
+    def buffer_accesses(self, m, k, n, mode=None):
+        """Exact buffer word accesses of one GEMM in ``mode``: the fixed engine's of that
+        mode (one word per issued group of the mode's ``m_group``).  Every mode has the
+        same buffers, so without ``mode`` the first mode's figures name them (what
+        :func:`golden.counters.access_names` reads)."""
+        return self.mode(self._config.modes[0] if mode is None else mode).buffer_accesses(
+            m, k, n)
+
     def sequence_cycles(self, runs):
         """Total ``cnt_cycles`` of back-to-back GEMMs ``[(mode, m, k, n), ...]``: the sum
         of each run's own cycles (a switch adds 0 cycles, :attr:`switch_cost`)."""

@@ -11,11 +11,11 @@ from amaranth.lib.wiring import In
 
 from .array import Array
 from .component import ConfigComponent
-from .host import COUNTERS, EngineBase, RunControl, engine_signature, host_buffers, skew_chain
+from .host import EngineBase, RunControl, engine_signature, host_buffers, skew_chain
 from .pe import control_layout
 
 __all__ = ["Engine", "EngineBase", "RunControl", "engine_signature", "host_buffers",
-           "skew_chain", "COUNTERS"]
+           "skew_chain"]
 
 
 class Engine(EngineBase):
@@ -59,6 +59,12 @@ class Engine(EngineBase):
     cnt_cycles, cnt_issued, cnt_stall, cnt_tiles : Out(config.counter_bits)
         Busy cycles, multiplier slots issued with valid operands, busy cycles without
         an issued group, tiles processed.  Valid while ``done``.
+    cnt_rd_a, cnt_rd_w, cnt_rd_as, cnt_rd_ws, cnt_wr_c : Out(config.counter_bits)
+        Word accesses of the buffers during the run (:mod:`golden.counters`; no scale
+        counters for ``int8``): a bank read counts in the cycle its skewed stage is
+        valid (scale words once per block, at its first group), a C write when a lane
+        writes.  Valid while ``done``; they equal
+        ``config.schedule.buffer_accesses(m, k, n)``.
 
     Raises
     ------
@@ -91,10 +97,10 @@ class Engine(EngineBase):
         rc = self.run_control(m)
         t = self._tile_state(m, rc)
         self._tile_controller(m, rc, t)
-        self._skew(m, t, array, *ports)
+        self._skew(m, rc, t, array, *ports)
         if self._config.unified:
             m.d.comb += array.mode.eq(t.mode_r)
-        last_lane = self._drain(m, t, array)
+        last_lane = self._drain(m, rc, t, array)
         # The last lane writes the last row of the last tile: the GEMM is complete.
         rc.complete(last_lane.fin, t.flushing.eq(0))
         return m
@@ -217,15 +223,17 @@ class Engine(EngineBase):
             t.ws_base.eq(0), t.row_cbase.eq(0), t.c_base.eq(0),
             t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0), t.p.eq(0))
 
-    def _skew(self, m, t, array, a_rd, w_rd, as_rd, ws_rd):
+    def _skew(self, m, rc, t, array, a_rd, w_rd, as_rd, ws_rd):
         """Read addresses (and the group control) through register chains: row r and
-        column c see them r and c cycles late."""
+        column c see them r and c cycles late.  Counts the bank reads: a bank reads
+        when its stage is valid, a scale bank when it is also a block's first group."""
         cfg = self._config
         row_stage = data.StructLayout({
             "a_addr": unsigned(len(t.a_base)), "as_addr": unsigned(len(t.as_base)),
             "ctl": control_layout})
         col_stage = data.StructLayout({
-            "w_addr": unsigned(len(t.w_base)), "ws_addr": unsigned(len(t.ws_base))})
+            "w_addr": unsigned(len(t.w_base)), "ws_addr": unsigned(len(t.ws_base)),
+            "valid": 1, "bfirst": 1})
         row0 = Signal(row_stage, name="row0")
         col0 = Signal(col_stage, name="col0")
         m.d.comb += [
@@ -234,8 +242,16 @@ class Engine(EngineBase):
             row0.ctl.bfirst.eq(t.gb == 0), row0.ctl.blast.eq(t.block_last),
             row0.ctl.tlast.eq(t.last_g),
             col0.w_addr.eq(t.w_base + t.g), col0.ws_addr.eq(t.ws_base + t.b),
+            col0.valid.eq(t.issue), col0.bfirst.eq(t.gb == 0),
         ]
-        for r, stage in enumerate(skew_chain(m, row0, cfg.rows, "row_skew")):
+        rows = list(skew_chain(m, row0, cfg.rows, "row_skew"))
+        cols = list(skew_chain(m, col0, cfg.cols, "col_skew"))
+        rc.count_access("cnt_rd_a", [st.ctl.valid for st in rows])
+        rc.count_access("cnt_rd_w", [st.valid for st in cols])
+        if cfg.scaled:
+            rc.count_access("cnt_rd_as", [st.ctl.valid & st.ctl.bfirst for st in rows])
+            rc.count_access("cnt_rd_ws", [st.valid & st.bfirst for st in cols])
+        for r, stage in enumerate(rows):
             m.d.comb += a_rd[r].addr.eq(stage.a_addr)
             m.d.comb += array.a[r].eq(a_rd[r].data)
             if cfg.scaled:
@@ -245,15 +261,16 @@ class Engine(EngineBase):
             ctl = Signal(control_layout, name=f"row_ctl_{r}")
             m.d.sync += ctl.eq(stage.ctl)
             m.d.comb += array.ctl[r].eq(ctl)
-        for c, stage in enumerate(skew_chain(m, col0, cfg.cols, "col_skew")):
+        for c, stage in enumerate(cols):
             m.d.comb += [w_rd[c].addr.eq(stage.w_addr), array.w[c].eq(w_rd[c].data)]
             if cfg.scaled:
                 m.d.comb += [ws_rd[c].addr.eq(stage.ws_addr),
                              array.w_scale[c].eq(ws_rd[c].data)]
 
-    def _drain(self, m, t, array):
+    def _drain(self, m, rc, t, array):
         """Column 0's chain load starts a write stream of the tile's rows (bottom row
-        first), skewed across the C lanes; returns the last lane's stage."""
+        first), skewed across the C lanes (counted as C writes); returns the last lane's
+        stage."""
         cfg = self._config
         R, NTmax = cfg.rows, cfg.n_tiles_max
         em_active = Signal(name="em_active")
@@ -283,7 +300,9 @@ class Engine(EngineBase):
             lane0.fin.eq(em_active & em_last & (em_row == 0)),
         ]
         lanes = list(skew_chain(m, lane0, cfg.cols, "lane_skew"))
-        c_rd = [self.c_lane(m, c, stage.we & (stage.cv > c), stage.addr, array.drain_data[c])
-                for c, stage in enumerate(lanes)]
+        we = [stage.we & (stage.cv > c) for c, stage in enumerate(lanes)]
+        rc.count_access("cnt_wr_c", we)
+        c_rd = [self.c_lane(m, c, en, stage.addr, array.drain_data[c])
+                for c, (en, stage) in enumerate(zip(we, lanes))]
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
         return lanes[-1]

@@ -1,8 +1,10 @@
 """``python -m sim``: simulate one GEMM on a generated engine, bit-exact against golden.
 
 Prints one summary (PASS/FAIL, mismatches, cycles against the model, utilization,
-dense-equivalent MACs per cycle, simulation speed, build time).  Exit status: 0 when every
-output matches and the cycle count equals the model, 1 otherwise, 2 on bad arguments.
+dense-equivalent MACs per cycle, simulation speed, build time, buffer accesses and their
+energy per GEMM).  Exit status: 0 when every output matches and every counter (cycles,
+issued slots, stalls, tiles, buffer accesses) equals the model, 1 otherwise, 2 on bad
+arguments.
 """
 
 import json

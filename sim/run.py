@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from golden import counters as counter_table
 from golden.config import Config
 from golden.gemm import EncodedOperands, gemm_encoded
-from golden.pack import pack_operands
+from golden.pack import WrSel, pack_operands
 from nmmx.files import atomic_open, atomic_write
 
-from hw.host import COUNTERS
+from hw.registry import hardware
+from synth.memory import gemm_energy
 
 from .build import build_model, build_root, run_cocotb
 from .job import Job, SimInput, SimOutput, limbs
@@ -38,7 +40,9 @@ REPORT_KEYS = ("passed", "mismatches", "outputs", "cycles", "model_cycles",
                "scalesim_cycles", "issued_macs", "utilization", "useful_utilization",
                "effective_macs_per_cycle",
                "peak_macs_per_cycle", "sim_cycles_per_second", "build_seconds", "seed",
-               "config")
+               "config", "counters", "model_counters", "counters_match_model",
+               "host_writes_match_model", "buffer_accesses", "buffer_access_source",
+               "buffer_energy", "buffer_pj_per_mac")
 
 
 class Case:
@@ -220,12 +224,15 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     model, verilog_path, top = engine_model(config, waves=waves, hdl_clock=hdl_clock,
                                             public=public)
     plans = [_plan(config, case) for case in cases]
-    jobs = []
+    jobs, host_writes = [], []
     for case, (_enc, expect, plan) in zip(cases, plans):
         one = _one(config, case)
         mode = config.mode_index(case.mode) if config.unified else 0
         for (i0, i1, j0, j1, sub) in plan:
             w = pack_operands(config, sub, case.mode if config.unified else None)
+            # The words the testbench writes into each buffer (one per wr_en cycle).
+            host_writes.append({name: int((w.sel == WrSel.of(name)).sum())
+                                for name in config.host_buffers if name != "c"})
             jobs.append(Job(shape=(sub.m, sub.k, sub.n), mode=mode,
                             limit=_cycle_limit(one, sub.m, sub.k, sub.n),
                             sel=w.sel.astype(np.int64), bank=w.bank, addr=w.addr,
@@ -235,7 +242,8 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     io_dir.mkdir(exist_ok=True)
     stem = f"{os.getpid()}_{time.time_ns()}"
     src, dst = io_dir / f"{stem}_in.npz", io_dir / f"{stem}_out.npz"
-    SimInput(config=config, hdl_clock=bool(hdl_clock), counters=COUNTERS,
+    names = counter_table.names(config)
+    SimInput(config=config, hdl_clock=bool(hdl_clock), counters=names,
              jobs=tuple(jobs)).save(src)
     t0 = time.perf_counter()
     run_dir, _ok = run_cocotb(model, "sim.tb", verbose=verbose,
@@ -260,12 +268,16 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
                 # The engine hung (or an earlier job did): no results for this run.
                 hung = True
                 got[i0:i1, j0:j1] = ~np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)
-                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": [0, 0, 0, 0],
+                runs.append({"shape": (sub.m, sub.k, sub.n),
+                             "counters": {name: 0 for name in names},
+                             "host_writes": host_writes[j],
                              "seconds": 0.0, "sim_cycles": 0, "load_seconds": 0.0})
             else:
                 res = results[j]
                 got[i0:i1, j0:j1] = res.c
-                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": list(res.counters),
+                runs.append({"shape": (sub.m, sub.k, sub.n),
+                             "counters": dict(zip(names, (int(v) for v in res.counters))),
+                             "host_writes": host_writes[j],
                              "seconds": res.seconds, "sim_cycles": res.sim_cycles,
                              "load_seconds": res.load_seconds})
             j += 1
@@ -319,8 +331,14 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
         :data:`REPORT_KEYS` plus ``data``, ``gemm``, ``stall_cycles``, ``tiles``, ``runs``,
         ``cycles_match_model``, ``build_cached``, ``c_bits`` (the engine's C as uint32
         bit patterns, shape (m, n)); ``run_dir`` (logs) and ``replay`` on
-        failure, ``run_dir`` and ``waves`` with waves.  ``passed`` requires every output bit-exact and
-        ``cycles == model_cycles``.
+        failure, ``run_dir`` and ``waves`` with waves.  ``counters`` holds every
+        counter of :func:`golden.counters.names` summed over the runs, ``buffer_accesses``
+        and ``buffer_energy`` the GEMM's buffer word accesses and their energy in pJ
+        (:func:`synth.memory.gemm_energy`, CACTI 7 at 45 nm), ``buffer_pj_per_mac`` that
+        energy over the GEMM's ``M * K * N`` dense-equivalent MACs.  ``passed`` requires every
+        output bit-exact, every counter equal to :func:`golden.counters.expected` (the
+        cycle and buffer-access model) and the testbench's buffer writes equal to the
+        model's host writes.
 
     Raises
     ------
@@ -338,15 +356,17 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     engine_config, config = config, _one(config, case)
     exp_bits = np.ascontiguousarray(expect).view(np.uint32)
     mismatches = int((exp_bits != got).sum())
-    cnt = np.array([r["counters"] for r in runs], np.int64)
-    cycles, issued, stall, tiles = (int(v) for v in cnt.sum(axis=0))
-    model_cycles = sum(config.schedule.cycles(*r["shape"]) for r in runs)
+    counts = _counter_report(config, runs, engine_config)
+    cycles, issued, stall, tiles = (counts["counters"][name]
+                                    for name in counter_table.RUN_COUNTERS)
+    model_cycles = counts["model_counters"]["cnt_cycles"]
     scalesim = sum(config.schedule.scalesim_cycles(*r["shape"]) for r in runs)
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
     slots = config.multiplier_slots
     return {
-        "passed": mismatches == 0 and cycles == model_cycles,
+        "passed": (mismatches == 0 and counts["counters_match_model"]
+                   and counts["host_writes_match_model"]),
         "mismatches": mismatches,
         "outputs": int(exp_bits.size),
         "cycles": cycles,
@@ -376,7 +396,48 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "load_seconds": sum(r["load_seconds"] for r in runs),
         "wall_seconds": wall,
         "c_bits": got,
+        **counts,
+        "buffer_pj_per_mac": counts["buffer_energy"]["pj"] / (case.m * case.k * case.n),
     }
+
+
+def _counter_report(config, runs, engine_config=None):
+    """The counters of a GEMM's runs against the model, and its buffer accesses.
+
+    Returns ``counters`` and ``model_counters`` (name -> sum over the runs; every
+    counter of :func:`golden.counters.names`), ``counters_match_model``,
+    ``host_writes_match_model`` (the words the testbench wrote into each buffer against
+    the model's host writes), ``buffer_accesses`` (buffer -> reads, writes: the engine's
+    from its counters, the host's writes as written, the host's C reads from the model),
+    ``buffer_access_source`` (where each figure came from) and ``buffer_energy``
+    (:func:`synth.memory.gemm_energy` of those accesses).  ``config`` gives the model
+    (a unified engine's one-mode config), ``engine_config`` (default ``config``) the
+    buffers the energy is priced on.
+    """
+    names = counter_table.names(config)
+    got = {name: sum(r["counters"][name] for r in runs) for name in names}
+    model = dict.fromkeys(names, 0)
+    accesses = {}
+    for r in runs:
+        for name, v in counter_table.expected(config, *r["shape"]).items():
+            model[name] += v
+        for buf, acc in config.schedule.buffer_accesses(*r["shape"]).items():
+            for kind, v in acc.items():
+                accesses.setdefault(buf, {"reads": 0, "writes": 0})[kind] += v
+    model_host = {buf: accesses[buf]["writes"] for buf in runs[0]["host_writes"]}
+    host = {buf: sum(r["host_writes"][buf] for r in runs) for buf in model_host}
+    source = {buf: {"reads": "model", "writes": "model"} for buf in accesses}
+    for buf, words in host.items():
+        accesses[buf]["writes"], source[buf]["writes"] = words, "host writes"
+    source["c"]["reads"] = "model (host C reads)"
+    for name in counter_table.access_names(config):
+        buf, kind = counter_table.ACCESS_COUNTERS[name]
+        accesses[buf][kind], source[buf][kind] = got[name], name
+    engine_config = config if engine_config is None else engine_config
+    buffers = hardware(engine_config).engine.buffers_of(engine_config)
+    return {"counters": got, "model_counters": model, "counters_match_model": got == model,
+            "host_writes_match_model": host == model_host, "buffer_accesses": accesses,
+            "buffer_access_source": source, "buffer_energy": gemm_energy(buffers, accesses)}
 
 
 def format_report(r):
@@ -404,6 +465,14 @@ def format_report(r):
         f"  build       {r['build_seconds']:.2f} s "
         f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
     ]
+    e = r["buffer_energy"]
+    lines.append(f"  buffers     {e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per "
+                 f"dense-equivalent MAC ({e['model']}, {e['node_nm']} nm; "
+                 + ", ".join(f"{name} {acc['reads']} rd {acc['writes']} wr"
+                             for name, acc in r["buffer_accesses"].items()) + ")")
+    lines.append(f"  counters    {len(r['counters'])} "
+                 f"{'equal the model' if r['counters_match_model'] else 'DIFFER from the model'}"
+                 f"; host writes {'match' if r['host_writes_match_model'] else 'DIFFER'}")
     if r.get("waves"):
         lines.append(f"  waves       {r['waves']}")
     if r.get("replay"):
@@ -431,9 +500,12 @@ def _mismatch_text(config, case, enc, expect, got, report):
     if report.get("hung"):
         lines.append("  done never rose within 2 * config.schedule.cycles + 1000 cycles; outputs "
                      "of the hung runs count as mismatches")
-    if not report["cycles_match_model"]:
-        lines.append(f"  cnt_cycles {report['cycles']} != config.schedule.cycles "
-                     f"{report['model_cycles']}")
+    for name, v in report["counters"].items():
+        if v != report["model_counters"][name]:
+            lines.append(f"  {name} {v} != model {report['model_counters'][name]} "
+                         f"(golden.counters.expected)")
+    if not report["host_writes_match_model"]:
+        lines.append("  the testbench's buffer writes differ from the model's host writes")
     lines.append(f"  reproduce: python -m sim --replay {report['replay']}")
     return "\n".join(lines)
 

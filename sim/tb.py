@@ -39,7 +39,7 @@ class TB:
     hdl_clock : bool
         ``clk`` is generated in HDL; otherwise a cocotb ``Clock`` drives it.
     counters : sequence of str
-        Counter outputs to read (``hw.host.COUNTERS``).
+        Counter outputs to read (:func:`golden.counters.names`).
     modes : bool
         The engine has a ``mode`` input (a unified engine).
 

@@ -32,6 +32,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
+from golden import counters as counter_table
 from golden.config import Config
 from sim.wrapper import CLOCK_PERIOD_NS
 
@@ -119,10 +120,8 @@ def _inputs(config, manifest, cases, seed, hdl_clock):
             src[f"c{q}_{name}"] = _limbs(w, widths[name])
         src[f"c{q}_expect"] = gemm_encoded(enc, config).view(np.uint32)
         m, k, n = case.m, case.k, case.n
-        src[f"c{q}_counters"] = np.array([config.schedule.cycles(m, k, n),
-                                          config.schedule.issued(m, k, n),
-                                          config.schedule.stall(m, k, n),
-                                          config.schedule.tiles(m, k, n)], np.int64)
+        src[f"c{q}_counters"] = np.array(list(counter_table.expected(config, m, k, n).values()),
+                                         np.int64)
         src[f"c{q}_model"] = np.array([load_cycles(config, m, k, n),
                                        soc_cycles(config, m, k, n)], np.int64)
     return src
@@ -347,7 +346,8 @@ async def soc_gemms(dut):
         assert await tb.value("IRQ") == irq_done
         assert await tb.write("IRQ", irq_done) == 0
         assert int(dut.irq.value) == 0 and await tb.value("IRQ") == 0
-        seen = [await tb.counter(stem) for stem in ("CYCLES", "ISSUED", "STALL", "TILES")]
+        seen = [await tb.counter(counter_table.register_stem(name))
+                for name in counter_table.names(tb.config)]
         assert seen == counters, f"GEMM {q}: counters {seen}, model {counters}"
         assert await tb.value("GEMMS") == q + 1
         status = await tb.value("STATUS")

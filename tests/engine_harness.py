@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import c_read_addresses, pack_operands, unpack_c
-from hw.engine import COUNTERS
+from golden import counters as counter_table
 from hw.registry import hardware
 
 __all__ = ["random_encoded", "run_engine", "check_result", "Step", "run_steps", "c_lanes"]
@@ -141,7 +141,8 @@ def run_steps(config, steps, seed=0):
             assert ctx.get(dut.done), "engine never finished"
             assert not ctx.get(dut.busy)
             assert not step.restarts or pulses > 0
-            counters = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
+            counters = {name: ctx.get(getattr(dut, name))
+                        for name in counter_table.names(config)}
             words = []
             for addr in range(config.c_depth):
                 ctx.set(dut.rd_addr, addr)
@@ -159,7 +160,7 @@ def run_engine(config, runs):
     of the engine of ``config.dataflow`` (:func:`run_steps`, every buffer written).
 
     Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
-    it and ``counters`` a dict of the four performance counters.
+    it and ``counters`` a dict of every counter (:func:`golden.counters.names`).
     """
     out = []
     for enc, (words, counters) in zip(runs, run_steps(config, [Step(e) for e in runs])):
@@ -170,7 +171,7 @@ def run_engine(config, runs):
 
 def check_result(config, enc, c, counters):
     """Assert that ``c`` is bit-identical to golden and the counters match the cycle
-    model; return how many C elements are nonzero (so that a caller can check that the
+    model (every counter of :func:`golden.counters.expected`); return how many C elements are nonzero (so that a caller can check that the
     stimulus reached the arithmetic)."""
     want = gemm_encoded(enc, config)
     if config.scaled:
@@ -180,10 +181,5 @@ def check_result(config, enc, c, counters):
         np.testing.assert_array_equal(c, want)
         nonzero = np.count_nonzero(want)
     m, k, n = enc.m, enc.k, enc.n
-    assert counters == {
-        "cnt_cycles": config.schedule.cycles(m, k, n),
-        "cnt_issued": config.schedule.issued(m, k, n),
-        "cnt_stall": config.schedule.stall(m, k, n),
-        "cnt_tiles": config.schedule.tiles(m, k, n),
-    }
+    assert counters == counter_table.expected(config, m, k, n)
     return int(nonzero)
