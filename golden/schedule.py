@@ -162,6 +162,16 @@ class OSSchedule(Schedule):
     period_text = "P = max(G, rows)"
     throughput = "one group of m_group K positions per cycle per PE"
 
+    def __init__(self, config, *, pe_latency=None):
+        super().__init__(config)
+        self._pe_latency = config.pe_latency if pe_latency is None else pe_latency
+
+    @property
+    def pe_latency(self):
+        """The PE's latency in this model: ``config.pe_latency``, or the unified engine's
+        one PE latency for every mode (:class:`ModesSchedule`)."""
+        return self._pe_latency
+
     @property
     def drain_latency(self):
         """Cycles from a tile's bottom-left result being ready to the tile's last C-buffer
@@ -188,7 +198,7 @@ class OSSchedule(Schedule):
         c.check_gemm(m, k, n)
         t, g, p = self.output_tiles(m, n), c.groups(k), self.tile_period(k)
         return (c.issue_latency + (t - 1) * p + g - 1 + c.buffer_read_latency
-                + c.rows - 1 + c.pe_latency + self.drain_latency)
+                + c.rows - 1 + self.pe_latency + self.drain_latency)
 
     def issue_cycles(self, m, k, n):
         """Cycles in which a group is issued: T*G."""
@@ -218,7 +228,7 @@ class OSSchedule(Schedule):
 
     def _latencies(self):
         c = self._config
-        return {"pe_latency": c.pe_latency, "drain_latency": self.drain_latency,
+        return {"pe_latency": self.pe_latency, "drain_latency": self.drain_latency,
                 "tile_fifo_depth": c.tile_fifo_depth}
 
 
@@ -354,9 +364,10 @@ class ModesSchedule:
     """The cycle model of a unified engine (``config.unified``): one schedule per mode.
 
     Each GEMM runs in one mode, chosen at ``start``; in mode ``spec`` the engine's
-    counters are exactly those of ``config.mode(spec).schedule`` (the fixed engine of
-    that mode: same latencies, one group of that mode's ``m_group`` K positions per PE
-    per cycle).  A mode switch costs nothing beyond what every GEMM pays: the controller
+    counters are exactly those of an :class:`OSSchedule` of ``config.mode(spec)`` (one
+    group of that mode's ``m_group`` K positions per PE per cycle) with the unified PE's
+    latency ``config.pe_latency``, the same in every mode (today equal to every fixed
+    engine's, so the model is ``config.mode(spec).schedule``'s).  A mode switch costs nothing beyond what every GEMM pays: the controller
     registers the mode with the shape at ``start``, and a GEMM begins only after the
     previous one's ``done``, when its last result has left the pipeline, so back-to-back
     GEMMs take the sum of their own cycles whatever their modes (:meth:`sequence_cycles`).
@@ -370,7 +381,9 @@ class ModesSchedule:
     def __init__(self, config):
         assert config.unified, config
         self._config = config
-        self._modes = {mode: config.mode(mode).schedule for mode in config.modes}
+        # One PE serves every mode, so every mode's model has the unified PE's latency.
+        self._modes = {mode: OSSchedule(config.mode(mode), pe_latency=config.pe_latency)
+                       for mode in config.modes}
 
     @property
     def config(self):
@@ -423,8 +436,9 @@ class ModesSchedule:
         pe_latency + drain_latency`` cycles in which its first or last tile is not
         issuing."""
         c = self._config
-        return (c.issue_latency + c.buffer_read_latency + c.rows - 1 + c.pe_latency
-                + self.mode(mode).drain_latency)
+        s = self.mode(mode)
+        return (c.issue_latency + c.buffer_read_latency + c.rows - 1 + s.pe_latency
+                + s.drain_latency)
 
     def timing(self):
         """The manifest's ``timing`` section: shared latencies, then one entry per mode."""

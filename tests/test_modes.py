@@ -304,6 +304,8 @@ def test_schedule_per_mode():
             assert s.stall(*shape, spec) == f.schedule.stall(*shape)
         assert s.utilization(64, 512, 64, spec) >= 0.99
     fp8, fp4, p = (s.mode(m) for m in c.modes)
+    # One PE serves every mode: one latency in every mode's model.
+    assert fp8.pe_latency == fp4.pe_latency == p.pe_latency == c.pe_latency
     assert (fp8.k_per_cycle, fp4.k_per_cycle, p.k_per_cycle) == (4, 4, 8)
     assert (fp8.groups_per_block, fp4.groups_per_block, p.groups_per_block) == (8, 8, 4)
     assert (fp8.slots_per_pe, fp4.slots_per_pe, p.slots_per_pe) == (2, 4, 4)
