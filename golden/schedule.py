@@ -367,7 +367,8 @@ class ModesSchedule:
     counters are exactly those of an :class:`OSSchedule` of ``config.mode(spec)`` (one
     group of that mode's ``m_group`` K positions per PE per cycle) with the unified PE's
     latency ``config.pe_latency``, the same in every mode (today equal to every fixed
-    engine's, so the model is ``config.mode(spec).schedule``'s).  A mode switch costs nothing beyond what every GEMM pays: the controller
+    engine's, so the model is ``config.mode(spec).schedule``'s).  A mode switch costs
+    nothing beyond what every GEMM pays: the controller
     registers the mode with the shape at ``start``, and a GEMM begins only after the
     previous one's ``done``, when its last result has left the pipeline, so back-to-back
     GEMMs take the sum of their own cycles whatever their modes (:meth:`sequence_cycles`).

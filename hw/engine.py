@@ -66,18 +66,18 @@ class Engine(EngineBase):
         writes.  Valid while ``done``; they equal
         ``config.schedule.buffer_accesses(m, k, n)``.
 
+    mode : In(config.mode_enum)
+        Unified engines only (``config.unified``): the mode of the GEMM, registered with
+        the shape at ``start`` (other values than the modes run as mode 0).
+
     Raises
     ------
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
-    mode : In(config.mode_enum)
-        Unified engines only (``config.unified``): the mode of the GEMM, registered with
-        the shape at ``start``.
-
     Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles (see the timing section
     of :class:`golden.Config`); a unified engine's is ``config.schedule.cycles(m, k, n,
-    mode)``, the fixed engine's of that mode.
+    mode)`` (:class:`golden.schedule.ModesSchedule`).
     """
 
     def __init__(self, config, *, pe_module=None):
@@ -140,14 +140,14 @@ class Engine(EngineBase):
         if cfg.unified:
             t.mode_r = Signal(cfg.mode_enum, name="mode_r")
             t.gpb_last = Signal(range(max(gpb)), name="gpb_last")
-            t.n_keep = Signal(range(max(cfg.mode(x).n_keep for x in cfg.modes) + 1),
-                              name="n_keep")
+            keep = [cfg.mode(x).n_keep for x in cfg.modes]
+            t.n_keep = Signal(range(max(keep) + 1), name="n_keep")
             with m.Switch(t.mode_r):
-                for i, x in list(enumerate(cfg.modes))[1:]:
+                for i in range(1, len(cfg.modes)):
                     with m.Case(cfg.mode_enum(i)):
-                        m.d.comb += [t.gpb_last.eq(gpb[i] - 1), t.n_keep.eq(cfg.mode(x).n_keep)]
+                        m.d.comb += [t.gpb_last.eq(gpb[i] - 1), t.n_keep.eq(keep[i])]
                 with m.Default():
-                    m.d.comb += [t.gpb_last.eq(gpb[0] - 1), t.n_keep.eq(cfg.mode(cfg.modes[0]).n_keep)]
+                    m.d.comb += [t.gpb_last.eq(gpb[0] - 1), t.n_keep.eq(keep[0])]
         m.d.comb += [t.block_last.eq(t.gb == t.gpb_last),
                      t.last_g.eq(t.block_last & (t.kb + cfg.block_size >= t.k_r))]
         rows_left = Signal(range(cfg.m_max + 1), name="rows_left")
