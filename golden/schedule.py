@@ -22,7 +22,7 @@ from math import ceil
 
 from .latency import LATENCY
 
-__all__ = ["Schedule", "OSSchedule", "WSSchedule", "SCHEDULES"]
+__all__ = ["Schedule", "OSSchedule", "WSSchedule", "ModesSchedule", "SCHEDULES", "schedule_of"]
 
 
 class Schedule:
@@ -43,6 +43,23 @@ class Schedule:
 
     def __repr__(self):
         return f"{type(self).__name__}({self._config!r})"
+
+    @property
+    def k_per_cycle(self):
+        """K positions one PE covers per cycle: one group of ``m_group``."""
+        return self._config.m_group
+
+    @property
+    def groups_per_block(self):
+        """Groups (cycles of one PE) per MX block."""
+        return self._config.groups_per_block
+
+    @property
+    def slots_per_pe(self):
+        """Multiplier slots of one PE, the products it issues per cycle: ``n_keep``
+        (in a unified engine's 4-bit modes each 8-bit-class slot computes two)."""
+        return self._config.n_keep
+
 
     def skip_mask(self, n, skip):
         """``skip`` checked against an ``n``-column run: None (no tile skipped) or a tuple
@@ -190,6 +207,16 @@ class OSSchedule(Schedule):
     period_text = "P = max(G, rows)"
     throughput = "one group of m_group K positions per cycle per PE"
 
+    def __init__(self, config, *, pe_latency=None):
+        super().__init__(config)
+        self._pe_latency = config.pe_latency if pe_latency is None else pe_latency
+
+    @property
+    def pe_latency(self):
+        """The PE's latency in this model: ``config.pe_latency``, or the unified engine's
+        one PE latency for every mode (:class:`ModesSchedule`)."""
+        return self._pe_latency
+
     @property
     def drain_latency(self):
         """Cycles from a tile's bottom-left result being ready to the tile's last C-buffer
@@ -228,7 +255,7 @@ class OSSchedule(Schedule):
             row = [c.rows if s else p for s in skip]     # one tile row's periods
             issue = ceil(m / c.rows) * sum(row) - row[0] + (1 if skip[0] else g)
         return (c.issue_latency + issue - 1 + c.buffer_read_latency
-                + c.rows - 1 + c.pe_latency + self.drain_latency)
+                + c.rows - 1 + self.pe_latency + self.drain_latency)
 
     def issue_cycles(self, m, k, n, skip=None):
         """Cycles in which a group is issued: T*G (tiles that are not skipped)."""
@@ -265,7 +292,7 @@ class OSSchedule(Schedule):
 
     def _latencies(self):
         c = self._config
-        return {"pe_latency": c.pe_latency, "drain_latency": self.drain_latency,
+        return {"pe_latency": self.pe_latency, "drain_latency": self.drain_latency,
                 "tile_fifo_depth": c.tile_fifo_depth}
 
     def _timing_extra(self):
@@ -408,5 +435,102 @@ class WSSchedule(Schedule):
         }
 
 
+class ModesSchedule:
+    """The cycle model of a unified engine (``config.unified``): one schedule per mode.
+
+    Each GEMM runs in one mode, chosen at ``start``; in mode ``spec`` the engine's
+    counters are exactly those of an :class:`OSSchedule` of ``config.mode(spec)`` (one
+    group of that mode's ``m_group`` K positions per PE per cycle) with the unified PE's
+    latency ``config.pe_latency``, the same in every mode (today equal to every fixed
+    engine's, so the model is ``config.mode(spec).schedule``'s).  A mode switch costs
+    nothing beyond what every GEMM pays: the controller
+    registers the mode with the shape at ``start``, and a GEMM begins only after the
+    previous one's ``done``, when its last result has left the pipeline, so back-to-back
+    GEMMs take the sum of their own cycles whatever their modes (:meth:`sequence_cycles`).
+
+    Parameters
+    ----------
+    config : golden.Config
+        A unified config.
+    """
+
+    def __init__(self, config):
+        assert config.unified, config
+        self._config = config
+        # One PE serves every mode, so every mode's model has the unified PE's latency.
+        self._modes = {mode: OSSchedule(config.mode(mode), pe_latency=config.pe_latency)
+                       for mode in config.modes}
+
+    @property
+    def config(self):
+        return self._config
+
+    def __repr__(self):
+        return f"ModesSchedule({self._config!r})"
+
+    def mode(self, spec):
+        """The schedule of one mode (an :class:`OSSchedule`)."""
+        return self._modes[self._config.mode(spec).all_modes[0]]
+
+    def cycles(self, m, k, n, mode):
+        """Exact ``cnt_cycles`` of one GEMM in ``mode``."""
+        return self.mode(mode).cycles(m, k, n)
+
+    def issued(self, m, k, n, mode):
+        """Exact ``cnt_issued`` (products) of one GEMM in ``mode``."""
+        return self.mode(mode).issued(m, k, n)
+
+    def stall(self, m, k, n, mode):
+        return self.mode(mode).stall(m, k, n)
+
+    def tiles(self, m, k, n, mode):
+        return self.mode(mode).tiles(m, k, n)
+
+    def utilization(self, m, k, n, mode):
+        """Issued products over the mode's multiplier slots (``R*C*n_keep`` per cycle)."""
+        return self.mode(mode).utilization(m, k, n)
+
+    def buffer_accesses(self, m, k, n, mode=None):
+        """Exact buffer word accesses of one GEMM in ``mode``: the fixed engine's of that
+        mode (one word per issued group of the mode's ``m_group``).  Every mode has the
+        same buffers, so without ``mode`` the first mode's figures name them (what
+        :func:`golden.counters.access_names` reads)."""
+        return self.mode(self._config.modes[0] if mode is None else mode).buffer_accesses(
+            m, k, n)
+
+    def sequence_cycles(self, runs):
+        """Total ``cnt_cycles`` of back-to-back GEMMs ``[(mode, m, k, n), ...]``: the sum
+        of each run's own cycles (a switch adds 0 cycles, :attr:`switch_cost`)."""
+        return sum(self.cycles(m, k, n, mode) for mode, m, k, n in runs)
+
+    #: Cycles a mode switch adds to a GEMM beyond its own ``cycles`` (see the class).
+    switch_cost = 0
+
+    def drain_cycles(self, mode):
+        """The pipeline fill and drain every GEMM pays whatever the previous mode was:
+        ``cycles - (T-1)*P - G``, i.e. ``issue_latency + buffer_read_latency + (rows-1) +
+        pe_latency + drain_latency`` cycles in which its first or last tile is not
+        issuing."""
+        c = self._config
+        s = self.mode(mode)
+        return (c.issue_latency + c.buffer_read_latency + c.rows - 1 + s.pe_latency
+                + s.drain_latency)
+
+    def timing(self):
+        """The manifest's ``timing`` section: shared latencies, then one entry per mode."""
+        out = {"switch_cost": self.switch_cost,
+               "formula": "cycles(m, k, n, mode) = config.mode(mode).schedule.cycles(m, k, n)"}
+        out["modes"] = {mode.spec: self._modes[mode].timing() for mode in self._config.modes}
+        return out
+
+
 #: Dataflow (string value) -> schedule class.
 SCHEDULES = {"os": OSSchedule, "ws": WSSchedule}
+
+
+def schedule_of(config):
+    """``config.schedule``: a :class:`ModesSchedule` for a unified config, else the
+    dataflow's schedule."""
+    if config.unified:
+        return ModesSchedule(config)
+    return SCHEDULES[config.dataflow.value](config)

@@ -6,11 +6,13 @@ control of :mod:`hw.host` (re-exported here).
 from types import SimpleNamespace
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
 
 from golden.pack import WrSel, word_layouts
 from golden.skip import zero_code_mask
 from .array import Array
+from .component import ConfigComponent
 from .host import EngineBase, RunControl, engine_signature, host_buffers, skew_chain
 from .pe import any_of, control_layout
 
@@ -66,14 +68,29 @@ class Engine(EngineBase):
         writes.  Valid while ``done``; they equal
         ``config.schedule.buffer_accesses(m, k, n)``.
 
+    mode : In(config.mode_enum)
+        Unified engines only (``config.unified``): the mode of the GEMM, registered with
+        the shape at ``start`` (other values than the modes run as mode 0).
+
     Raises
     ------
     TypeError
         ``config`` is not a :class:`golden.Config`.
 
     Timing is exactly ``config.schedule.cycles(m, k, n)`` busy cycles (see the timing section
-    of :class:`golden.Config`).
+    of :class:`golden.Config`); a unified engine's is ``config.schedule.cycles(m, k, n,
+    mode)`` (:class:`golden.schedule.ModesSchedule`).
     """
+
+    def __init__(self, config, *, pe_module=None):
+        self._pe_module = pe_module
+        signature = engine_signature(config)
+        if config.unified:
+            # The mode input joins the shape; nothing else of the interface changes.
+            members = dict(signature.members.items())
+            members["mode"] = In(config.mode_enum)
+            signature = wiring.Signature(members)
+        ConfigComponent.__init__(self, config, signature)
 
     def elaborate(self, platform):
         m = Module()
@@ -85,6 +102,8 @@ class Engine(EngineBase):
         if self._config.tile_skip:
             self._tile_skip(m, rc, t)
         self._skew(m, rc, t, array, *ports)
+        if self._config.unified:
+            m.d.comb += array.mode.eq(t.mode_r)
         last_lane = self._drain(m, rc, t, array)
         # The last lane writes the last row of the last tile: the GEMM is complete.
         rc.complete(last_lane.fin, t.flushing.eq(0))
@@ -108,7 +127,8 @@ class Engine(EngineBase):
         t.row_cbase = Signal(range((cfg.m_max + R) * NTmax + 1), name="row_cbase")  # i0*NTmax
         t.c_base = Signal.like(t.row_cbase, name="c_base")      # i0 * NTmax + j0 / C
         t.g = Signal(range(Gmax + 1), name="g")                 # group of the tile
-        t.gb = Signal(range(cfg.groups_per_block + 1), name="gb")   # group in the block
+        gpb = [cfg.mode(x).groups_per_block for x in cfg.all_modes]
+        t.gb = Signal(range(max(gpb) + 1), name="gb")           # group in the block
         t.b = Signal(range(Bmax + 1), name="b")                 # block of the tile
         t.kb = Signal(range(cfg.kp_max + 1), name="kb")         # K of the block's start
         t.p = Signal(range(max(Gmax, R) + 1), name="p")         # cycles since the tile began
@@ -128,6 +148,21 @@ class Engine(EngineBase):
         else:
             rc.count(t.issue)
         t.block_last, t.last_g = Signal(name="block_last"), Signal(name="last_g")
+        # A unified engine's groups per block and products per group follow its mode;
+        # a fixed engine's are constants.
+        t.gpb_last, t.n_keep = cfg.groups_per_block - 1, cfg.n_keep
+        if cfg.unified:     # (golden.Config refuses tile_skip with several modes)
+            t.mode_r = Signal(cfg.mode_enum, name="mode_r")
+            t.gpb_last = Signal(range(max(gpb)), name="gpb_last")
+            keep = [cfg.mode(x).n_keep for x in cfg.modes]
+            t.n_keep = Signal(range(max(keep) + 1), name="n_keep")
+            with m.Switch(t.mode_r):
+                for i in range(1, len(cfg.modes)):
+                    with m.Case(cfg.mode_enum(i)):
+                        m.d.comb += [t.gpb_last.eq(gpb[i] - 1), t.n_keep.eq(keep[i])]
+                with m.Default():
+                    m.d.comb += [t.gpb_last.eq(gpb[0] - 1), t.n_keep.eq(keep[0])]
+            block_last = t.gb == t.gpb_last
         last_g = t.block_last & (t.kb + cfg.block_size >= t.k_r)
         m.d.comb += [t.block_last.eq(block_last),
                      t.last_g.eq(last_g | t.skip if cfg.tile_skip else last_g)]
@@ -187,7 +222,7 @@ class Engine(EngineBase):
         cfg = self._config
         R = cfg.rows
         cnt_issued, cnt_tiles = rc.cnt["cnt_issued"], rc.cnt["cnt_tiles"]
-        slots = t.rv * t.cv * cfg.n_keep
+        slots = t.rv * t.cv * t.n_keep
         if cfg.tile_skip:
             slots = Mux(t.skip, 0, slots)
         with m.If(t.issue):
@@ -214,6 +249,7 @@ class Engine(EngineBase):
         rc.on_start(
             t.waiting.eq(0), t.flushing.eq(0),
             t.m_r.eq(self.m), t.k_r.eq(self.k), t.n_r.eq(self.n),
+            *([t.mode_r.eq(self.mode)] if cfg.unified else []),
             t.i0.eq(0), t.j0.eq(0), t.a_base.eq(0), t.w_base.eq(0), t.as_base.eq(0),
             t.ws_base.eq(0), t.row_cbase.eq(0), t.c_base.eq(0),
             t.g.eq(0), t.gb.eq(0), t.b.eq(0), t.kb.eq(0), t.p.eq(0),

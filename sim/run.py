@@ -58,11 +58,19 @@ class Case:
     seed : int
     enc : golden.gemm.EncodedOperands, optional
         Operands to use instead of generating them (replay).
+    mode : golden.config.Mode or str, optional
+        The mode of the GEMM on a unified engine (required there; ``None`` otherwise).
     """
 
-    def __init__(self, m, k, n, *, data="gaussian", seed=0, enc=None):
+    def __init__(self, m, k, n, *, data="gaussian", seed=0, enc=None, mode=None):
         self.m, self.k, self.n = m, k, n
-        self.data, self.seed, self.enc = data, seed, enc
+        self.data, self.seed, self.enc, self.mode = data, seed, enc, mode
+
+
+def _one(config, case):
+    """The one-mode config a case runs in: ``config.mode(case.mode)`` on a unified
+    engine (its golden result, cycle model and slots), else ``config``."""
+    return config.mode(case.mode) if config.unified else config
 
 
 def _check_case(config, case):
@@ -77,6 +85,11 @@ def _check_case(config, case):
     if case.data not in DATA_CLASSES:
         raise ValueError(f"Stimulus class must be one of {', '.join(DATA_CLASSES)}, "
                          f"not {case.data!r}")
+    if config.unified and case.mode is None:
+        raise ValueError(f"A GEMM on an engine with several modes needs its mode, one of "
+                         f"{', '.join(x.spec for x in config.modes)}")
+    if case.mode is not None:
+        config.mode(case.mode)
 
 
 # -- generation and build ----------------------------------------------------------------
@@ -166,9 +179,10 @@ def _plan(config, case):
     """Encoded operands, golden result and per-run jobs of one case: ``(i0, i1, j0, j1,
     operands, skip)``, with ``skip`` the run's weight-tile mask (``tile_skip``; else
     None), whose skipped outputs the expected result has as zero (:mod:`golden.skip`)."""
+    one = _one(config, case)
     enc = case.enc if case.enc is not None else make_operands(
-        config, case.m, case.k, case.n, case.data, case.seed)
-    expect = gemm_encoded(enc, config)
+        one, case.m, case.k, case.n, case.data, case.seed)
+    expect = gemm_encoded(enc, one)
     jobs = []
     for i0 in range(0, case.m, config.m_max):
         i1 = min(case.m, i0 + config.m_max)
@@ -218,14 +232,16 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
                                             public=public)
     plans = [_plan(config, case) for case in cases]
     jobs, host_writes = [], []
-    for _enc, expect, plan in plans:
+    for case, (_enc, expect, plan) in zip(cases, plans):
+        one = _one(config, case)
+        mode = config.mode_index(case.mode) if config.unified else 0
         for (i0, i1, j0, j1, sub, _skip) in plan:
-            w = pack_operands(config, sub)
+            w = pack_operands(config, sub, case.mode if config.unified else None)
             # The words the testbench writes into each buffer (one per wr_en cycle).
             host_writes.append({name: int((w.sel == WrSel.of(name)).sum())
                                 for name in config.host_buffers if name != "c"})
-            jobs.append(Job(shape=(sub.m, sub.k, sub.n),
-                            limit=_cycle_limit(config, sub.m, sub.k, sub.n),
+            jobs.append(Job(shape=(sub.m, sub.k, sub.n), mode=mode,
+                            limit=_cycle_limit(one, sub.m, sub.k, sub.n),
                             sel=w.sel.astype(np.int64), bank=w.bank, addr=w.addr,
                             data=limbs(w.data, config.wr_data_bits),
                             expect=np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)))
@@ -296,7 +312,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
 
 
 def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock=True,
-             public=None, verbose=False, enc=None):
+             public=None, verbose=False, enc=None, mode=None):
     """Simulate one ``m x k x n`` GEMM on ``config``'s engine; return its report.
 
     Parameters
@@ -315,6 +331,8 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
         See :func:`simulate_cases`.
     enc : golden.gemm.EncodedOperands, optional
         Use these operands instead of generating them.
+    mode : golden.config.Mode or str, optional
+        The GEMM's mode on a unified engine (then required).
 
     Returns
     -------
@@ -336,7 +354,7 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
     TypeError, ValueError
         Bad shape or stimulus class, or K above ``k_max``.
     """
-    return simulate_cases(config, [Case(m, k, n, data=data, seed=seed, enc=enc)],
+    return simulate_cases(config, [Case(m, k, n, data=data, seed=seed, enc=enc, mode=mode)],
                           waves=waves, hdl_clock=hdl_clock, public=public,
                           verbose=verbose)[0]
 
@@ -344,9 +362,10 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
 # -- reports -----------------------------------------------------------------------------
 
 def _report(config, case, enc, expect, got, runs, model, wall):
+    engine_config, config = config, _one(config, case)
     exp_bits = np.ascontiguousarray(expect).view(np.uint32)
     mismatches = int((exp_bits != got).sum())
-    counts = _counter_report(config, runs)
+    counts = _counter_report(config, runs, engine_config)
     cycles, issued, stall, tiles = (counts["counters"][name]
                                     for name in counter_table.RUN_COUNTERS)
     model_cycles = counts["model_counters"]["cnt_cycles"]
@@ -378,7 +397,8 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "sim_cycles_per_second": sim_cycles / compute_s if compute_s else 0.0,
         "build_seconds": model.build_seconds,
         "seed": case.seed,
-        "config": config.to_dict(),
+        "config": engine_config.to_dict(),
+        **({"mode": config.all_modes[0].spec} if engine_config.unified else {}),
         "data": case.data,
         "gemm": [case.m, case.k, case.n],
         "stall_cycles": stall,
@@ -395,7 +415,7 @@ def _report(config, case, enc, expect, got, runs, model, wall):
     }
 
 
-def _counter_report(config, runs):
+def _counter_report(config, runs, engine_config=None):
     """The counters of a GEMM's runs against the model, and its buffer accesses.
 
     Returns ``counters`` and ``model_counters`` (name -> sum over the runs; every
@@ -404,7 +424,9 @@ def _counter_report(config, runs):
     the model's host writes), ``buffer_accesses`` (buffer -> reads, writes: the engine's
     from its counters, the host's writes as written, the host's C reads from the model),
     ``buffer_access_source`` (where each figure came from) and ``buffer_energy``
-    (:func:`synth.memory.gemm_energy` of those accesses).
+    (:func:`synth.memory.gemm_energy` of those accesses).  ``config`` gives the model
+    (a unified engine's one-mode config), ``engine_config`` (default ``config``) the
+    buffers the energy is priced on.
     """
     names = counter_table.names(config)
     got = {name: sum(r["counters"][name] for r in runs) for name in names}
@@ -425,7 +447,8 @@ def _counter_report(config, runs):
     for name in counter_table.access_names(config):
         buf, kind = counter_table.ACCESS_COUNTERS[name]
         accesses[buf][kind], source[buf][kind] = got[name], name
-    buffers = hardware(config).engine.buffers_of(config)
+    engine_config = config if engine_config is None else engine_config
+    buffers = hardware(engine_config).engine.buffers_of(engine_config)
     return {"counters": got, "model_counters": model, "counters_match_model": got == model,
             "host_writes_match_model": host == model_host, "buffer_accesses": accesses,
             "buffer_access_source": source, "buffer_energy": gemm_energy(buffers, accesses)}
@@ -433,10 +456,12 @@ def _counter_report(config, runs):
 
 def format_report(r):
     """One readable summary of a :func:`simulate` report."""
-    cfg = Config.from_dict(r["config"])
+    engine = Config.from_dict(r["config"])
+    cfg = engine.mode(r["mode"]) if "mode" in r else engine
     m, k, n = r["gemm"]
+    mode = f"  mode {r['mode']}" if "mode" in r else ""
     lines = [
-        f"{'PASS' if r['passed'] else 'FAIL'}  {cfg.name}  gemm {m}x{k}x{n}  "
+        f"{'PASS' if r['passed'] else 'FAIL'}  {engine.name}{mode}  gemm {m}x{k}x{n}  "
         f"data={r['data']} seed={r['seed']}",
         f"  outputs     {r['outputs']} compared bit for bit, {r['mismatches']} mismatches",
         f"  cycles      {r['cycles']} (model {r['model_cycles']}"
@@ -473,10 +498,12 @@ def format_report(r):
 
 
 def _mismatch_text(config, case, enc, expect, got, report):
+    engine_config, config = config, _one(config, case)
     exp_bits = np.ascontiguousarray(expect).view(np.uint32)
     bad = np.argwhere(exp_bits != got)
-    lines = [f"MISMATCH seed={case.seed} data={case.data} gemm={case.m}x{case.k}x{case.n} "
-             f"config={json.dumps(config.to_dict())}"]
+    mode = f" mode={case.mode}" if engine_config.unified else ""
+    lines = [f"MISMATCH seed={case.seed} data={case.data} gemm={case.m}x{case.k}x{case.n}"
+             f"{mode} config={json.dumps(engine_config.to_dict())}"]
     if report["mismatches"]:
         i, j = (int(v) for v in bad[0])
         _, terms = gemm_encoded(enc, config, terms=True)
@@ -510,7 +537,8 @@ def _write_replay(config, case, enc, run_dir):
 
 
 def _savez_replay(f, config, case, enc):
-    np.savez(f, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed,
+    mode = {"mode": str(case.mode)} if config.unified else {}
+    np.savez(f, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed, **mode,
              shape=np.array([enc.m, enc.k, enc.n], np.int64), a_codes=enc.a_codes,
              a_scales=enc.a_scales, w_values=enc.w_values, w_indices=enc.w_indices,
              w_scales=enc.w_scales)
@@ -599,14 +627,24 @@ def load_replay(path):
     if seed.shape != () or seed.dtype.kind not in "iu" or int(seed) < 0:
         raise ValueError(f"Replay file {shown} must store the seed as a whole number "
                          f"at least 0, not {seed.tolist()!r}")
+    mode = None
+    if config.unified:
+        text = arrays.get("mode")
+        try:
+            if text is None or text.shape != () or text.dtype.kind != "U":
+                raise ValueError("no mode entry")
+            mode = config.mode(str(text)).all_modes[0]
+        except ValueError as e:
+            raise ValueError(f"Replay file {shown} has an engine with several modes but "
+                             f"no valid mode of the GEMM ({e})") from None
     enc = EncodedOperands(**{name: arrays[name] for name in _REPLAY_OPERANDS},
                           m=m, k=k, n=n)
     try:
-        enc.validate(config)
+        enc.validate(config.mode(mode) if mode is not None else config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Replay file {shown} holds operands that do not fit its config "
                          f"({e})") from None
-    return config, Case(m, k, n, data=str(data), seed=int(seed), enc=enc)
+    return config, Case(m, k, n, data=str(data), seed=int(seed), enc=enc, mode=mode)
 
 
 def replay(path, **kwargs):

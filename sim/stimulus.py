@@ -231,6 +231,15 @@ def _indices(config, enc, rng):
     """Random metadata indices: duplicates and any order inside a group (sparse only)."""
     if config.dense:
         return
+    if config.pair_sparse:
+        # Pair sparsity stores whole pairs (2q, 2q+1): duplicate and unsorted pairs.
+        g, n_keep, n = enc.w_indices.shape
+        q = rng.integers(0, config.m_group // 2, size=(g, n_keep // 2, n))
+        q[0, 1] = q[0, 0]
+        q[-1, 0], q[-1, 1] = config.m_group // 2 - 1, 0
+        enc.w_indices[:, 0::2] = 2 * q
+        enc.w_indices[:, 1::2] = 2 * q + 1
+        return
     enc.w_indices[:] = rng.integers(0, config.m_group, size=enc.w_indices.shape)
     # Force at least one duplicate and one descending pair where there are two slots.
     if config.n_keep >= 2:

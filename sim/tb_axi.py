@@ -499,7 +499,7 @@ def main(argv=None):
     AXI top and print the measured load, engine and START-to-last-C cycles against the
     model, and the wrapper's overhead over the bare engine."""
     from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
-                           parse_shape, parse_seed)
+                           parse_shape, parse_seed, refuse_modes)
     from golden.regmap import load_cycles, result_words, soc_cycles
     parser = ArgumentParser(
         prog="python -m sim.tb_axi",
@@ -511,7 +511,7 @@ def main(argv=None):
                         help="GEMM shape [default: 8x64x8]")
     parser.add_argument("--seed", default="0", help="stimulus seed [default: 0]")
     args = parser.parse_args(argv)
-    config = config_from_args(args)
+    config = refuse_modes(config_from_args(args), "python -m sim.tb_axi")
     try:
         m, k, n = parse_shape(args.gemm)
         config.check_gemm(m, k, n)

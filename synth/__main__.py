@@ -268,6 +268,13 @@ def check_yosys(path):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    if config.unified:
+        # The unified engine (issue 16, phase 1): area of the PE, array and engine only.
+        for flag, given in (("--top soc", args.top == "soc"),
+                            ("--compare-dataflows", args.compare_dataflows),
+                            ("--liberty", args.liberty is not None)):
+            if given:
+                raise UsageError(f"{flag} does not take an engine with several modes yet")
     if args.yosys is not None:
         check_yosys(args.yosys)
     lib, clock = check_timing_flags(args)

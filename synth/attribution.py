@@ -23,10 +23,10 @@ PE_CATEGORIES = AREA_CATEGORIES
 _UNDECLARED = "pipeline_registers"
 
 #: Component classes that only wrap a reference to a separately converted PE module.
-_PE_WRAPPERS = ("PEInstance", "WSPEInstance")
+_PE_WRAPPERS = ("PEInstance", "WSPEInstance", "MultiPEInstance")
 
 #: Component classes that are one PE (output- and weight-stationary dataflow).
-_PE_CLASSES = ("PE", "WSPE")
+_PE_CLASSES = ("PE", "WSPE", "MultiPE")
 
 
 def _cell_sinks(mod_json, liberty):

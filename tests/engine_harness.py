@@ -53,10 +53,13 @@ class Step:
     restarts : bool
         While ``busy``, pulse ``start`` again on random cycles with a different shape on
         ``m``, ``k``, ``n``: the engine must ignore both.
+    mode : golden.config.Mode or str, optional
+        A unified engine's mode of this GEMM (``enc`` is encoded for it).
     """
 
-    def __init__(self, enc, *, sels=None, idle=0.0, restarts=False):
+    def __init__(self, enc, *, sels=None, idle=0.0, restarts=False, mode=None):
         self.enc, self.sels, self.idle, self.restarts = enc, sels, idle, restarts
+        self.mode = mode
 
 
 def c_lanes(config, words):
@@ -79,7 +82,7 @@ def run_steps(config, steps, seed=0):
     # Stimulus precomputed with numpy: the write words, the idle gaps and their noise.
     plans = []
     for step in steps:
-        writes = pack_operands(config, step.enc)
+        writes = pack_operands(config, step.enc, step.mode)
         keep = (np.ones(len(writes.sel), bool) if step.sels is None
                 else np.isin(writes.sel, list(step.sels)))
         words = [tuple(int(x) for x in w) for w, k in zip(writes, keep) if k]
@@ -110,16 +113,22 @@ def run_steps(config, steps, seed=0):
             ctx.set(dut.m, enc.m)
             ctx.set(dut.k, enc.k)
             ctx.set(dut.n, enc.n)
+            if config.unified:
+                ctx.set(dut.mode, config.mode_enum(config.mode_index(step.mode)))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             assert ctx.get(dut.busy) and not ctx.get(dut.done)
             if step.restarts:
-                # A different legal shape on the inputs for the rest of the run.
+                # A different legal shape (and mode) on the inputs for the rest of the run.
+                if config.unified:
+                    other = (config.mode_index(step.mode) + 1) % len(config.modes)
+                    ctx.set(dut.mode, config.mode_enum(other))
                 ctx.set(dut.m, 1 + (enc.m % config.m_max))
                 ctx.set(dut.k, 1 + (enc.k % config.k_max))
                 ctx.set(dut.n, 1 + (enc.n % config.n_max))
-            limit = 4 * config.schedule.cycles(enc.m, enc.k, enc.n) + 100
+            one = config.mode(step.mode) if config.unified else config
+            limit = 4 * one.schedule.cycles(enc.m, enc.k, enc.n) + 100
             pulses = 0
             for _ in range(limit):
                 if ctx.get(dut.done):

@@ -229,6 +229,60 @@ def _config_rows(cli):
     ]
 
 
+_THREE = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p"
+
+
+def _modes_rows():
+    """``--modes`` errors (gen, sim, synth; dse sweeps take no mode lists yet)."""
+    return [
+        (["--modes", "mxfp9@2:4,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp9@2:4': Unknown element format 'mxfp9'; choose one of .*"),
+        (["--modes", "mxfp8_e4m3@5:4,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp8_e4m3@5:4': N:M sparsity needs 0 < N <= M, not 5:4"),
+        (["--modes", "mxfp8_e4m3"],
+         r"A mode must be written FORMAT@N:M or A_FORMAT/W_FORMAT@N:M \(p after M for pair "
+         r"sparsity\), not 'mxfp8_e4m3'"),
+        (["--modes", "mxfp8_e4m3@2:4p,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp8_e4m3@2:4p': pair sparsity \(p\) needs 4-bit formats, not mxfp8_e4m3"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp8_e4m3@2:4"],
+         r"Mode 'mxfp8_e4m3@2:4' is listed twice"),
+        (["--modes", "int8@2:4,mxfp8_e4m3@2:4"],
+         r"Mode 'int8@2:4': modes are MX formats only, so int8 cannot be one"),
+        (["--modes", _THREE, "--block-size", "4"],
+         r"Mode 'mxfp4_e2m1@4:8p': block_size must be a multiple of the sparsity group M=8, "
+         r"not 4"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@8:8"],
+         r"Mode 'mxfp4_e2m1@8:8' fills 4 multiplier slots but mode 'mxfp8_e4m3@2:4' fills 2; "
+         r"every mode must fill the same slots"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@2:4"],
+         r"Mode 'mxfp4_e2m1@2:4': sparse 4-bit modes select whole bytes, so they need pairs "
+         r"\(2:4p\), not 2:4"),
+        (["--modes", _THREE, "--dataflow", "ws"],
+         r"An engine with several modes is output stationary in this release, not "
+         r"dataflow=ws"),
+        (["--modes", ""], r"--modes has an empty item in ''"),
+    ]
+
+
+_MODES_ONLY = [
+    ("sim", ["--modes", _THREE, "--mode", "mxfp4_e2m1@4:8"],
+     r"--mode: Mode 'mxfp4_e2m1@4:8' is not one of this engine's modes \(mxfp8_e4m3@2:4, "
+     r"mxfp4_e2m1@4:4, mxfp4_e2m1@4:8p\)"),
+    ("sim", ["--mode", "mxfp4_e2m1@4:4"],
+     r"--mode: Mode 'mxfp4_e2m1@4:4' is not one of this engine's modes \(mxfp8_e4m3@2:4\)"),
+    ("sim", ["--modes", _THREE, "--mode", "fp4"],
+     r"--mode: A mode must be written FORMAT@N:M or A_FORMAT/W_FORMAT@N:M \(p after M for "
+     r"pair sparsity\), not 'fp4'"),
+    ("gen", ["--modes", _THREE, "--bus", "axi"],
+     r"The AXI wrapper does not take a mode yet, so --bus axi needs a fixed engine, not one "
+     r"with 3 modes"),
+    ("synth", ["--modes", _THREE, "--top", "soc"],
+     r"--top soc does not take an engine with several modes yet"),
+    ("synth", ["--modes", _THREE, "--liberty", "osu018"],
+     r"--liberty does not take an engine with several modes yet"),
+]
+
+
 _SIM = [
     (["--seed", "-5"], r"--seed must be at least 0, not -5"),
     (["--seed", "x"], r"--seed must be a whole number, not 'x'"),
@@ -533,6 +587,11 @@ def _rows():
         for argv, msg in _config_rows(cli):
             rows.append(pytest.param(cli, [*extra, *argv], msg,
                                      id=f"{cli}-{'-'.join(argv) or 'none'}"))
+        if cli != "dse":
+            for argv, msg in _modes_rows():
+                rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv)}"))
+    for cli, argv, msg in _MODES_ONLY:
+        rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv)}"))
     for cli, table in (("sim", _SIM), ("gen", _GEN), ("synth", _SYNTH), ("dse", _DSE),
                        ("synth.table", _TABLE)):
         for argv, msg in table:
