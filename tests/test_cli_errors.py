@@ -44,7 +44,7 @@ MAINS = {"gen": gen_cli.main, "sim": sim_cli.main, "synth": synth_cli.main,
 WORK = {"gen": (gen.generate, "build_verilog"), "sim": (sim.run, "simulate_cases"),
         "synth": (synth_cli, "estimate_area", "timing_report", "energy_report"),
         "dse": (dse_cli, "run_sweep"),
-        "synth.table": (table_cli, "table_rows")}
+        "synth.table": (table_cli, "table_rows", "energy_rows")}
 #: The commands that take the config flags (``python -m synth.table`` has fixed configs).
 CONFIG_CLIS = ("gen", "sim", "synth", "dse")
 
@@ -570,6 +570,11 @@ _TABLE = [
     (["--before", "{fx}/other.json"], r"The --before file '.*/other\.json' was not written "
                                       r"by python -m synth\.table \(schema 1\)"),
     (["--yosys", "/no/such/yosys"], r"Yosys executable '/no/such/yosys' does not exist"),
+    (["--energy", "--before", "{fx}/other.json"],
+     r"--before compares timing tables; run it without --energy"),
+    (["--energy", "--units"],
+     r"--units measures the timing of the units; run it without --energy"),
+    (["--energy", "--json", "{tmp}"], r"The --json file '.*' is a directory"),
 ]
 
 _DSE_OUTPUT = [

@@ -275,3 +275,72 @@ def test_synth_energy_cli_writes_the_report(tmp_path, capsys):
     assert r["buffer_model"]["node_nm"] == 45 and "not scaled" in r["note"]
     assert r["cycles"] == 10_000 and f"{r['cycles']} cycles" in text
     assert "pJ/MAC" in text and "TOPS/W" in text
+
+
+# -- python -m synth.table --energy --------------------------------------------------------------
+
+def _fake_report(config, library, clock_ps=None, *, data="gaussian", **kw):
+    """An energy report whose figures name the case, so the table's mapping can be read."""
+    logic = {"int8": 1.0, "mxfp8_e4m3": 2.0, "mxfp4_e2m1": 0.5}[config.a_format] \
+        * config.n_keep / 4 * (0.5 if data == "halfzero" else 1.0)
+    bd = {"multipliers": logic / 2, "clock": logic / 4, "accumulators": logic / 4,
+          "buffer_a": 0.25}
+    scope = "WSPE (0, 0); the MX block-end units are not included" \
+        if config.dataflow.value == "ws" and config.scaled else "PE (0, 0)"
+    return {"logic_pj_per_mac": logic, "buffer_pj_per_mac": 0.25,
+            "energy_pj_per_mac": logic + 0.25, "logic_tops_per_w": 2 / logic,
+            "tops_per_w": 2 / (logic + 0.25), "energy_breakdown": bd, "fmax_mhz": 100.0,
+            "clock_ps": 1000.0, "period_ps": 10000.0, "gemm": [64, 1024, 64],
+            "cycles": 10_000, "scope": scope,
+            "buffer_model": {"name": "cacti7-45nm", "node_nm": 45}}
+
+
+@needs_osu
+def test_synth_table_energy_writes_one_row_per_case(tmp_path, monkeypatch, capsys):
+    import json
+    import synth.energy_report
+    from synth import table
+    monkeypatch.setattr(synth.energy_report, "energy_report", _fake_report)
+    out, md = tmp_path / "t.json", tmp_path / "t.md"
+    assert table.main(["--energy", "--liberty", "osu018", "--json", str(out),
+                       "--markdown", str(md)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    keys = [(r["format"], r["sparsity"], r["dataflow"], r["data"]) for r in rows]
+    want = [(f, s, d, "gaussian") for f in table.FORMATS for s in table.SPARSITIES
+            for d in ("os", "ws")]
+    want += [(f, s, d, x) for f, s, d, _ in want if (f, d) in table.EXTRA_CONFIGS
+             for x in table.EXTRA_DATA]
+    assert keys == want and len(set(keys)) == len(keys)
+    for r in rows:
+        want_logic = _fake_report(Config(rows=8, cols=8, a_format=r["format"],
+                                         w_format=r["format"], sparsity=r["sparsity"],
+                                         dataflow=r["dataflow"]), OSU,
+                                  data=r["data"])["logic_pj_per_mac"]
+        assert r["logic_pj_per_mac"] == want_logic
+        assert r["clock_share"] == pytest.approx(0.25)
+        assert r["buffer_share"] == pytest.approx(0.25 / (want_logic + 0.25), abs=1e-4)
+    text = md.read_text()
+    lines = [x for x in text.splitlines() if x.startswith("| osu018")]
+    assert len(lines) == len(rows)
+    assert sum("WS ¹" in x for x in lines) == 4 and "¹ Weight-stationary MX" in text
+    assert "45 nm" in text and capsys.readouterr().out.strip() == text.strip()
+
+
+def test_readme_energy_table_is_the_committed_table():
+    """The README shows the table the command wrote, and it covers the issue's set."""
+    import json
+    doc = json.loads((ROOT / "docs/energy/table.json").read_text())
+    keys = {(r["format"], r["sparsity"], r["dataflow"], r["library"].split("_")[0][:6])
+            for r in doc["rows"] if r["data"] == "gaussian"}
+    assert keys == {(f, s, d, lib) for f in ("int8", "mxfp8_e4m3", "mxfp4_e2m1")
+                    for s in ("2:4", "4:4") for d in ("os", "ws")
+                    for lib in ("osu018", "asap7s")}
+    table_md = (ROOT / "docs/energy/table.md").read_text()
+    rows = [x for x in table_md.splitlines() if x.startswith("| ")]
+    readme = (ROOT / "README.md").read_text()
+    assert len(rows) == len(doc["rows"]) + 1
+    lines = readme.splitlines()
+    assert all(x in lines for x in rows), [x for x in rows if x not in lines]
+    at = [lines.index(x) for x in rows]
+    # the header, its separator line, then the rows in the table's order
+    assert at == [at[0]] + [at[0] + 1 + i for i in range(1, len(rows))]
