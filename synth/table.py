@@ -382,10 +382,6 @@ def main(argv=None):
     from synth.__main__ import check_library_flags, check_yosys
     if args.yosys is not None:
         check_yosys(args.yosys)
-    libs, clock = [], None
-    for name in dict.fromkeys(args.liberty or LIBRARIES):
-        lib, clock = check_library_flags(name, args.clock_ps)
-        libs.append(lib)
     if args.energy and args.before is not None:
         raise UsageError("--before compares timing tables; run it without --energy")
     if args.energy and args.units:
@@ -397,6 +393,11 @@ def main(argv=None):
         outs["json"] = check_output_file(args.json, what="--json file")
     if args.markdown is not None:
         outs["markdown"] = check_output_file(args.markdown, what="--markdown file")
+    # The libraries last: the flags above are checked alike on every machine.
+    libs, clock = [], None
+    for name in dict.fromkeys(args.liberty or LIBRARIES):
+        lib, clock = check_library_flags(name, args.clock_ps)
+        libs.append(lib)
     from synth.sta import StaError
     from synth.yosys import YosysError
     say = lambda s: print(f"synth.table: {s}", file=sys.stderr)  # noqa: E731
