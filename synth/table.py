@@ -409,23 +409,14 @@ def main(argv=None):
     except (YosysError, StaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    commit, design_commit, dirty = git_commit()
-    doc = {"schema": SCHEMA, "commit": commit, "design_commit": design_commit,
-           "dirty": dirty,
-           "command": "python -m synth.table " + " ".join(argv or sys.argv[1:]),
-           "label": "pre-layout, no wire load", "rows": rows}
+    doc = _document(SCHEMA, argv, "pre-layout, no wire load", rows)
     if units is not None:
         doc["units"] = units
     md = format_markdown(doc, before)
     if units is not None:
         md += "\nUnits on their own (area of the unit as built; path between registers "\
               "around it):\n\n" + format_units(doc) + "\n"
-    print(md)
-    texts = {"json": json.dumps(doc, indent=1, sort_keys=True) + "\n", "markdown": md}
-    if outs:
-        with atomic_files([outs[k] for k in outs]) as files:
-            for f, k in zip(files, outs):
-                f.write(texts[k])
+    _write(outs, doc, md)
     return 0
 
 
@@ -439,19 +430,31 @@ def _energy_main(argv, libs, clock, outs, args, say):
     except (YosysError, StaError, SimError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    commit, design_commit, dirty = git_commit()
-    doc = {"schema": ENERGY_SCHEMA, "commit": commit, "design_commit": design_commit,
-           "dirty": dirty,
-           "command": "python -m synth.table " + " ".join(argv or sys.argv[1:]),
-           "label": "gate-level activity, zero-delay, pin loads only", "rows": rows}
+    doc = _document(ENERGY_SCHEMA, argv, "gate-level activity, zero-delay, pin loads only",
+                    rows)
     md = format_energy_markdown(doc)
+    _write(outs, doc, md)
+    return 0
+
+
+def _document(schema, argv, label, rows):
+    """The JSON document of one run: schema, the commits it measured, the command."""
+    commit, design_commit, dirty = git_commit()
+    return {"schema": schema, "commit": commit, "design_commit": design_commit,
+            "dirty": dirty,
+            "command": "python -m synth.table " + " ".join(argv or sys.argv[1:]),
+            "label": label, "rows": rows}
+
+
+def _write(outs, doc, md):
+    """Print the table and write the ``--json``/``--markdown`` files of ``outs``, all or
+    none."""
     print(md)
     texts = {"json": json.dumps(doc, indent=1, sort_keys=True) + "\n", "markdown": md}
     if outs:
         with atomic_files([outs[k] for k in outs]) as files:
             for f, k in zip(files, outs):
                 f.write(texts[k])
-    return 0
 
 
 if __name__ == "__main__":
