@@ -24,7 +24,7 @@ from cocotb_tools import runner as _runner
 
 from hw.lint import VERILATOR_WAIVERS, verilator_env, verilator_path
 from nmmx.cache import Cache, ListOf, Number
-from nmmx.files import locked as _locked
+from nmmx.files import locked
 
 __all__ = ["build_root", "build_model", "run_cocotb", "Model", "LINT_WAIVERS", "MAKE_VARS",
            "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available",
@@ -317,7 +317,7 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
     key = _key(text, toplevel, list(PUBLIC_MODES[public]) + args, trace)
     build_dir = build_root() / key
     t0 = time.perf_counter()
-    with _locked(build_root() / f".{key}.lock"):
+    with locked(build_root() / f".{key}.lock"):
         stamp = _read_stamp(build_dir, key, toplevel, stream)
         if stamp is not None:
             return Model(build_dir, toplevel, key, waves, time.perf_counter() - t0,

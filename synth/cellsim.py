@@ -232,7 +232,8 @@ def build(sources, out_dir=None, *, count=True):
     with Verilator (reused when the sources and flags are unchanged; default directory
     ``<synth.area.cache_dir()>/energy/sim/<hash>``)."""
     from hw.lint import verilator_env, verilator_path
-    from sim.build import MAKE_VARS, _locked
+    from nmmx.files import locked
+    from sim.build import MAKE_VARS
     argv = [str(verilator_path()), "--cc", "--exe", "--build", "-j", "1", "--top-module", "tb",
             "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT", "-Wno-MULTIDRIVEN",
             "--x-assign", "fast", "--x-initial", "fast",
@@ -250,7 +251,7 @@ def build(sources, out_dir=None, *, count=True):
     exe = out_dir / "obj" / "Vtb"
     stamp = out_dir / "stamp"
     # One build at a time per directory (parallel tests and reports share the cache).
-    with _locked(out_dir.with_name(out_dir.name + ".lock")):
+    with locked(out_dir.with_name(out_dir.name + ".lock")):
         if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
             return exe
         _verilate(sources, out_dir, argv, env=verilator_env())
