@@ -53,7 +53,7 @@ from .sweep import Settings, parse_shape, run_sweep
 from . import data as _data
 
 _CONFIG_KEYS = [f.name for f in fields(Config)] + ["format"]
-_INT_CONFIG_KEYS = {f.name for f in fields(Config) if isinstance(getattr(Config(), f.name), int)}
+_INT_CONFIG_KEYS = {f.name for f in fields(Config) if type(getattr(Config(), f.name)) is int}
 
 #: Non-config keys of a sweep file: name -> (kind, default).
 _OPTIONS = {
@@ -121,8 +121,23 @@ def build_parser():
     g.add_argument("--jobs", metavar="N", help="local worker processes [default: 1]")
     g.add_argument("--dask", metavar="tcp://HOST:PORT",
                    help="run the points on this Dask distributed scheduler")
+    g.add_argument("--liberty", metavar="LIB",
+                   help="also time each point's PE in a real library (osu018, asap7 or "
+                        "liberty file(s) PATH[,PATH...]) and report MAC/s at Fmax and "
+                        "MAC/s/mm2 [default: per-cycle figures in GE only]")
+    g.add_argument("--clock-ps", metavar="P",
+                   help="target clock in ps of the timing-driven mapping (abc -D) "
+                        "[default: 40 FO4 of the --liberty library; needs --liberty]")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # -- --energy (issue #14), in the --liberty library -------------------------------
+    g.add_argument("--energy", action="store_true",
+                   help="add gate-level energy per dense-equivalent MAC (logic + buffers), "
+                        "its breakdown and TOPS/W to every point (needs --liberty)")
+    g.add_argument("--data", metavar="CLASS",
+                   help="stimulus class of the energy figures (python -m sim's classes "
+                        "and halfzero) [default: gaussian]")
+    # -- end of --energy ------------------------------------------------------------------
     g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
     g.add_argument("--model", metavar="DIR", nargs="?", const="",
                    help="BERT-family checkpoint directory [default with no DIR: the "
@@ -500,12 +515,20 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    from synth.__main__ import check_timing_flags
+    lib, clock = check_timing_flags(args)
+    timing = {}
+    if lib is not None:
+        timing = {"liberty": args.liberty, "clock_ps": clock,
+                  "liberty_digest": _data.files_digest(lib.paths)}
+    energy_lib, energy_data = check_energy_flags(args)
     settings = Settings(gemms=tuple(gemms), eval_shape=eval_shape,
+                        energy_liberty=energy_lib, energy_data=energy_data,
                         seed=parse_seed(_option(args, top, "seed")), weights=weights,
                         weights_pattern=pattern, weights_digest=digest,
                         simulate=simulate,
                         sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
-                        sim_filter=_option(args, top, "sim_filter"))
+                        sim_filter=_option(args, top, "sim_filter"), **timing)
     for c in configs:
         try:
             settings.check(c)
@@ -521,6 +544,9 @@ def prepare(argv):
                "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress, "model": None}
     if args.model is not None or "model" in top:
+        if lib is not None:
+            raise UsageError("--liberty times the hardware sweep, not the model study; "
+                             "run it without --model")
         options["model"] = prepare_model(args, sweeps, top)
     else:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
@@ -535,8 +561,29 @@ def prepare(argv):
     return configs, settings, options
 
 
-def main(argv=None, *, area_fn=None, simulate_fn=None):
-    """Run the sweep; ``area_fn``/``simulate_fn`` replace synthesis and RTL (tests)."""
+def check_energy_flags(args):
+    """``(liberty, data)`` of ``--energy``/``--data`` in the ``--liberty`` library
+    (``(None, "gaussian")`` without ``--energy``); raise :class:`UsageError` with one
+    sentence.  The library is read and OpenSTA found before any point is evaluated."""
+    from synth import nldm, sta
+    from synth.__main__ import check_energy_data
+    data = check_energy_data(args, ("data",))
+    if data is None:
+        return None, "gaussian"
+    try:
+        nldm.find_library(args.liberty)
+        sta.sta_executable()
+    except (nldm.LibraryError, sta.StaError) as e:
+        raise UsageError(str(e)) from None
+    spec = args.liberty
+    if spec not in nldm.KNOWN_LIBRARIES:
+        spec = ",".join(str(Path(x).resolve()) for x in spec.split(",") if x.strip())
+    return spec, data
+
+
+def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
+    """Run the sweep; ``area_fn``/``simulate_fn``/``timing_fn`` replace synthesis, RTL
+    and timing (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
@@ -548,7 +595,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None):
     print(f"dse: {len(configs)} points -> {out}", file=sys.stderr)
     try:
         res = run_sweep(configs, settings, out, jobs=jobs, dask=opt["dask"],
-                        area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+                        area_fn=area_fn, simulate_fn=simulate_fn, timing_fn=timing_fn,
+                        progress=opt["progress"])
     except KeyboardInterrupt:
         done = len(list((out / "points").glob("*.json")))
         raise Interrupted(f"{done} of {len(configs)} points are cached in "

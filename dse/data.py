@@ -37,6 +37,14 @@ def file_digest(path):
     return h.hexdigest()
 
 
+def files_digest(paths):
+    """SHA-256 over several files' names and digests, in order (a liberty set)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).name.encode() + b"\0" + file_digest(p).encode())
+    return h.hexdigest()
+
+
 #: Suffixes of the weights files :func:`load_weights` reads, and what each holds.
 WEIGHT_SUFFIXES = {".npy": "a .npy array", ".npz": "a .npz archive of arrays",
                    ".safetensors": "a safetensors file"}

@@ -23,12 +23,23 @@ PARETO_Y = "err_rel_fro"
 #: The same front with logic area only (buffers excluded: their size is set by
 #: m_max/k_max/n_max and the element widths, and can dominate the total).
 PARETO_X_LOGIC = "tpa_logic"
+#: The energy front (``--energy``): TOPS/W (logic and buffers; the inverse of pJ per
+#: dense-equivalent MAC, so the front is the error vs pJ/MAC front) against the error.
+PARETO_X_ENERGY = "tops_per_w"
+#: With ``--liberty``: dense-equivalent MAC/s at the achieved Fmax per mm2 of engine
+#: area in the real library (``dse.sweep.timing_columns``), against the same error.
+PARETO_X_FMAX = "macs_per_s_per_mm2"
 
 _FIRST = ["name", "rows", "cols", "a_format", "w_format", "sparsity", "block_size",
           "dataflow", "m_max", "k_max", "n_max", "a_bits", "w_bits", "n_keep", "m_group",
           "pes", "logic_ge", "buffer_ge", "total_ge", "buffer_ge_flat", "total_ge_flat", "buffer_bits", "transistors",
           "macs_per_cycle", "utilization", "useful_utilization", "tpa_total", "tpa_logic", "err_rel_fro",
-          "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic"]
+          "err_max_abs", "err_sqnr_db", "pareto", "pareto_logic",
+          "energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac", "energy_pj_per_gemm",
+          "tops_per_w", "pareto_energy",
+          "library", "clock_ps", "critical_path_ps", "critical_path_fo4", "fmax_mhz",
+          "worst_module", "pe_area_um2", "logic_mm2", "buffer_mm2", "area_mm2",
+          "macs_per_s", "macs_per_s_per_mm2", "pareto_fmax"]
 
 
 def _columns(rows):
@@ -45,17 +56,37 @@ def _cell(v):
     return "" if v is None else v
 
 
+def timed(rows):
+    """Whether the sweep ran with ``--liberty`` (its rows have the timing columns)."""
+    return any("macs_per_s_per_mm2" in r for r in rows)
+
+
+def _objective(rows, x):
+    """``rows`` with a missing or ``None`` objective ``x`` as NaN (never on the front)."""
+    return [{x: math.nan if r.get(x) is None else r[x], PARETO_Y: r[PARETO_Y]}
+            for r in rows]
+
+
 def _mark_pareto(rows):
     """Mark ``pareto`` (total area) and ``pareto_logic`` (logic only) on every row and
-    return the two fronts."""
+    return the two fronts; with the timing columns also ``pareto_fmax``
+    (:data:`PARETO_X_FMAX`), whose front is :func:`fmax_front`."""
     fronts = []
-    for x, col in ((PARETO_X, "pareto"), (PARETO_X_LOGIC, "pareto_logic")):
-        front = pareto_front(rows, maximize=x, minimize=PARETO_Y)
+    marks = [(PARETO_X, "pareto"), (PARETO_X_LOGIC, "pareto_logic")]
+    if timed(rows):
+        marks.append((PARETO_X_FMAX, "pareto_fmax"))
+    for x, col in marks:
+        front = pareto_front(_objective(rows, x), maximize=x, minimize=PARETO_Y)
         on = set(front)
         for i, r in enumerate(rows):
             r[col] = i in on
         fronts.append([rows[i] for i in front])
-    return fronts
+    return fronts[:2]
+
+
+def fmax_front(rows):
+    """The points marked ``pareto_fmax``, by increasing MAC/s/mm2."""
+    return sorted((r for r in rows if r.get("pareto_fmax")), key=lambda r: r[PARETO_X_FMAX])
 
 
 def write_csv(rows, path):
@@ -103,6 +134,67 @@ def _point_table(rows):
              _fmt(r["err_rel_fro"]), _fmt(r["err_sqnr_db"]), _fmt(r["err_max_abs"])]
             for r in rows]
     return _table(header, body)
+
+
+def _giga(v):
+    return None if v is None else v * 1e-9
+
+
+def _timing_table(rows):
+    header = ["point", "formats", "N:M", "array", "dataflow", "Fmax MHz", "path FO4",
+              "worst module", "area mm2", "MAC/cycle", "GMAC/s", "GMAC/s/mm2",
+              "MAC/cycle/kGE", "rel. error"]
+    body = [[r["name"], _fmt_pair(r), r["sparsity"], f'{r["rows"]}x{r["cols"]}',
+             r["dataflow"], _fmt(r["fmax_mhz"]), _fmt(r["critical_path_fo4"]),
+             str(r["worst_module"] or "-"), _fmt(r["area_mm2"]), _fmt(r["macs_per_cycle"]),
+             _fmt(_giga(r["macs_per_s"])), _fmt(_giga(r["macs_per_s_per_mm2"])),
+             _fmt(r["tpa_total"]), _fmt(r["err_rel_fro"])] for r in rows]
+    return _table(header, body)
+
+
+def timing_findings(rows):
+    """Statements about the figures at Fmax (rows with the timing columns)."""
+    ok = [r for r in rows if r.get(PARETO_X_FMAX) is not None]
+    if not ok:
+        return ["No point has a register-to-register path, so none has an Fmax."]
+    out = []
+    best = max(ok, key=lambda r: r[PARETO_X_FMAX])
+    best_c = max(rows, key=lambda r: r[PARETO_X])
+    out.append(f"Highest throughput per area at Fmax in {best['library']}: {best['name']} "
+               f"with {_fmt(_giga(best[PARETO_X_FMAX]))} GMAC/s/mm2 at "
+               f"{_fmt(best['fmax_mhz'])} MHz (relative error {_fmt(best[PARETO_Y])}); "
+               f"per cycle the best is {best_c['name']} "
+               f"({_fmt(best_c[PARETO_X])} MAC/cycle/kGE).")
+    lo, hi = min(ok, key=lambda r: r["fmax_mhz"]), max(ok, key=lambda r: r["fmax_mhz"])
+    out.append(f"Fmax spans {_fmt(lo['fmax_mhz'])} MHz ({lo['name']}, "
+               f"{_fmt(lo['critical_path_fo4'])} FO4, {lo['worst_module']}) to "
+               f"{_fmt(hi['fmax_mhz'])} MHz ({hi['name']}, "
+               f"{_fmt(hi['critical_path_fo4'])} FO4).")
+    per_cycle = {r["name"] for r in rows if r.get("pareto")}
+    at_fmax = {r["name"] for r in rows if r.get("pareto_fmax")}
+    out.append(f"{len(at_fmax)} of {len(rows)} points are on the front at Fmax; "
+               + ("it is the per-cycle front." if at_fmax == per_cycle else
+                  f"joining it: {', '.join(sorted(at_fmax - per_cycle)) or 'none'}; "
+                  f"leaving the per-cycle front: "
+                  f"{', '.join(sorted(per_cycle - at_fmax)) or 'none'}."))
+    return out
+
+
+def _timing_section(rows):
+    r0 = next(r for r in rows if "library" in r)
+    clock = (f"{_fmt(r0['clock_ps'])} ps" if r0.get("clock_ps") is not None else "")
+    return [
+        "", f"## At Fmax in {r0['library']} (pre-layout, no wire load)", "",
+        f"Each distinct PE is mapped to {r0['library']} with `abc -D` for a {clock} "
+        f"clock and timed register to register with OpenSTA (FO4 = {r0['fo4_ps']:g} ps); "
+        "Fmax is 1 / the worst path of its modules (the PE, or the WS block-end unit of "
+        "an MX weight-stationary array).  MAC/s is the dense-equivalent MAC/cycle above "
+        "x Fmax.  Engine area in the library: PEs x the mapped PE's area, plus the other "
+        f"logic and the buffers (memory model) at {r0['ge_unit_cell']}'s area per GE.", "",
+        *[f"- {f}" for f in timing_findings(rows)], "",
+        "### Pareto front (MAC/s/mm2 at Fmax vs relative error)", "",
+        _timing_table(fmax_front(rows)), "", "![Pareto at Fmax](pareto_fmax.png)", "",
+        "### All points at Fmax", "", _timing_table(rows)]
 
 
 def _order_rows(rows):
@@ -223,7 +315,101 @@ def findings(rows, front, labs=None):
     return out
 
 
-def write_report(rows, path, *, front, front_logic, settings, command=None):
+# -- energy (python -m dse --energy, issue #14) ------------------------------------------
+
+def _has_energy(rows):
+    return bool(rows) and all("energy_pj_per_mac" in r for r in rows)
+
+
+def _mark_energy_pareto(rows):
+    """Mark ``pareto_energy`` (TOPS/W vs error) on every row; return the front (``None``
+    without energy columns)."""
+    if not _has_energy(rows):
+        return None
+    front = pareto_front(rows, maximize=PARETO_X_ENERGY, minimize=PARETO_Y)
+    on = set(front)
+    for i, r in enumerate(rows):
+        r["pareto_energy"] = i in on
+    return [rows[i] for i in front]
+
+
+def _energy_units(rows):
+    """The ``energy_<unit>_pj`` columns: logic units first, then the buffers."""
+    cols = sorted({k for r in rows for k in r if k.startswith("energy_") and k.endswith("_pj")})
+    return [c for c in cols if "_buffer_" not in c] + [c for c in cols if "_buffer_" in c]
+
+
+def _energy_table(rows):
+    return _table(["point", "pJ/MAC", "logic pJ/MAC", "buffer pJ/MAC", "uJ/GEMM", "TOPS/W",
+                   "rel. error"],
+                  [[r["name"], _fmt(r["energy_pj_per_mac"]), _fmt(r["logic_pj_per_mac"]),
+                    _fmt(r["buffer_pj_per_mac"]), _fmt(r["energy_pj_per_gemm"] / 1e6),
+                    _fmt(r["tops_per_w"]), _fmt(r[PARETO_Y])] for r in rows])
+
+
+def _energy_section(rows, front_energy, settings):
+    r0 = rows[0]
+    return ["", f"## Energy ({r0['energy_library']}, {settings.energy_data} data)", "",
+            f"Gate-level activity of PE (0, 0) (zero delay, no glitches, pin loads only) "
+            f"per dense-equivalent MAC, plus the buffers' accesses of GEMM "
+            f"{r0['energy_gemm']} at CACTI's 45 nm (not scaled to the logic's node; see "
+            f"docs/energy.md).  TOPS/W counts 2 ops per MAC.", "",
+            "### Pareto front (TOPS/W vs relative error)", "", _energy_table(front_energy),
+            "", "![Energy Pareto](pareto_energy.png)", "", "### All points", "",
+            _energy_table(rows), "", "![Energy by unit](energy_breakdown.png)"]
+
+
+def write_energy_plots(rows, out_dir):
+    """``pareto_energy.png`` (pJ/MAC vs error) and ``energy_breakdown.png``: one stacked
+    bar of pJ/MAC by unit per format pair x sparsity (its first point; the PE energy
+    does not depend on the array size)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out_dir = Path(out_dir)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.scatter([r["energy_pj_per_mac"] for r in rows], [r[PARETO_Y] for r in rows], s=25)
+    fr = sorted((r for r in rows if r.get("pareto_energy")), key=lambda r: r["energy_pj_per_mac"])
+    ax.step([r["energy_pj_per_mac"] for r in fr], [r[PARETO_Y] for r in fr], where="post",
+            color="black", lw=1, label="Pareto front")
+    for r in fr:
+        ax.annotate(r["name"].removeprefix("nmmx_"), (r["energy_pj_per_mac"], r[PARETO_Y]),
+                    fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if all(r[PARETO_Y] > 0 for r in rows):
+        ax.set_yscale("log")
+    ax.set_xlabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']} logic + "
+                  "45 nm buffers)")
+    ax.set_ylabel("relative Frobenius error of the GEMM output")
+    ax.set_title("Energy per MAC vs error")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_png(fig, out_dir / "pareto_energy.png")
+    plt.close(fig)
+
+    firsts = {}
+    for r in rows:
+        firsts.setdefault((_fmt_pair(r), r["sparsity"]), r)
+    labels = [f"{p} {sp}" for p, sp in firsts]
+    units = _energy_units(rows)
+    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(labels) + 3), 5.5))
+    bottom = [0.0] * len(labels)
+    for u in units:
+        vals = [r.get(u, 0.0) for r in firsts.values()]
+        ax.bar(labels, vals, bottom=bottom, label=u[len("energy_"):-len("_pj")].replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']})")
+    ax.set_title("Energy per MAC by unit (PE logic, clock, leakage; buffers at 45 nm)")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    _save_png(fig, out_dir / "energy_breakdown.png")
+    plt.close(fig)
+
+# -- end of energy -------------------------------------------------------------------------
+
+
+def write_report(rows, path, *, front, front_logic, settings, command=None,
+                 front_energy=None):
     """Write ``report.md``: settings, all points, the Pareto front, the order table,
     utilization per GEMM shape and the findings."""
     labs = _settings_labels(settings)
@@ -249,6 +435,8 @@ def write_report(rows, path, *, front, front_logic, settings, command=None):
               "## Pareto front on logic area (buffers excluded)", "",
               _point_table(front_logic),
               "", "## All points", "", _point_table(rows)]
+    if timed(rows):
+        parts += _timing_section(rows)
     if _order_rows(rows):
         parts += ["", "## Prune/quantize order", "",
                   "PtQ prunes N:M on the float weights, then MX-quantizes (what the engine "
@@ -263,6 +451,8 @@ def write_report(rows, path, *, front, front_logic, settings, command=None):
                       for r in rows]),
               "", "![Utilization](utilization.png)", "",
               "## Area breakdown", "", "![Area](area_breakdown.png)", ""]
+    if front_energy is not None:
+        parts += _energy_section(rows, front_energy, settings) + [""]
     atomic_write(path, "\n".join(parts))
 
 
@@ -336,6 +526,9 @@ def write_plots(rows, out_dir, labs=None):
     _save_png(fig, out_dir / "area_breakdown.png")
     plt.close(fig)
 
+    if timed(rows):
+        _fmax_plot(rows, out_dir, pairs, sps, colors, markers, plt)
+
     labs = labs or _shape_labels(rows)
     # The cycle model depends on the array and the group size only, so many points
     # share a curve: draw each distinct curve once and name the arrays it covers.
@@ -358,6 +551,42 @@ def write_plots(rows, out_dir, labs=None):
     plt.close(fig)
 
 
+def _fmax_plot(rows, out_dir, pairs, sps, colors, markers, plt):
+    """``pareto_fmax.png``: MAC/s/mm2 at Fmax (left) and MAC/cycle/kGE (right) against
+    the error, the same marker per point in both, each with its front."""
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+    lib = next(r["library"] for r in rows if "library" in r)
+    ok = [r for r in rows if r.get(PARETO_X_FMAX) is not None]
+    scale = {PARETO_X_FMAX: 1e-9, PARETO_X: 1.0}
+    for ax, x, col, xlabel in (
+            (axes[0], PARETO_X_FMAX, "pareto_fmax",
+             f"dense-equivalent GMAC/s per mm2 at Fmax ({lib}, engine area)"),
+            (axes[1], PARETO_X, "pareto", "dense-equivalent MAC/cycle per kGE (total area)")):
+        for pi, pair in enumerate(pairs):
+            for si, sp in enumerate(sps):
+                sel = [r for r in ok if _fmt_pair(r) == pair and r["sparsity"] == sp]
+                if sel:
+                    ax.scatter([r[x] * scale[x] for r in sel], [r[PARETO_Y] for r in sel],
+                               s=30, color=colors[pi % len(colors)],
+                               marker=markers[si % len(markers)], label=f"{pair} {sp}")
+        fr = sorted((r for r in ok if r.get(col)), key=lambda r: r[x])
+        ax.step([r[x] * scale[x] for r in fr], [r[PARETO_Y] for r in fr], where="post",
+                color="black", lw=1, label="Pareto front")
+        for r in fr:
+            ax.annotate(r["name"].removeprefix("nmmx_"), (r[x] * scale[x], r[PARETO_Y]),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if all(r[PARETO_Y] > 0 for r in ok):
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("relative Frobenius error of the GEMM output")
+    axes[0].set_title("Throughput per area at Fmax vs error")
+    axes[1].set_title("Per cycle (same points) vs error")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    _save_png(fig, Path(out_dir) / "pareto_fmax.png")
+    plt.close(fig)
+
+
 def _save_png(fig, path):
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=130)
@@ -367,11 +596,14 @@ def write_all(rows, out_dir, *, settings, command=None, plots=True):
     """Mark the Pareto front and write every output file into ``out_dir``."""
     out_dir = Path(out_dir)
     front, front_logic = _mark_pareto(rows)
+    front_energy = _mark_energy_pareto(rows)
     write_csv(rows, out_dir / "results.csv")
     write_report(rows, out_dir / "report.md", front=front, front_logic=front_logic,
-                 settings=settings, command=command)
+                 settings=settings, command=command, front_energy=front_energy)
     if plots:
         write_plots(rows, out_dir, _settings_labels(settings))
+        if front_energy is not None:
+            write_energy_plots(rows, out_dir)
     return front
 
 

@@ -66,6 +66,19 @@ class Settings:
         GEMM shape of the RTL runs.
     sim_filter : str
         Glob on :attr:`Config.name` choosing the simulated subset.
+    energy_liberty : str or None
+        Library of the gate-level energy figures (``python -m dse --energy --liberty``);
+        ``None``: no energy columns.
+    energy_data : str
+        Stimulus class of the energy figures (``sim.stimulus.DATA_CLASSES``).
+    liberty : str or None
+        ``--liberty``: time each point's PE in this real library (``osu018``, ``asap7``
+        or liberty file(s)) and report throughput at Fmax (:func:`timing_columns`);
+        ``None`` (the default) leaves the rows, and their cache keys, as without it.
+    liberty_digest : str or None
+        SHA-256 of the library's files (keys the cache on their content).
+    clock_ps : float or None
+        ``--clock-ps``: the clock ``abc -D`` maps for (default 40 FO4 of the library).
     """
 
     gemms: tuple = ((64, 512, 64),)
@@ -77,6 +90,11 @@ class Settings:
     simulate: bool = False
     sim_gemm: tuple = (8, 64, 8)
     sim_filter: str = "*"
+    energy_liberty: str | None = None
+    energy_data: str = "gaussian"
+    liberty: str | None = None
+    liberty_digest: str | None = None
+    clock_ps: float | None = None
 
     def simulates(self, config):
         """Whether ``config`` is in the RTL-checked subset."""
@@ -102,10 +120,19 @@ def point_key(config, settings):
     """Cache key of one point: SHA-256 over the config and the settings that matter."""
     s = asdict(settings)
     s.pop("weights")  # the digest stands for the file; moving the file keeps the cache
+    s.pop("liberty")  # likewise the library's digest
+    if settings.liberty is None:
+        # Without a library the key is what it always was (committed sweeps stay cached).
+        s.pop("liberty_digest")
+        s.pop("clock_ps")
     if not settings.simulates(config):
         for k in ("sim_gemm", "sim_filter"):
             s.pop(k)
         s["simulate"] = False
+    if settings.energy_liberty is None:
+        # Without --energy the key is what it was before the energy columns existed.
+        for k in ("energy_liberty", "energy_data"):
+            s.pop(k)
     blob = json.dumps({"schema": SCHEMA, "config": config.to_dict(), "settings": s},
                       sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
@@ -276,7 +303,55 @@ def _default_simulate_fn():
     return simulate
 
 
-def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
+_LIBRARIES = {}
+
+
+def _pe_timing(config, liberty, clock_ps):
+    """:func:`synth.timing.pe_timing`, the library read once per process."""
+    from synth import nldm
+    from synth.timing import pe_timing
+    if liberty not in _LIBRARIES:
+        _LIBRARIES[liberty] = nldm.find_library(liberty)
+    return pe_timing(config, _LIBRARIES[liberty], clock_ps)
+
+
+def _default_timing_fn():
+    return _pe_timing
+
+
+#: The columns :func:`timing_columns` adds to a point (``--liberty``).
+TIMING_FIELDS = ("library", "clock_ps", "ge_unit_cell", "fo4_ps", "critical_path_ps",
+                 "critical_path_fo4", "fmax_mhz", "worst_module", "pe_area_um2",
+                 "logic_mm2", "buffer_mm2", "area_mm2", "macs_per_s", "macs_per_s_per_mm2")
+
+
+def timing_columns(config, row, area, timing):
+    """Throughput at Fmax and engine area in the real library of ``timing`` (a
+    :func:`synth.timing.pe_timing` result) for the point ``row`` of ``config`` with area
+    report ``area`` (:func:`synth.estimate.estimate_area`, generic GE).
+
+    The engine's area in the library is :func:`synth.timing.library_area`: the PE array
+    mapped in the library, the rest of the logic and the buffers (the memory model's GE)
+    at the library's NAND2 area per GE.
+
+    ``macs_per_s`` is the point's dense-equivalent MACs per cycle on its GEMMs
+    (``macs_per_cycle``: M*K*N over the modelled cycles) x Fmax, where Fmax comes from the
+    worst register-to-register path of the PE's modules (:func:`synth.timing.worst_path`);
+    ``macs_per_s_per_mm2`` divides it by the engine area.
+    """
+    from synth.timing import library_area, throughput_figures
+    lib_area = library_area(area, config, timing["pe_area_um2"], timing["ge_unit_um2"])
+    out = {k: timing[k] for k in TIMING_FIELDS if k in timing}
+    out.update(logic_mm2=lib_area["logic_um2"] * 1e-6,
+               buffer_mm2=lib_area["buffer_um2"] * 1e-6,
+               area_mm2=lib_area["total_um2"] * 1e-6)
+    fig = throughput_figures(row["macs_per_cycle"], timing["fmax_mhz"],
+                             lib_area["total_um2"])
+    out.update(macs_per_s=fig["macs_per_s"], macs_per_s_per_mm2=fig["macs_per_s_per_mm2"])
+    return out
+
+
+def evaluate_point(config, settings, area_fn=None, simulate_fn=None, timing_fn=None):
     """Evaluate one point and return its flat result row.
 
     Parameters
@@ -288,6 +363,9 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     simulate_fn : callable, optional
         ``simulate_fn(config, m, k, n, seed=...) -> dict`` (default
         ``sim.run.simulate``); only called when ``settings.simulates(config)``.
+    timing_fn : callable, optional
+        ``timing_fn(config, liberty, clock_ps) -> dict`` (default
+        :func:`synth.timing.pe_timing`); only called with ``settings.liberty``.
 
     Returns
     -------
@@ -340,10 +418,19 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     row["useful_utilization"] = macs / (config.peak_macs_per_cycle * cycles)
     row["tpa_total"] = row["macs_per_cycle"] / (row["total_ge"] / 1000.0)
     row["tpa_logic"] = row["macs_per_cycle"] / (row["logic_ge"] / 1000.0)
+    if settings.liberty is not None:
+        t0 = time.perf_counter()
+        timing = (timing_fn or _default_timing_fn())(config, settings.liberty,
+                                                     settings.clock_ps)
+        row.update(timing_columns(config, row, area, timing))
+        row["timing_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     row.update(evaluate_numerics(config, settings))
     row["numerics_seconds"] = time.perf_counter() - t0
+
+    if settings.energy_liberty is not None:
+        row.update(evaluate_energy(config, settings))
 
     row["sim_ok"] = True
     if settings.simulates(config):
@@ -375,9 +462,37 @@ def evaluate_point(config, settings, area_fn=None, simulate_fn=None):
     return row
 
 
-def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn):
+#: Energy columns of a point row (``--energy``): logic + buffers per dense-equivalent
+#: MAC, logic and buffers apart, per GEMM, TOPS/W; ``energy_<unit>_pj`` per unit.
+ENERGY_FIELDS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
+                 "energy_pj_per_gemm", "tops_per_w", "energy_fmax_mhz")
+
+
+def evaluate_energy(config, settings):
+    """The energy columns of ``config`` (:func:`synth.energy_report.energy_report`).
+
+    The PE is measured on a 1 x 1 array of the same config (PE (0, 0) then sees the
+    whole GEMM, and every array size shares one measurement, netlist and timing); the
+    buffers are the point's own, priced for the largest of the sweep's GEMMs."""
+    from dataclasses import replace
+    from synth import nldm
+    from synth.energy_report import energy_report
+    lib = nldm.find_library(settings.energy_liberty)
+    gemm = max(settings.gemms, key=lambda s: (s[0] * s[1] * s[2], s))
+    r = energy_report(config, lib, data=settings.energy_data, gemm=gemm,
+                      pe_config=replace(config, rows=1, cols=1))
+    out = {k: r[k] for k in ENERGY_FIELDS if k in r}
+    out["energy_fmax_mhz"] = r["fmax_mhz"]
+    out["energy_library"] = r["library"]
+    out["energy_gemm"] = shape_label(gemm)
+    out.update({f"energy_{k}_pj": v for k, v in r["energy_breakdown"].items()})
+    return out
+
+
+def _evaluate_from_dict(config_dict, settings, area_fn, simulate_fn, timing_fn=None):
     # Executors ship plain dicts; the config is rebuilt (and re-validated) in the worker.
-    return evaluate_point(Config.from_dict(config_dict), settings, area_fn, simulate_fn)
+    return evaluate_point(Config.from_dict(config_dict), settings, area_fn, simulate_fn,
+                          timing_fn)
 
 
 # -- cache -----------------------------------------------------------------------------
@@ -406,9 +521,19 @@ GEMM_FIELDS = {"cycles": int, "scalesim_cycles": int, "issued_slots": int,
 def point_cache(points_dir, settings):
     """The point rows of a sweep with ``settings``, one file per :func:`point_key`."""
     fields = dict(POINT_FIELDS)
+    if settings.liberty is not None:
+        fields.update({"library": str, "ge_unit_cell": str, "worst_module": (str, type(None)),
+                       **dict.fromkeys(("clock_ps", "fo4_ps", "pe_area_um2", "logic_mm2",
+                                        "buffer_mm2", "area_mm2", "timing_seconds"), Number),
+                       **dict.fromkeys(("critical_path_ps", "critical_path_fo4", "fmax_mhz",
+                                        "macs_per_s", "macs_per_s_per_mm2"),
+                                       (Number, type(None)))})
     for shape in settings.gemms:
         lab = shape_label(shape)
         fields.update({f"{k}@{lab}": t for k, t in GEMM_FIELDS.items()})
+    if settings.energy_liberty is not None:
+        fields.update(dict.fromkeys(ENERGY_FIELDS, Number))
+        fields.update({"energy_library": str, "energy_gemm": str})
     return Cache(points_dir, name="dse point", version=SCHEMA, fields=fields)
 
 
@@ -465,7 +590,7 @@ class SweepResult:
 
 
 def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
-              simulate_fn=None, progress=True):
+              simulate_fn=None, timing_fn=None, progress=True):
     """Evaluate every config, reusing the cached points in ``out_dir/points``.
 
     Parameters
@@ -478,8 +603,9 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
     dask : str or distributed.Client, optional
         Scheduler address (``tcp://host:port``) or a connected client; the points then
         run on that Dask cluster instead of local processes.
-    area_fn, simulate_fn : callable, optional
-        Replacements for the synthesis and RTL functions (see :func:`evaluate_point`).
+    area_fn, simulate_fn, timing_fn : callable, optional
+        Replacements for the synthesis, RTL and timing functions (see
+        :func:`evaluate_point`).
     progress : bool
         Show a tqdm progress bar.
 
@@ -520,7 +646,8 @@ def run_sweep(configs, settings, out_dir, *, jobs=1, dask=None, area_fn=None,
     finished = False
     try:
         for i, fut in _completed(executor, pending, lambda i: (
-                _evaluate_from_dict, configs[i].to_dict(), settings, area_fn, simulate_fn)):
+                _evaluate_from_dict, configs[i].to_dict(), settings, area_fn, simulate_fn,
+                timing_fn)):
             try:
                 row = fut.result()
             except Exception as e:

@@ -16,7 +16,7 @@ from amaranth.back import verilog
 
 from golden.config import Config
 from golden.pack import WR_SEL, word_layouts
-from hw.host import COUNTERS
+from golden import counters as counter_table
 from hw.registry import hardware, pe_module_name
 from nmmx.flags import BUSES
 from nmmx.files import atomic_files, check_output_dir, check_output_file
@@ -149,6 +149,7 @@ def manifest(config, name, engine):
         "counter_bits")}
     derived["a_bits"] = cfg.a_fmt.bits
     derived["w_bits"] = cfg.w_fmt.bits
+    extra = {"modes": _modes(cfg)} if cfg.unified else {}
     return {
         "schema": MANIFEST_SCHEMA,
         "nmmx_version": nmmx_version(),
@@ -162,9 +163,38 @@ def manifest(config, name, engine):
         "wr_sel": dict(WR_SEL),
         "timing": cfg.schedule.timing(),
         "ports": top_ports(engine),
-        "counters": list(COUNTERS),
+        "counters": list(counter_table.names(cfg)),
+        "access_counters": {name: list(counter_table.ACCESS_COUNTERS[name])
+                            for name in counter_table.access_names(cfg)},
         "clock": dict(CLOCK),
+        **extra,
     }
+
+
+def _modes(cfg):
+    """The manifest's ``modes`` of a unified engine: the shared datapath's widths, then
+    per mode (in ``mode`` input order) the derived values of its one-mode config."""
+    shared = {key: getattr(cfg, key) for key in (
+        "mode_bits", "mode_slots", "mode_a_bytes", "mode_index_bits", "mode_sig_bits",
+        "mode_slot_bits")}
+    shared["datapath_mode"] = cfg.datapath_mode.spec
+    shared["block_acc_bits"] = cfg.datapath.block_acc_bits
+    shared["product_lsb_exp"] = cfg.datapath.product_lsb_exp
+    per_mode = []
+    for i, mode in enumerate(cfg.modes):
+        one = cfg.mode(mode)
+        entry = {"mode": i, "spec": mode.spec, "name": cfg.mode_enum(i).name,
+                 "pairs": mode.pairs, "a_format": one.a_format, "w_format": one.w_format,
+                 "sparsity": f"{one.n_keep}:{one.m_group}"}
+        entry.update({key: getattr(one, key) for key in (
+            "n_keep", "m_group", "groups_per_block", "slots_per_block", "product_lsb_exp",
+            "groups_max")})
+        entry["product_shift"] = cfg.mode_product_shift(mode)
+        entry["group_bytes"] = cfg.mode_bytes(mode)
+        entry["multiplier_slots"] = one.multiplier_slots
+        entry["peak_macs_per_cycle"] = one.peak_macs_per_cycle
+        per_mode.append(entry)
+    return {"shared": shared, "list": per_mode}
 
 
 def generate(config, out_dir, name=None, *, bus="none"):
@@ -220,6 +250,9 @@ def generate_engine(config, out_dir, name=None, *, bus="none"):
         raise TypeError(f"generate needs a golden.Config, not {config!r}")
     if bus not in BUSES:
         raise ValueError(f"bus must be one of {', '.join(BUSES)}, not {bus!r}")
+    if bus == "axi" and config.unified:
+        raise ValueError(f"The AXI wrapper does not take a mode yet, so --bus axi needs a "
+                         f"fixed engine, not one with {len(config.modes)} modes")
     default = config.name + ("_axi" if bus == "axi" else "")
     name = check_top_name(default if name is None else name)
     out_dir = check_output_dir(out_dir)

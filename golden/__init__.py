@@ -9,8 +9,10 @@ from .quant import MXTensor, quantize_mx, dequantize_mx
 from .sparse import prune_nm, compress_nm, decompress_nm
 from .binary32 import round_to_binary32
 from .gemm import EncodedOperands, encode_operands, gemm_encoded, gemm
+from .skip import weight_tile_mask, gemm_tile_skip
 
 __all__ = ["Format", "FORMATS", "get_format", "format_names", "Config", "parse_sparsity"]
 __all__ += ["quantize_mx", "dequantize_mx", "MXTensor", "prune_nm", "compress_nm",
             "decompress_nm"]
 __all__ += ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm", "round_to_binary32"]
+__all__ += ["weight_tile_mask", "gemm_tile_skip"]

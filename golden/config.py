@@ -6,15 +6,16 @@ more than one place needs is a named property on it.
 """
 
 import enum
-from dataclasses import dataclass, fields, asdict
+import functools
+from dataclasses import dataclass, fields, asdict, replace
 from math import ceil
 
 from .formats import BINARY32, get_format
 from .latency import LATENCY
-from .schedule import SCHEDULES
+from .schedule import schedule_of
 
 __all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS",
-           "parse_sparsity"]
+           "parse_sparsity", "Mode", "parse_mode", "parse_modes"]
 
 #: Group sizes M of N:M sparsity that the PE supports (log2(M)-bit indices).
 SPARSITY_GROUPS = (1, 2, 4, 8, 16)
@@ -57,6 +58,99 @@ def _check_int(name, value, lo, hi=None):
         raise ValueError(f"{name} must be {bound}, not {value}")
 
 
+# -- run-time modes of a unified engine (issue 16) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One run-time mode of an engine: an activation and a weight format and an N:M.
+
+    Written ``FORMAT@N:M`` (both operands in one format) or ``A_FORMAT/W_FORMAT@N:M``,
+    with ``p`` after M for pair sparsity: 4-bit values kept or dropped in pairs of
+    adjacent K positions, so ``mxfp4_e2m1@4:8p`` keeps 2 of every 4 pairs.  :func:`parse_mode`
+    reads that text; :attr:`spec` writes it back.
+
+    Members
+    -------
+    a_format, w_format : str
+        Format names.
+    sparsity : tuple of (int, int)
+        N:M in values (``4:8p`` is 2:4 over pairs).
+    pairs : bool
+        Pair sparsity.
+    """
+
+    a_format: str
+    w_format: str
+    sparsity: tuple
+    pairs: bool = False
+
+    @property
+    def spec(self):
+        """The mode as written on the command line, e.g. ``mxfp4_e2m1@4:8p``."""
+        fmt = self.a_format if self.a_format == self.w_format else (
+            f"{self.a_format}/{self.w_format}")
+        return f"{fmt}@{self.sparsity[0]}:{self.sparsity[1]}{'p' if self.pairs else ''}"
+
+    @property
+    def label(self):
+        """The mode in generated names, e.g. ``mxfp4e2m1_4of8p``."""
+        a, w = get_format(self.a_format), get_format(self.w_format)
+        fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
+        return f"{fmt}_{self.sparsity[0]}of{self.sparsity[1]}{'p' if self.pairs else ''}"
+
+    def __str__(self):
+        return self.spec
+
+
+_MODE_SYNTAX = "FORMAT@N:M or A_FORMAT/W_FORMAT@N:M (p after M for pair sparsity)"
+
+
+def parse_mode(text):
+    """Parse ``"mxfp4_e2m1@4:8p"`` into a :class:`Mode`; raise ``ValueError`` naming the
+    text (format names are checked here, sparsity and widths by :class:`Config`)."""
+    if isinstance(text, Mode):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"A mode must be written {_MODE_SYNTAX}, not {text!r}")
+    body = text.strip()
+    parts = body.split("@")
+    fmts = parts[0].split("/") if len(parts) == 2 else []
+    if len(fmts) not in (1, 2) or not all(f.strip() for f in fmts):
+        raise ValueError(f"A mode must be written {_MODE_SYNTAX}, not {text!r}")
+    sp = parts[1].strip()
+    pairs = sp.endswith("p")
+    try:
+        for f in fmts:
+            get_format(f.strip())
+        n_m = parse_sparsity(sp[:-1] if pairs else sp)
+    except ValueError as e:
+        raise ValueError(f"Mode {body!r}: {e}") from None
+    a, w = fmts[0].strip(), fmts[-1].strip()
+    return Mode(a_format=a, w_format=w, sparsity=n_m, pairs=pairs)
+
+
+def parse_modes(value):
+    """A comma-separated string, or a sequence of strings and :class:`Mode` objects,
+    as a tuple of :class:`Mode`."""
+    if isinstance(value, str):
+        value = [] if not value.strip() else value.split(",")
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"modes must be a list of modes ({_MODE_SYNTAX}), not {value!r}")
+    return tuple(parse_mode(v) for v in value)
+
+
+@functools.lru_cache(maxsize=None)
+def _mode_enum(labels):
+    """The ``IntEnum`` of a mode list (cached, so one list gives one class)."""
+    return enum.IntEnum("EngineMode", [(label.upper(), i) for i, label in enumerate(labels)])
+
+
+@functools.lru_cache(maxsize=256)
+def _one_mode(config, mode):
+    return replace(config, modes=(mode,))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """Parameters of one generated GEMM engine.
@@ -80,6 +174,19 @@ class Config:
         stationary, :class:`hw.ws.WSEngine`); stored as a :class:`Dataflow`.
     m_max, k_max, n_max : int
         Largest GEMM the engine's buffers hold (C[M x N] = A[M x K] W[K x N]).
+    tile_skip : bool
+        The controller skips weight tiles whose every stored value is zero and writes
+        their outputs as zero (:mod:`golden.skip`; ``docs/architecture.md``, "Tile
+        skipping").  Output stationary only.  Off, the engine is the one without the
+        feature, bit for bit, and :meth:`to_dict` leaves the key out.
+    modes : tuple of Mode or str
+        Run-time modes (:class:`Mode`, :func:`parse_modes`; a comma-separated string is
+        accepted).  Empty (the default): a fixed engine of ``a_format``, ``w_format`` and
+        ``sparsity``.  Given, those three fields are set from the first mode; one mode
+        without pairs is stored as that fixed engine (``modes == ()``), one pair-sparse
+        mode keeps ``modes`` (:attr:`pair_sparse`), and two or more make a unified
+        engine (:attr:`unified`, ``hw.multi_pe``) whose word layouts are the widest of
+        its modes.  :meth:`mode` gives the one-mode config of each.
 
     Raises
     ------
@@ -99,8 +206,11 @@ class Config:
     m_max: int = 64
     k_max: int = 1024
     n_max: int = 64
+    tile_skip: bool = False
+    modes: tuple = ()
 
     def __post_init__(self):
+        self._set_modes()
         _check_int("rows", self.rows, 1, MAX_DIM)
         _check_int("cols", self.cols, 1, MAX_DIM)
         a, w = get_format(self.a_format), get_format(self.w_format)
@@ -137,6 +247,16 @@ class Config:
         _check_int("m_max", self.m_max, 1)
         _check_int("k_max", self.k_max, 1)
         _check_int("n_max", self.n_max, 1)
+        # Tile skipping: a switch of the OS controller (golden.skip, OSSchedule).
+        if not isinstance(self.tile_skip, bool):
+            raise TypeError(f"tile_skip must be True or False, not {self.tile_skip!r}")
+        if self.tile_skip and self.dataflow is not Dataflow.OS:
+            raise ValueError(f"tile_skip is built only for the output-stationary dataflow, "
+                             f"not dataflow={self.dataflow.value}")
+        self._check_modes()
+        if self.tile_skip and self.modes:
+            raise ValueError("tile_skip is not built for a unified engine of several modes "
+                             "yet; generate it without --tile-skip")
         bits = self.host_buffer_bits
         if bits > MAX_BUFFER_BITS:
             raise ValueError(f"m_max={self.m_max}, k_max={self.k_max} and n_max={self.n_max} "
@@ -150,12 +270,25 @@ class Config:
         """Default top-level name, e.g. ``nmmx_os_8x8_mxfp4e2m1_2of4``."""
         a, w = self.a_fmt, self.w_fmt
         fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
-        return f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_{self.n_keep}of{self.m_group}"
+        skip = "_skip" if self.tile_skip else ""
+        if self.modes:
+            fmt = "_".join(mode.label for mode in self.modes)
+            return f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}{skip}"
+        return (f"nmmx_{self.dataflow.value}_{self.rows}x{self.cols}_{fmt}_"
+                f"{self.n_keep}of{self.m_group}{skip}")
 
     def to_dict(self):
+        """The fields as plain JSON values.  ``tile_skip`` appears only when on, so the
+        manifests, cache keys and sweep keys of engines without it stay what they were."""
         d = asdict(self)
         d["sparsity"] = f"{self.n_keep}:{self.m_group}"
         d["dataflow"] = self.dataflow.value
+        if not self.tile_skip:
+            del d["tile_skip"]
+        if self.modes:    # a fixed engine's dict (and so its manifest) has no modes key
+            d["modes"] = [mode.spec for mode in self.modes]
+        else:
+            del d["modes"]
         return d
 
     @classmethod
@@ -258,17 +391,23 @@ class Config:
 
     @property
     def a_group_bits(self):
-        """One activation group: M element codes, element k at bits [k*bits, (k+1)*bits)."""
+        """One activation group: M element codes, element k at bits [k*bits, (k+1)*bits)
+        (unified engine: :attr:`mode_a_bytes` bytes, the widest mode's group)."""
+        if self.unified:
+            return 8 * self.mode_a_bytes
         return self.m_group * self.a_fmt.bits
 
     @property
     def w_slot_bits(self):
-        """One stored weight slot: value code in the low bits, then its index."""
+        """One stored weight slot: value code in the low bits, then its index (unified
+        engine: a byte, then a byte index of :attr:`mode_index_bits`)."""
+        if self.unified:
+            return 8 + self.mode_index_bits
         return self.w_fmt.bits + self.index_bits
 
     @property
     def w_group_bits(self):
-        return self.n_keep * self.w_slot_bits
+        return (self.mode_slots if self.unified else self.n_keep) * self.w_slot_bits
 
     # -- buffer geometry ---------------------------------------------------------------------
 
@@ -279,6 +418,9 @@ class Config:
 
     @property
     def groups_max(self):
+        """Groups of the longest K (unified engine: of the mode with the most groups)."""
+        if self.unified:
+            return max(self.mode(mode).groups_max for mode in self.modes)
         return self.groups(self.k_max)
 
     @property
@@ -343,7 +485,16 @@ class Config:
         dataflows): after the sparse select (``LATENCY["select"]``, sparse configs only:
         a dense select is wires) and after the multipliers (``LATENCY["multiply"]``).
         The product sum follows in the PE's own first stage."""
-        return (0 if self.dense else LATENCY["select"]) + LATENCY["multiply"]
+        return (LATENCY["select"] if self.selects else 0) + LATENCY["multiply"]
+
+    @property
+    def selects(self):
+        """The PE front end has a select stage: a sparse fixed config, or a unified
+        engine with a sparse mode (its ``hw.multi_pe.ByteSelect`` reads an index; when
+        every mode is dense the select is wires)."""
+        if self.unified:
+            return bool(self.mode_index_bits)
+        return not self.dense
 
     @property
     def ws_pe_latency(self):
@@ -370,9 +521,14 @@ class Config:
         1): the PE keeps one group per cycle and never stalls, and the adder gets
         fewer, longer stages; that path is then the PE's critical path and the timing
         report shows it (docs/architecture.md, "Pipelining and the accumulator loop").
-        The binary32 sum stays in K order, block by block, as golden defines it."""
+        The binary32 sum stays in K order, block by block, as golden defines it.  A
+        unified engine's is the minimum over its modes (one PE, one latency)."""
         if not self.scaled:
             return 0
+        if self.unified:
+            # One PE serves every mode, so its adder fits the mode with the shortest
+            # blocks (in groups): one latency for every mode.
+            return min(self.mode(mode).acc_add_stages for mode in self.modes)
         return min(LATENCY["f32_add"], self.groups_per_block - 1)
 
     @property
@@ -391,8 +547,9 @@ class Config:
     def schedule(self):
         """The exact cycle model of this config's engine: a
         :class:`golden.schedule.OSSchedule` or :class:`golden.schedule.WSSchedule`
-        (``cycles``, ``issued``, ``stall``, ``tiles``, utilization, SCALE-Sim, formulas)."""
-        return SCHEDULES[self.dataflow.value](self)
+        (``cycles``, ``issued``, ``stall``, ``tiles``, utilization, SCALE-Sim, formulas);
+        a unified config's is a :class:`golden.schedule.ModesSchedule` (one per mode)."""
+        return schedule_of(self)
 
     @property
     def pes(self):
@@ -548,3 +705,224 @@ class Config:
     def counter_bits(self):
         """Width of the performance counters."""
         return 48
+
+    # -- run-time modes (issue 16): the unified engine and the one-mode configs ------------
+    # Validation lives in _set_modes and _check_modes (called by __post_init__); a unified
+    # engine's shared datapath is described by the properties below.
+
+    def _set_modes(self):
+        """Parse ``modes``; refuse duplicates; take the formats and sparsity of the first
+        mode; store one mode without pairs as the fixed engine (``modes == ()``)."""
+        modes = parse_modes(self.modes)
+        for i, mode in enumerate(modes):
+            if mode in modes[:i]:
+                raise ValueError(f"Mode {mode.spec!r} is listed twice")
+        for mode in modes:
+            # The mode on its own (formats, N:M), before the config takes mode 0's fields.
+            a, w = get_format(mode.a_format), get_format(mode.w_format)
+            if not (a.scaled and w.scaled):
+                raise ValueError(f"Mode {mode.spec!r}: modes are MX formats only, so int8 "
+                                 f"cannot be one")
+            try:
+                Config(a_format=a.name, w_format=w.name, sparsity=mode.sparsity)
+            except ValueError as e:
+                raise ValueError(f"Mode {mode.spec!r}: {e}") from None
+        if modes:
+            object.__setattr__(self, "a_format", modes[0].a_format)
+            object.__setattr__(self, "w_format", modes[0].w_format)
+            object.__setattr__(self, "sparsity", modes[0].sparsity)
+        if len(modes) == 1 and not modes[0].pairs:
+            modes = ()
+        object.__setattr__(self, "modes", modes)
+
+    def _check_modes(self):
+        """Every mode must make a valid fixed config with this engine's other fields
+        (block size, buffer bits); pairs need
+        4-bit formats; two or more modes must fit one shared datapath."""
+        for mode in self.modes:
+            spec = mode.spec
+            a, w = get_format(mode.a_format), get_format(mode.w_format)
+            try:
+                one = replace(self, modes=(), a_format=a.name, w_format=w.name,
+                              sparsity=mode.sparsity)
+            except ValueError as e:
+                raise ValueError(f"Mode {spec!r}: {e}") from None
+            n, m = mode.sparsity
+            if mode.pairs and not a.bits == w.bits == 4:
+                bad = a.name if a.bits != 4 else w.name
+                raise ValueError(f"Mode {spec!r}: pair sparsity (p) needs 4-bit formats, "
+                                 f"not {bad}")
+            if mode.pairs and (n % 2 or m % 2 or n == m):
+                raise ValueError(f"Mode {spec!r}: pair sparsity needs an even N below an "
+                                 f"even M, not {n}:{m}")
+            if not self.unified:
+                continue
+            if self.dataflow != Dataflow.OS:
+                raise ValueError(f"An engine with several modes is output stationary in "
+                                 f"this release, not dataflow={self.dataflow.value}")
+            if not (a.bits == w.bits and a.bits in (4, 8)):
+                raise ValueError(f"Mode {spec!r}: the shared PE multiplies 8-bit or 4-bit "
+                                 f"elements of one width, not {a.name} with {w.name}")
+            if a.bits == 4 and not (one.dense or mode.pairs):
+                raise ValueError(f"Mode {spec!r}: sparse 4-bit modes select whole bytes, "
+                                 f"so they need pairs ({n}:{m}p), not {n}:{m}")
+            if a.bits == 4 and n % 2:
+                raise ValueError(f"Mode {spec!r}: a 4-bit mode fills each multiplier slot "
+                                 f"with two values, so N must be even, not {n}")
+            first = self.modes[0]
+            if self.mode_slots_of(mode) != self.mode_slots_of(first):
+                raise ValueError(f"Mode {spec!r} fills {self.mode_slots_of(mode)} multiplier "
+                                 f"slots but mode {first.spec!r} fills "
+                                 f"{self.mode_slots_of(first)}; every mode must fill the "
+                                 f"same slots")
+        if self.unified:
+            dp = self.datapath
+            for mode in self.modes:
+                one = self.mode(mode)
+                need = self.mode_block_acc_bits(mode)
+                if need > dp.block_acc_bits:
+                    raise ValueError(f"Mode {mode.spec!r} needs a {need}-bit block "
+                                     f"accumulator in the units of mode "
+                                     f"{self.datapath_mode.spec!r}, which has "
+                                     f"{dp.block_acc_bits}; such mode sets are not "
+                                     f"supported yet")
+                for flag in ("nan", "inf"):
+                    has = {"nan": Config.product_has_nan, "inf": Config.product_has_inf}[flag]
+                    if has.fget(one) and not has.fget(dp):
+                        raise ValueError(f"Mode {mode.spec!r} has {flag} products but mode "
+                                         f"{self.datapath_mode.spec!r}, whose units the "
+                                         f"shared accumulator uses, has none; such mode "
+                                         f"sets are not supported yet")
+
+    @property
+    def unified(self):
+        """Two or more run-time modes: ``hw.multi_pe.MultiPE`` in every PE, a ``mode``
+        input registered with ``start``, word layouts the widest of the modes."""
+        return len(self.modes) >= 2
+
+    @property
+    def pair_sparse(self):
+        """A one-mode config whose weights are pruned and stored in pairs (``4:8p``)."""
+        return len(self.modes) == 1
+
+    @property
+    def all_modes(self):
+        """The engine's modes; a fixed engine has one, its own."""
+        if self.modes:
+            return self.modes
+        return (Mode(self.a_format, self.w_format, self.sparsity),)
+
+    def mode(self, spec):
+        """The one-mode config of mode ``spec`` (a :class:`Mode` or its text): the fixed
+        engine whose ``golden.gemm`` output the unified engine matches bit for bit in
+        that mode.  A fixed config returns itself for its own mode.
+
+        Raises
+        ------
+        ValueError
+            ``spec`` is not one of :attr:`all_modes`.
+        """
+        mode = parse_mode(spec)
+        if mode not in self.all_modes:
+            raise ValueError(f"Mode {mode.spec!r} is not one of this engine's modes "
+                             f"({', '.join(x.spec for x in self.all_modes)})")
+        if not self.modes:
+            return self
+        return _one_mode(self, mode)
+
+    def mode_index(self, spec):
+        """Position of mode ``spec`` in :attr:`all_modes`: the value of the ``mode``
+        input that selects it."""
+        mode = parse_mode(spec)
+        self.mode(mode)
+        return self.all_modes.index(mode)
+
+    @property
+    def mode_enum(self):
+        """``IntEnum`` of :attr:`all_modes` (member names from :attr:`Mode.label`): the
+        shape of the unified engine's ``mode`` input."""
+        return _mode_enum(tuple(mode.label for mode in self.all_modes))
+
+    @property
+    def mode_bits(self):
+        """Width of the ``mode`` input."""
+        return max(1, (len(self.all_modes) - 1).bit_length())
+
+    def mode_narrow(self, spec):
+        """The mode multiplies 4-bit elements, two per multiplier slot."""
+        return self.mode(spec).a_fmt.bits == 4
+
+    def mode_slots_of(self, spec):
+        """8-bit-class multiplier slots a mode fills each cycle: N (8-bit), N/2 (4-bit)."""
+        one = self.mode(spec) if self.modes else self
+        return one.n_keep // 2 if one.a_fmt.bits == 4 else one.n_keep
+
+    @property
+    def mode_slots(self):
+        """Multiplier slots of the shared PE (every mode fills all of them)."""
+        return self.mode_slots_of(self.all_modes[0])
+
+    def mode_bytes(self, spec):
+        """Bytes of one activation group of a mode (``m_group * bits / 8``)."""
+        one = self.mode(spec)
+        return one.m_group * one.a_fmt.bits // 8
+
+    def mode_sparse(self, spec):
+        """The mode's slots carry a byte index (it is not dense)."""
+        return not self.mode(spec).dense
+
+    @property
+    def mode_a_bytes(self):
+        """Bytes of the unified A data word: the widest mode's group."""
+        return max(self.mode_bytes(mode) for mode in self.all_modes)
+
+    @property
+    def mode_index_bits(self):
+        """Width of a slot's byte index in the unified W word (0 if every mode is dense)."""
+        return max([(self.mode_bytes(mode) - 1).bit_length() for mode in self.all_modes
+                    if self.mode_sparse(mode)] or [0])
+
+    @property
+    def mode_sig_bits(self):
+        """Operand width of a slot's significand multiplier: an 8-bit element's
+        significand, or two 4-bit ones side by side (even, so it splits in halves)."""
+        widest = 0
+        for mode in self.all_modes:
+            one = self.mode(mode)
+            sig = max(one.a_fmt.sig_bits, one.w_fmt.sig_bits)
+            widest = max(widest, 2 * sig if one.a_fmt.bits == 4 else sig)
+        return widest + widest % 2
+
+    @property
+    def datapath_mode(self):
+        """The mode whose product unit is the finest: the shared block accumulator,
+        converter and flags are built for it and the other modes' sums shift into it."""
+        return min(self.all_modes, key=lambda mode: self.mode(mode).product_lsb_exp)
+
+    @property
+    def datapath(self):
+        """One-mode config of :attr:`datapath_mode` (``block_acc_bits``, ``product_lsb_exp``,
+        the flags and the converter of the shared PE)."""
+        return self.mode(self.datapath_mode)
+
+    def mode_product_shift(self, spec):
+        """Left shift of a mode's products into the units of :attr:`datapath`."""
+        return self.mode(spec).product_lsb_exp - self.datapath.product_lsb_exp
+
+    @property
+    def mode_slot_bits(self):
+        """Signed width of one slot's exact result in the units of :attr:`datapath`: one
+        8-bit product, or the sum of two 4-bit ones, shifted by
+        :meth:`mode_product_shift` (the widest over the modes)."""
+        widest = 0
+        for mode in self.all_modes:
+            one = self.mode(mode)
+            top = one.a_fmt.max_int * one.w_fmt.max_int * (2 if self.mode_narrow(mode) else 1)
+            widest = max(widest, (top << self.mode_product_shift(mode)).bit_length() + 1)
+        return widest
+
+    def mode_block_acc_bits(self, spec):
+        """Signed width a mode's exact block sum needs in the units of :attr:`datapath`."""
+        one = self.mode(spec)
+        top = one.a_fmt.max_int * one.w_fmt.max_int * one.slots_per_block
+        return (top << self.mode_product_shift(spec)).bit_length() + 1

@@ -15,15 +15,15 @@ proof in its docstring); :mod:`golden.gemm_limbs` keeps the previous int64-limb 
 Binary32 rounding and the canonical NaN come from :mod:`golden.binary32`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .binary32 import CANONICAL_NAN, round_to_binary32
 from .blocksum import gemm_fast
-from .config import Config
+from .config import Config, Mode
 from .quant import quantize_mx
-from .sparse import prune_nm, compress_nm
+from .sparse import prune_nm, compress_nm, prune_nm_pairs, compress_nm_pairs
 
 __all__ = ["EncodedOperands", "encode_operands", "gemm_encoded", "gemm",
            "round_to_binary32", "CANONICAL_NAN"]
@@ -106,6 +106,7 @@ class EncodedOperands:
         if not isinstance(config, Config):
             raise TypeError(f"EncodedOperands are checked against a golden.Config, not "
                             f"{type(config).__name__}")
+        _check_one_mode(config)
         for name in ("m", "k", "n"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -145,7 +146,20 @@ class EncodedOperands:
                 raise ValueError(f"Dense {config.n_keep}:{config.m_group} weights have implicit "
                                  f"indices, so EncodedOperands.w_indices must equal the slot "
                                  f"number")
+        if config.pair_sparse and idx.size:
+            first, second = idx[:, 0::2], idx[:, 1::2]
+            if (first % 2).any() or (second != first + 1).any():
+                raise ValueError(f"Pair-sparse {config.n_keep}:{config.m_group}p weights are "
+                                 f"stored in pairs, so EncodedOperands.w_indices must hold "
+                                 f"2q, 2q+1 in slots 2t, 2t+1")
         self._valid_for.add(config)
+
+
+def _check_one_mode(config):
+    if config.unified:
+        raise ValueError(f"Operands of an engine with several modes are encoded for one "
+                         f"of them: use config.mode(spec), one of "
+                         f"{', '.join(m.spec for m in config.modes)}")
 
 
 def _gemm_shape(a, w):
@@ -203,6 +217,10 @@ def encode_operands(a, w, config):
     """
     if not isinstance(config, Config):
         raise TypeError(f"encode_operands needs a golden.Config, not {type(config).__name__}")
+    _check_one_mode(config)
+    # Pair sparsity (4:8p) prunes and stores whole pairs; the rest is the same.
+    prune, compress = ((prune_nm_pairs, compress_nm_pairs) if config.pair_sparse
+                       else (prune_nm, compress_nm))
     a_arr, w_arr = np.asarray(a), np.asarray(w)
     m, k, n = _gemm_shape(a_arr, w_arr)
     if config.scaled:
@@ -219,21 +237,21 @@ def encode_operands(a, w, config):
             a32, w32 = a_arr.astype(np.float32), w_arr.astype(np.float32)
         a_q = quantize_mx(np.pad(a32, [(0, 0), (0, pad)]), config.a_fmt, config.block_size,
                           axis=1)
-        w_pruned = prune_nm(np.pad(w32, [(0, pad), (0, 0)]), nkeep, mg, axis=0)
+        w_pruned = prune(np.pad(w32, [(0, pad), (0, 0)]), nkeep, mg, axis=0)
         w_q = quantize_mx(w_pruned, config.w_fmt, config.block_size, axis=0)
         a_codes, a_scales = a_q.codes, a_q.scales
         w_codes, w_scales = w_q.codes, w_q.scales
     else:
         a_int = np.pad(_int8_operand("A", a_arr), [(0, 0), (0, pad)])
         w_int = np.pad(_int8_operand("W", w_arr), [(0, pad), (0, 0)])
-        w_pruned = prune_nm(w_int, nkeep, mg, axis=0)
+        w_pruned = prune(w_int, nkeep, mg, axis=0)
         a_codes = (a_int & 0xFF).astype(np.uint8)
         w_codes = (w_pruned & 0xFF).astype(np.uint8)
         a_scales = np.zeros((m, 0), np.uint8)
         w_scales = np.zeros((0, n), np.uint8)
     # Slots and indices come from the pruning pattern, not from the quantized values: a kept
     # weight that quantizes to zero is still a stored slot.
-    _, idx = compress_nm(w_pruned, nkeep, mg, axis=0)
+    _, idx = compress(w_pruned, nkeep, mg, axis=0)
     idx = idx.reshape(kp // mg, nkeep, n)
     k_abs = (np.arange(kp // mg)[:, None, None] * mg + idx).astype(np.int64)
     w_values = np.take_along_axis(w_codes, k_abs.reshape(-1, n), axis=0).reshape(k_abs.shape)
@@ -297,7 +315,7 @@ def gemm_encoded(enc, config, *, terms=False):
     return gemm_fast(enc, config, terms=terms)
 
 
-def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32):
+def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32, pairs=False):
     """Prune, quantize and multiply: the golden GEMM on plain arrays.
 
     Parameters
@@ -312,6 +330,9 @@ def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32):
         N:M weight sparsity (``(n, n)`` or ``"n:n"`` is dense).
     block_size : int
         MX block length along K (a multiple of M).
+    pairs : bool
+        Pair sparsity (``4:8p``, :func:`golden.sparse.prune_nm_pairs`): the config is the
+        one-mode config of that :class:`golden.config.Mode`.
 
     Returns
     -------
@@ -329,5 +350,8 @@ def gemm(a, w, *, a_format, w_format, sparsity=(2, 4), block_size=32):
     # The config is sized to this GEMM, so only formats, sparsity and block size can fail.
     config = Config(a_format=a_format, w_format=w_format, sparsity=sparsity,
                     block_size=block_size, m_max=m, k_max=k, n_max=n)
+    if pairs:
+        config = replace(config, modes=(Mode(config.a_format, config.w_format,
+                                             config.sparsity, pairs=True),))
     return gemm_encoded(encode_operands(a_arr, w_arr, config), config)
 

@@ -19,7 +19,7 @@ from .config import Config
 from .gemm import EncodedOperands
 
 __all__ = ["Writes", "WrSel", "WR_SEL", "Field", "WordLayout", "word_layouts",
-           "pack_operands", "c_read_addresses", "unpack_c", "pack_fields", "stream_words",
+           "data_words", "pack_operands", "c_read_addresses", "unpack_c", "pack_fields", "stream_words",
            "unpack_c_stream"]
 
 class WrSel(enum.IntEnum):
@@ -104,20 +104,44 @@ class WordLayout:
         return out
 
 
-def word_layouts(config):
-    """The field table of every host-visible buffer word of ``config``'s engine:
-    buffer name -> :class:`WordLayout` (``a_data``, ``w_data``, MX: ``a_scale``,
-    ``w_scale``, then ``c``)."""
+def _data_layouts(config):
+    """The ``a_data`` and ``w_data`` layouts: a fixed engine's element codes, or the
+    unified engine's bytes and byte slots (``config.unified``)."""
+    if config.unified:
+        w_fields = [Field("value", 0, 8)]
+        if config.mode_index_bits:
+            w_fields.append(Field("index", 8, config.mode_index_bits))
+        return {
+            "a_data": WordLayout("byte", config.mode_a_bytes, (Field("", 0, 8),),
+                                 "byte t of group g: the code of K index g*m_group + t "
+                                 "(8-bit modes), or those of 2t in the low and 2t+1 in the "
+                                 "high nibble (4-bit modes); a mode's m_group K positions "
+                                 "fill the low bytes"),
+            "w_data": WordLayout("slot", config.mode_slots, tuple(w_fields),
+                                 "slot s: one 8-bit weight code, or two 4-bit codes (the "
+                                 "lower K position in the low nibble), then the byte of the "
+                                 "A group it multiplies (sparse modes; a dense mode's slot s "
+                                 "is byte s and its index is 0)"),
+        }
     w_fields = [Field("value", 0, config.w_fmt.bits)]
     if not config.dense:
         w_fields.append(Field("index", config.w_fmt.bits, config.index_bits))
-    out = {
+    return {
         "a_data": WordLayout("a", config.m_group, (Field("", 0, config.a_fmt.bits),),
                              "a[t] = element code of K index g*m_group + t"),
         "w_data": WordLayout("slot", config.n_keep, tuple(w_fields),
                              "slot s: weight code, then its position inside the group "
                              "of m_group (no index when dense: slot s is position s)"),
     }
+
+
+def word_layouts(config):
+    """The field table of every host-visible buffer word of ``config``'s engine:
+    buffer name -> :class:`WordLayout` (``a_data``, ``w_data``, MX: ``a_scale``,
+    ``w_scale``, then ``c``).  A unified engine (``config.unified``) has the widest
+    mode's words: bytes of activation codes, and 8-bit weight slots with a byte index
+    (:func:`data_words` packs each mode into them)."""
+    out = _data_layouts(config)
     if config.scaled:
         e8m0 = (Field("", 0, config.scale_bits),)
         out["a_scale"] = WordLayout("e8m0", 1, e8m0, "E8M0 scale of block b of row i",
@@ -199,7 +223,55 @@ def _bank_addr(index, banks, per_bank, inner):
     return index % banks, (index // banks) * per_bank + inner
 
 
-def pack_operands(config, enc):
+def data_words(config, enc, mode=None):
+    """The A and W data words of ``enc`` in ``config``'s word layouts, not yet placed
+    in banks.
+
+    Parameters
+    ----------
+    config : Config
+    enc : golden.gemm.EncodedOperands
+        Encoded for ``config``, or for ``config.mode(mode)`` when ``config`` is unified.
+    mode : Mode or str, optional
+        The mode ``enc`` is in (required when ``config.unified``).
+
+    Returns
+    -------
+    a_words : numpy.ndarray, shape (M, G)
+        Word of row i, group g (G groups of the mode's ``m_group``).
+    w_words : numpy.ndarray, shape (N, G)
+        Word of column j, group g.
+
+    A unified engine's words, per mode: A keeps the mode's codes contiguous (4-bit codes
+    two to a byte, so a byte is one value or one pair); W slot s holds an 8-bit code, or
+    the two 4-bit codes of values 2s and 2s+1 of the group (a pair of adjacent K
+    positions when pair-sparse, ``index`` = its pair position = its byte), index 0
+    in dense modes.
+    """
+    one = config.mode(mode) if config.unified else config
+    enc.validate(one)
+    m, n = int(enc.m), int(enc.n)
+    groups = enc.w_values.shape[0]
+    words = word_layouts(config)
+    a_groups = enc.a_codes.reshape(m, groups, one.m_group)
+    a_words = pack_fields(a_groups, one.a_fmt.bits)
+    w_word = words["w_data"]
+    values = enc.w_values.astype(np.uint64)
+    index = enc.w_indices.astype(np.uint64)
+    if config.unified:
+        if config.mode_narrow(mode):
+            values = values[:, 0::2] | (values[:, 1::2] << np.uint64(4))
+            index = index[:, 0::2] >> np.uint64(1)
+        if one.dense:
+            index = np.zeros_like(index)
+    slots = values << np.uint64(w_word.field("value").offset)
+    if len(w_word.fields) > 1:
+        slots = slots | (index << np.uint64(w_word.field("index").offset))
+    w_words = pack_fields(slots.transpose(2, 0, 1), w_word.stride)   # [n, G, slots]
+    return a_words, w_words
+
+
+def pack_operands(config, enc, mode=None):
     """Every buffer write that loads ``enc`` into an engine built from ``config``.
 
     Parameters
@@ -209,6 +281,8 @@ def pack_operands(config, enc):
     enc : golden.gemm.EncodedOperands
         Encoded operands; K is already zero-padded to whole blocks, so the padded groups
         are written as zeros.
+    mode : Mode or str, optional
+        A unified engine's mode, the one ``enc`` is encoded for (:func:`data_words`).
 
     Returns
     -------
@@ -226,14 +300,16 @@ def pack_operands(config, enc):
         raise TypeError(f"pack_operands needs a golden.Config, not {type(config).__name__}")
     if not isinstance(enc, EncodedOperands):
         raise TypeError(f"pack_operands needs EncodedOperands, not {type(enc).__name__}")
-    enc.validate(config)
+    if config.unified and mode is None:
+        raise ValueError(f"pack_operands needs the mode of an engine with several modes, "
+                         f"one of {', '.join(x.spec for x in config.modes)}")
+    a_words, w_words = data_words(config, enc, mode)
     config.check_gemm(int(enc.m), int(enc.k), int(enc.n))
     m, n = int(enc.m), int(enc.n)
-    R, C, M = config.rows, config.cols, config.m_group
+    R, C = config.rows, config.cols
     Gmax, Bmax = config.groups_max, config.blocks_max
     groups = enc.w_values.shape[0]
     blocks = enc.a_scales.shape[1]
-    words = word_layouts(config)
     parts = []
 
     def add(sel, bank, addr, data):
@@ -241,11 +317,10 @@ def pack_operands(config, enc):
                       addr.reshape(-1), _as_port(data, config).reshape(-1)))
 
     # A data: row i, group g -> bank i mod R, address (i div R) * Gmax + g.
-    a_groups = enc.a_codes.reshape(m, groups, M)
     i = np.arange(m)[:, None]
     g = np.arange(groups)[None, :]
     bank, addr = _bank_addr(np.broadcast_to(i, (m, groups)), R, Gmax, g)
-    add("a_data", bank, addr, pack_fields(a_groups, words["a_data"].stride))
+    add("a_data", bank, addr, a_words)
 
     if config.scaled:
         b = np.arange(blocks)[None, :]
@@ -254,15 +329,9 @@ def pack_operands(config, enc):
 
     # W data: column j, group g -> bank j mod C, address (j div C) * Gmax + g; each slot
     # is its value code and index at their fields' offsets (no index field when dense).
-    w_word = words["w_data"]
-    slots = enc.w_values.astype(np.uint64) << np.uint64(w_word.field("value").offset)
-    if not config.dense:
-        slots = slots | (enc.w_indices.astype(np.uint64)
-                         << np.uint64(w_word.field("index").offset))
-    slots = slots.transpose(2, 0, 1)                          # [n, G, n_keep]
     j = np.arange(n)[:, None]
     bank, addr = _bank_addr(np.broadcast_to(j, (n, groups)), C, Gmax, g)
-    add("w_data", bank, addr, pack_fields(slots, w_word.stride))
+    add("w_data", bank, addr, w_words)
 
     if config.scaled:
         b = np.arange(blocks)[None, :]

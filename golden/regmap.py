@@ -23,27 +23,43 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from . import counters as counter_table
 from .config import Config
 from .formats import FORMATS
 
 __all__ = ["Field", "Register", "Stream", "register_map", "streams", "register",
            "config_hash", "ID_MAGIC", "MAP_REVISION", "ACCESSES", "DATA_BITS",
            "addr_bits", "load_words", "load_cycles", "result_words", "result_cycles",
-           "soc_cycles", "START_LATENCY", "RESULT_LATENCY", "COUNTER_REGS",
-           "format_code"]
+           "soc_cycles", "START_LATENCY", "RESULT_LATENCY", "counter_regs",
+           "RUN_COUNTER_BASE", "ACCESS_COUNTER_BASE", "format_code"]
 
 #: ``ID`` register value: ASCII "NMMX".
 ID_MAGIC = 0x4E4D4D58
-#: Revision of the register map layout (``VERSION.MAP``); bump when an offset moves.
-MAP_REVISION = 1
+#: Revision of the register map layout (``VERSION.MAP``); bump when an offset moves or
+#: registers are added.  2: the buffer-access counters at :data:`ACCESS_COUNTER_BASE`.
+MAP_REVISION = 2
 #: AXI4-Lite data width.
 DATA_BITS = 32
 #: Register access kinds (see the module docstring).
 ACCESSES = ("RO", "RW", "W1C", "WO")
 
-#: Engine counters as 64-bit register pairs: register stem -> engine counter port.
-COUNTER_REGS = {"CYCLES": "cnt_cycles", "ISSUED": "cnt_issued", "STALL": "cnt_stall",
-                "TILES": "cnt_tiles"}
+#: Byte offset of the first run counter pair (:data:`golden.counters.RUN_COUNTERS`).
+RUN_COUNTER_BASE = 0x80
+#: Byte offset of the first buffer-access counter pair
+#: (:func:`golden.counters.access_names`; after ``GEMMS`` and ``BAD_ACCESS``, so that
+#: adding them moved no older register).
+ACCESS_COUNTER_BASE = 0xC0
+
+
+def counter_regs(config):
+    """The engine's counters as 64-bit register pairs: register stem -> (byte offset of
+    ``_LO``, engine counter port), for every counter of :func:`golden.counters.names`."""
+    out = {}
+    for base, ports in ((RUN_COUNTER_BASE, tuple(counter_table.RUN_COUNTERS)),
+                        (ACCESS_COUNTER_BASE, counter_table.access_names(config))):
+        for i, port in enumerate(ports):
+            out[counter_table.register_stem(port)] = (base + 8 * i, port)
+    return out
 
 #: Cycles from the AXI4-Lite write handshake of ``START.GO`` to the engine's ``start``
 #: pulse (the wrapper registers the write, then pulses ``start``).
@@ -225,17 +241,28 @@ def register_map(config, version=(0, 0, 0)):
     add("N", 0x68, "RW", _whole("VALUE", c.n_bits, "GEMM N", 1), "GEMM columns of W and C")
     # -- counters ------------------------------------------------------------------------
     hi_bits = c.counter_bits - 32
-    for i, (stem, port) in enumerate(COUNTER_REGS.items()):
-        off = 0x80 + 8 * i
+
+    def counter_pair(stem, off, port):
+        what = port
+        if port in counter_table.ACCESS_COUNTERS:
+            what += " ({} word {})".format(*counter_table.ACCESS_COUNTERS[port])
         add(f"{stem}_LO", off, "RO", _whole("VALUE", 32, f"{port} bits 31..0"),
-            f"engine counter {port}, low word (a read captures the high word)")
+            f"engine counter {what}, low word (a read captures the high word)")
         add(f"{stem}_HI", off + 4, "RO",
             _whole("VALUE", hi_bits, f"{port} bits {c.counter_bits - 1}..32"),
             f"engine counter {port}, high word as captured by {stem}_LO",
             capture=f"{stem}_LO")
+
+    pairs = counter_regs(c)
+    for stem, (off, port) in pairs.items():
+        if port in counter_table.RUN_COUNTERS:
+            counter_pair(stem, off, port)
     add("GEMMS", 0xA0, "RO", _whole("VALUE", 32, "completed GEMMs"), "GEMMs completed")
     add("BAD_ACCESS", 0xA4, "RO", _whole("VALUE", 32, "SLVERR responses"),
         "writes to read-only registers and accesses to unmapped addresses")
+    for stem, (off, port) in pairs.items():
+        if port not in counter_table.RUN_COUNTERS:
+            counter_pair(stem, off, port)
     return tuple(regs)
 
 
@@ -351,8 +378,10 @@ def result_cycles(config, m, n):
     return RESULT_LATENCY + result_words(config, m, n) - 1
 
 
-def soc_cycles(config, m, k, n):
+def soc_cycles(config, m, k, n, skip=None):
     """Cycles from the ``START.GO`` write handshake to the last C word's handshake
     with TREADY always high: :data:`START_LATENCY` + the engine's
-    :meth:`Config.cycles` + :func:`result_cycles`."""
-    return START_LATENCY + config.schedule.cycles(m, k, n) + result_cycles(config, m, n)
+    :meth:`Config.cycles` (given the run's weight-tile mask ``skip`` when the engine has
+    ``tile_skip``, :func:`golden.skip.weight_tile_mask`) + :func:`result_cycles`."""
+    return (START_LATENCY + config.schedule.cycles(m, k, n, skip)
+            + result_cycles(config, m, n))

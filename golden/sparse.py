@@ -16,7 +16,7 @@ import numpy as np
 
 from .quant import _check_axis, _real_array
 
-__all__ = ["prune_nm", "compress_nm", "decompress_nm"]
+__all__ = ["prune_nm", "compress_nm", "decompress_nm", "prune_nm_pairs", "compress_nm_pairs"]
 
 
 def _check_nm(n, m):
@@ -238,3 +238,121 @@ def decompress_nm(values, indices, n, m, axis=0, *, length=None):
     if np.any(tail != 0):
         raise ValueError(f"A nonzero value lies in the padded tail beyond length {length}")
     return np.moveaxis(flat[..., :length], -1, axis).copy()
+
+
+# -- pair sparsity (``4:8p``): values kept or dropped in pairs of adjacent positions ---------
+
+
+def _check_pairs(n, m):
+    n, m = _check_nm(n, m)
+    if n % 2 or m % 2:
+        raise ValueError(f"Pair sparsity needs an even N and M, not {n}:{m}")
+    return n, m
+
+
+def _pair_scores(w, axis):
+    """``|w[2p]| + |w[2p+1]|`` along ``axis`` (zero-padded to whole pairs; NaN stays NaN,
+    so that pruning keeps it), with the pairs' positions halved."""
+    mag = np.abs(w if w.dtype.kind == "f" else w.astype(np.float64))
+    groups, _ = _groups(mag, 2, axis)                      # [pre, P, 2, post]
+    pre, p, _, post = groups.shape
+    with np.errstate(invalid="ignore"):
+        score = groups[:, :, 0] + groups[:, :, 1]            # Inf + Inf stays Inf
+    out = list(w.shape)
+    out[axis] = p
+    return score.reshape(out)
+
+
+def _expand_pairs(mask, length, axis):
+    """Repeat every position of ``mask`` twice along ``axis`` and cut to ``length``."""
+    return np.take(np.repeat(mask, 2, axis=axis), np.arange(length), axis=axis)
+
+
+def prune_nm_pairs(w, n, m, axis=0):
+    """Pair sparsity: in every group of M positions along ``axis``, keep the N/2 of its
+    M/2 pairs of adjacent positions (``2p, 2p+1``) with the largest ``|w[2p]| + |w[2p+1]|``.
+
+    Parameters
+    ----------
+    w : array_like of real numbers
+    n, m : int
+        Keep ``n`` values of every ``m`` in ``n/2`` whole pairs (both even, ``n <= m``).
+    axis : int
+        The K axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``w``'s shape and dtype, the values of dropped pairs set to ``+0`` (zeros already
+        there are left alone).  Ranking as in :func:`prune_nm` over the pair scores: ties
+        go to the lower pair, a pair holding NaN beats every other, so ``4:8p`` of ``w`` is
+        ``prune_nm`` 2:4 of the scores, each kept score keeping its two values.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`prune_nm`, or an odd ``n`` or ``m``.
+    """
+    n, m = _check_pairs(n, m)
+    w = _real_array(w, "w")
+    axis = _check_axis(axis, w.ndim, "w")
+    score = _pair_scores(w, axis)
+    # Where a pair scores 0 both values are zeros, kept or not; every other pair keeps
+    # its score through prune_nm exactly when it ranks among the N/2 largest.
+    keep = prune_nm(score, n // 2, m // 2, axis=axis) != 0
+    keep = _expand_pairs(keep, w.shape[axis], axis)
+    return np.where(keep | (w == 0), w, np.zeros((), dtype=w.dtype))
+
+
+def compress_nm_pairs(w, n, m, axis=0):
+    """Compress a pair-sparse tensor to ``(values, indices)`` in :func:`compress_nm`'s
+    layout (slot ``s`` of group ``g`` at ``g*n + s``; element indices ``0 .. m-1``), with
+    slots ``2t, 2t+1`` holding one whole pair: indices ``2q, 2q+1``, the ``n/2`` pairs
+    ascending.  A group with fewer nonzero pairs fills its spare slots with the zero
+    pairs at its lowest unused pair positions.
+
+    Parameters
+    ----------
+    w : array_like of real numbers
+        At most ``n/2`` pairs with a nonzero (NaN counts) in every group of ``m``, e.g.
+        the output of :func:`prune_nm_pairs`.
+    n, m : int
+        Both even.
+    axis : int
+        The K axis.
+
+    Returns
+    -------
+    values, indices : numpy.ndarray
+        As :func:`compress_nm`; ``indices[2t] // 2`` is pair slot ``t``'s pair position.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`compress_nm` (the group is named in pairs), or an odd ``n`` or ``m``.
+    """
+    n, m = _check_pairs(n, m)
+    w = _real_array(w, "w")
+    axis = _check_axis(axis, w.ndim, "w")
+    score = _pair_scores(w, axis)
+    # A pair is nonzero when its score is (NaN counts; |-0.0| + 0 is 0).
+    score = np.where(np.isnan(score), np.inf, score)
+    pairs, _ = _groups(score, m // 2, axis)                      # [pre, G, M/2, post]
+    count = (pairs != 0).sum(axis=2)
+    if (count > n // 2).any():
+        pre_i, g, post_i = np.unravel_index(np.argmax((count > n // 2).reshape(-1)),
+                                            count.shape)
+        raise ValueError(f"Group {int(g)} (positions {int(g) * m}..{int(g) * m + m - 1} along "
+                         f"axis {axis}) has {int(count[pre_i, g, post_i])} pairs holding "
+                         f"nonzeros, more than {n}:{m}p pair sparsity allows")
+    _, pidx = compress_nm(score, n // 2, m // 2, axis=axis)
+    pidx = np.moveaxis(pidx, axis, -1).astype(np.int64)
+    idx = np.stack([2 * pidx, 2 * pidx + 1], axis=-1).reshape(pidx.shape[:-1] + (-1,))
+    idx = np.moveaxis(idx, -1, axis)
+    groups, length = _groups(w, m, axis)                          # [pre, G, M, post]
+    pre, g, _, post = groups.shape
+    flat = np.ascontiguousarray(idx).reshape(pre, g, n, post)
+    values = np.take_along_axis(groups, flat, axis=2)
+    index_dtype = np.min_scalar_type(m - 1)
+    return (_ungroup(values, g * n, w.shape, axis).copy(),
+            _ungroup(flat.astype(index_dtype), g * n, w.shape, axis).copy())

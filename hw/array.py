@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .chain import link_chains
 from .component import WORD_CATEGORY
+from .multi_pe import MultiPE, MultiPEInstance
 from .pe import ConfigComponent, PE, PEInstance, a_group_layout, w_group_layout, control_layout
 
 __all__ = ["Array", "pe_grid"]
@@ -97,16 +98,21 @@ class Array(ConfigComponent):
         if config.scaled:
             members["a_scale"] = In(data.ArrayLayout(config.scale_bits, R))
             members["w_scale"] = In(data.ArrayLayout(config.scale_bits, C))
+        if config.unified:    # several modes: every PE is a hw.multi_pe.MultiPE
+            members["mode"] = In(config.mode_enum)
         super().__init__(config, members)
 
     def elaborate(self, platform):
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         m = Module()
-        pes = pe_grid(cfg, R, C, self._pe_module, PE, PEInstance)
+        classes = (MultiPE, MultiPEInstance) if cfg.unified else (PE, PEInstance)
+        pes = pe_grid(cfg, R, C, self._pe_module, *classes)
         for r in range(R):
             for c in range(C):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+                if cfg.unified:   # the mode changes only between GEMMs: a broadcast
+                    m.d.comb += pes[r][c].mode.eq(self.mode)
 
         # Horizontal links (activations, their scale, the control) and vertical links
         # (weight slots, their scale): one register per PE.

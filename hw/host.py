@@ -4,21 +4,19 @@ read, counters) of :class:`EngineBase` and the run-control skeleton :class:`RunC
 :class:`hw.engine.Engine`, the weight-stationary one :class:`hw.ws.WSEngine`.
 """
 
-from amaranth import Signal, unsigned
+from amaranth import Const, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden import counters as counter_table
 from golden.latency import LATENCY
 from golden.pack import WrSel
 from .chain import register_chain
 from .component import ConfigComponent
 
 __all__ = ["EngineBase", "RunControl", "engine_signature", "host_buffers", "skew_chain",
-           "COUNTERS"]
-
-#: The performance counter ports, in port order.
-COUNTERS = ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")
+           "popcount"]
 
 
 def engine_signature(config):
@@ -39,8 +37,20 @@ def engine_signature(config):
         "busy": Out(1),
         "done": Out(1),
     }
-    members.update({name: Out(config.counter_bits) for name in COUNTERS})
+    members.update({name: Out(config.counter_bits) for name in counter_table.names(config)})
     return wiring.Signature(members)
+
+
+def popcount(bits):
+    """The number of high bits among the 1-bit values ``bits``, as a balanced adder tree
+    (0 for none)."""
+    vals = list(bits)
+    if not vals:
+        return Const(0, 1)
+    while len(vals) > 1:
+        vals = [vals[i] + vals[i + 1] if i + 1 < len(vals) else vals[i]
+                for i in range(0, len(vals), 2)]
+    return vals[0]
 
 
 def host_buffers(config):
@@ -139,10 +149,12 @@ class EngineBase(ConfigComponent):
         return busy, done
 
     def counters(self, m, busy, issue):
-        """Add the performance counters: cycles and stalls (busy without ``issue``) count
-        here; the caller counts issued slots and tiles.  Return name -> register, in
-        :data:`COUNTERS` order; the caller clears them on ``start``."""
-        regs = {name: Signal(self.config.counter_bits, name=name) for name in COUNTERS}
+        """Add the performance counters of :func:`golden.counters.names`: cycles and
+        stalls (busy without ``issue``) count here; the caller counts issued slots,
+        tiles and buffer accesses.  Return name -> register, in port order; the caller
+        clears them on ``start``."""
+        regs = {name: Signal(self.config.counter_bits, name=name)
+                for name in counter_table.names(self.config)}
         m.d.comb += [getattr(self, name).eq(reg) for name, reg in regs.items()]
         with m.If(busy):
             m.d.sync += regs["cnt_cycles"].eq(regs["cnt_cycles"] + 1)
@@ -173,8 +185,9 @@ class RunControl:
     busy, done : Signal
         The registers behind the ports of the same name.
     cnt : dict
-        :data:`COUNTERS` name -> register, after :meth:`count`; the engine counts issued
-        slots and tiles itself.
+        Counter name (:func:`golden.counters.names`) -> register, after :meth:`count`;
+        the engine counts issued slots and tiles itself, and each buffer's accesses
+        through :meth:`count_access`.
     """
 
     #: Cycles from the edge that samples ``start`` to the first issue: the shape is
@@ -185,20 +198,40 @@ class RunControl:
         self._engine, self._m = engine, m
         self.busy, self.done = engine.status(m)
         self.cnt = None
+        self._starting = Signal(name="starting")
+        m.d.comb += self._starting.eq(engine.start & ~self.busy)
+        self._accessed = set()
 
     def count(self, issue):
         """Add the counters: cycles and stalls (busy without ``issue``) count here."""
         self.cnt = self._engine.counters(self._m, self.busy, issue)
         return self.cnt
 
+    def count_access(self, name, enables):
+        """Count buffer accesses into counter ``name`` (one of
+        :func:`golden.counters.access_names`): every cycle, add how many of the 1-bit
+        ``enables`` (one per bank port) are high; cleared on ``start``.  Independent of
+        the build order (nothing else assigns the register); call it once per counter."""
+        assert name in counter_table.access_names(self._engine.config), name
+        assert name not in self._accessed, name
+        self._accessed.add(name)
+        reg = self.cnt[name]
+        with self._m.If(self._starting):
+            self._m.d.sync += reg.eq(0)
+        with self._m.Else():
+            self._m.d.sync += reg.eq(reg + popcount(enables))
+
     def on_start(self, *stmts):
-        """On ``start`` while idle: become busy, clear ``done`` and the counters, and
-        apply the engine's own ``stmts`` (register the shape, reset the controller)."""
-        with self._m.If(self._engine.start & ~self.busy):
+        """On ``start`` while idle: become busy, clear ``done`` and the run counters,
+        and apply the engine's own ``stmts`` (register the shape, reset the controller)."""
+        with self._m.If(self._starting):
             self._m.d.sync += [self.busy.eq(1), self.done.eq(0), *stmts,
-                               *(reg.eq(0) for reg in self.cnt.values())]
+                               *(self.cnt[name].eq(0) for name in counter_table.RUN_COUNTERS)]
 
     def complete(self, when, *stmts):
-        """When ``when`` (the last C write): clear ``busy``, set ``done``, apply ``stmts``."""
+        """When ``when`` (the last C write): clear ``busy``, set ``done``, apply ``stmts``.
+        Every buffer-access counter must have been added (:meth:`count_access`)."""
+        missing = set(counter_table.access_names(self._engine.config)) - self._accessed
+        assert not missing, f"buffer-access counters never counted: {sorted(missing)}"
         with self._m.If(when):
             self._m.d.sync += [self.busy.eq(0), self.done.eq(1), *stmts]

@@ -280,17 +280,21 @@ class PE(ConfigComponent):
             m.d.sync += [self.result.eq(acc.sum_now), self.result_valid.eq(1)]
         return acc.stages
 
-    def _mx_pipeline(self, m, ctl1, psum, flags):
+    def _mx_pipeline(self, m, ctl1, psum, flags, stages_of=None):
         """MX stages from 2: exact block accumulator, block converter, binary32 output
-        accumulator; returns the number of register stages."""
+        accumulator; returns the number of register stages.  Widths come from
+        ``self._config``; the stage counts (front end, converter, adder) from
+        ``stages_of`` (default ``self._config``: a unified engine's shared back end is
+        built for its datapath mode with the unified config's stage counts)."""
         cfg = self._config
+        lat = cfg if stages_of is None else stages_of
         acc_shape = signed(cfg.block_acc_bits)
         # Special-value flags exist only where the formats can produce them.
         names = list(flags)
         flag1 = {k: Signal(name=f"{k}1") for k in names}
         a_scale1, w_scale1 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         m.d.sync += [flag1[k].eq(any_of(flags[k])) for k in names]
-        front = cfg.front_stages
+        front = lat.front_stages
         m.d.sync += [a_scale1.eq(delayed(m, self.a_scale, front, "a_scale")),
                      w_scale1.eq(delayed(m, self.w_scale, front, "w_scale"))]
 
@@ -319,14 +323,14 @@ class PE(ConfigComponent):
 
         # -- stages 3..: scale and round the block sum once to binary32 (convert_stages
         # inside the converter, then the term register) --------------------------------
-        m.submodules.convert = conv = units.BlockConverter(cfg, stages=cfg.convert_stages)
+        m.submodules.convert = conv = units.BlockConverter(cfg, stages=lat.convert_stages)
         m.d.comb += [
             conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
         ]
         m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
         term = Signal(cfg.acc_bits)
         term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
-        lag = cfg.convert_stages
+        lag = lat.convert_stages
         m.d.sync += [
             term.eq(conv.result),
             term_valid.eq(delayed(m, blk_done, lag, "blk_done")),
@@ -336,11 +340,11 @@ class PE(ConfigComponent):
 
         # -- then: binary32 output accumulator (starts from +0.0 each tile).  The adder
         # has acc_add_stages registers; the next block's term reads acc only after the
-        # previous sum is in it (cfg.acc_add_stages < groups_per_block). ---------------
-        m.submodules.add = add = units.Float32Adder(stages=cfg.acc_add_stages)
+        # previous sum is in it (lat.acc_add_stages < groups_per_block). ---------------
+        m.submodules.add = add = units.Float32Adder(stages=lat.acc_add_stages)
         acc = category_signal("accumulators", cfg.acc_bits)
         m.d.comb += [add.a.eq(Mux(term_tfirst, 0, acc)), add.b.eq(term)]
-        lag = cfg.acc_add_stages
+        lag = lat.acc_add_stages
         sum_valid = delayed(m, term_valid, lag, "term_valid")
         sum_tlast = delayed(m, term_tlast, lag, "term_tlast")
         m.d.sync += self.result_valid.eq(0)
@@ -348,7 +352,7 @@ class PE(ConfigComponent):
             m.d.sync += acc.eq(add.sum)
             with m.If(sum_tlast):
                 m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
-        return 3 + cfg.convert_stages + cfg.acc_add_stages
+        return 3 + lat.convert_stages + lat.acc_add_stages
 
 
 class ModuleReference(ConfigComponent):

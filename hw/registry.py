@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from golden.config import Config, Dataflow
 from .array import Array
 from .engine import Engine
+from .multi_pe import MultiPE, MultiPEInstance
 from .pe import PE, PEInstance
 from .ws import WSArray, WSEngine, WSPE, WSPEInstance
 
-__all__ = ["Hardware", "HARDWARE", "hardware", "pe_module_name"]
+__all__ = ["Hardware", "HARDWARE", "UNIFIED", "hardware", "pe_module_name"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,17 @@ HARDWARE = {
 }
 
 
+#: The unified engine (``config.unified``, output stationary): shared PEs.
+UNIFIED = Hardware(pe=MultiPE, pe_reference=MultiPEInstance, array=Array, engine=Engine)
+
+
 def hardware(config):
-    """The :class:`Hardware` of ``config.dataflow``."""
+    """The :class:`Hardware` of ``config.dataflow`` (:data:`UNIFIED` for a config with
+    several modes)."""
     if not isinstance(config, Config):
         raise TypeError(f"hardware needs a golden.Config, not {config!r}")
+    if config.unified:
+        return UNIFIED
     return HARDWARE[config.dataflow]
 
 

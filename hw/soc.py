@@ -31,7 +31,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from golden.pack import WrSel
-from golden.regmap import (COUNTER_REGS, DATA_BITS, addr_bits, register_map, streams)
+from golden.regmap import (counter_regs, DATA_BITS, addr_bits, register_map, streams)
 from .axil import OKAY, SLVERR, AxiLiteRegisters, axil_signature
 from .engine import engine_signature
 from .component import ConfigComponent
@@ -453,7 +453,7 @@ class SocEngine(ConfigComponent):
     def _counters(self, m, run):
         """The engine's counters as LO/HI register pairs, the GEMM and bad-access counts."""
         regs = m.submodules.regs
-        for stem, port in COUNTER_REGS.items():
+        for stem, (_offset, port) in counter_regs(self._engine.config).items():
             value = getattr(self._engine, port)
             m.d.comb += [getattr(regs, f"r_{stem.lower()}_lo").eq(value[:DATA_BITS]),
                          getattr(regs, f"r_{stem.lower()}_hi").eq(value[DATA_BITS:])]

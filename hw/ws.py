@@ -61,7 +61,13 @@ class WSEngine(EngineBase):
 
     Members
     -------
-    See :class:`hw.engine.Engine`.  ``cnt_tiles`` counts weight passes.
+    See :class:`hw.engine.Engine`.  ``cnt_tiles`` counts weight passes.  The buffer
+    reads count where the ports read: an array row's A bank (and, below a block-end row
+    in a pass that ends a block, its A scale bank) when the row's stage is valid; a
+    column's W bank when it loads a weight row (its W scale bank when that row is a
+    block-end row of a pass that ends a block).  Besides ``cnt_wr_c``, ``cnt_rd_acc`` /
+    ``cnt_wr_acc`` count the accumulator memories' reads (rows joining a pass after a
+    column tile's first fold) and writes (rows leaving the bottom).
 
     Raises
     ------
@@ -87,9 +93,9 @@ class WSEngine(EngineBase):
         rc = self.run_control(m)
         s = self._pass_state(m, rc)
         self._pass_controller(m, rc, s)
-        self._weight_load(m, s, array, w_rd, ws_rd)
-        self._activation_rows(m, s, array, a_rd, as_rd)
-        fin = self._column_state(m, s, array)
+        self._weight_load(m, rc, s, array, w_rd, ws_rd)
+        self._activation_rows(m, rc, s, array, a_rd, as_rd)
+        fin = self._column_state(m, rc, s, array)
         # The last column writes the last row of the last pass: the GEMM is complete.
         rc.complete(fin, s.flushing.eq(0))
         return m
@@ -215,7 +221,7 @@ class WSEngine(EngineBase):
             s.o.eq(0),
             s.ld.eq(0), s.ld.exists.eq(1))
 
-    def _weight_load(self, m, s, array, w_rd, ws_rd):
+    def _weight_load(self, m, rc, s, array, w_rd, ws_rd):
         """The next pass's weights (and W scales) load during the last F cycles of the
         current pass (or the prologue), row F-1 first, so that every row's word arrives
         together over the pipelined per-column bus."""
@@ -231,16 +237,23 @@ class WSEngine(EngineBase):
         load_stage = data.StructLayout({
             "valid": 1, "row": unsigned(ws_load_layout(cfg).members["row"].width),
             "wsel": 1, "w_addr": unsigned(len(ld.w_base)),
-            "ws_addr": unsigned(len(ld.ws_base))})
+            "ws_addr": unsigned(len(ld.ws_base)), "scale_rd": 1})
         col0 = Signal(load_stage, name="col0")
+        # The W scale is used by the block-end unit of its row, when the pass ends a block.
+        end_row = Cat(*(lrow == r for r in cfg.ws_block_end_rows)).any()
         m.d.comb += [
             col0.valid.eq(loading & (ld.kb0 + (lrow << cfg.log2_m_group) < s.kpad)),
             col0.row.eq(lrow), col0.wsel.eq(ld.parity),
             col0.w_addr.eq(ld.w_base + ld.g0 + lrow),
             col0.ws_addr.eq(ld.ws_base + ld.b0
                             + (lrow // gpb if not cfg.ws_carry_exact else 0)),
+            col0.scale_rd.eq(col0.valid & end_row & self._ends_block(ld)),
         ]
-        for c, stage in enumerate(skew_chain(m, col0, cfg.cols, "load_skew")):
+        stages = list(skew_chain(m, col0, cfg.cols, "load_skew"))
+        rc.count_access("cnt_rd_w", [st.valid for st in stages])
+        if cfg.scaled:
+            rc.count_access("cnt_rd_ws", [st.scale_rd for st in stages])
+        for c, stage in enumerate(stages):
             m.d.comb += w_rd[c].addr.eq(stage.w_addr)
             bus = array.load[c]
             late = Signal(load_stage, name=f"load_rd_{c}")   # waits for the buffer read
@@ -289,12 +302,15 @@ class WSEngine(EngineBase):
         return data.View(data.ArrayLayout(unsigned(width), len(ports)),
                          Cat(*(p.data for p in ports)))
 
-    def _activation_rows(self, m, s, array, a_rd, as_rd):
+    def _activation_rows(self, m, rc, s, array, a_rd, as_rd):
         """Array row r reads K-group ``fold*F + r`` of the activation row through the
         crossbar, ``schedule.row_delay(r)`` cycles after its issue (block-end delays added)."""
         cfg = self._config
         ends = cfg.ws_block_end_rows
         rows = self._row_skew(m, s)
+        rc.count_access("cnt_rd_a", [valid for _st, valid in rows])
+        if cfg.scaled:
+            rc.count_access("cnt_rd_as", [rows[r][1] & rows[r][0].bend for r in ends])
         self._bank_addresses(m, rows, a_rd, range(cfg.ws_fold_groups),
                              lambda r, st: st.a_addr + r)
         if cfg.scaled:
@@ -324,7 +340,7 @@ class WSEngine(EngineBase):
             elif cfg.scaled:
                 m.d.comb += array.a_scale[r].eq(0)
 
-    def _column_state(self, m, s, array):
+    def _column_state(self, m, rc, s, array):
         """Top and bottom of the columns: each column's accumulator memory carries the
         state of every activation row between passes; the last fold writes C.  Returns
         the completion condition (the last column's last write)."""
@@ -343,6 +359,11 @@ class WSEngine(EngineBase):
         bottom, inject = cfg.schedule.bottom_delay, cfg.schedule.inject_delay
         line = list(skew_chain(m, item0, bottom + C, "col_item"))
         state_bits = ws_state_layout(cfg).size
+        # A row's state is read back when it joins a pass after its tile's first fold.
+        rc.count_access("cnt_rd_acc", [line[inject + c - 1].valid & ~line[inject + c - 1].first
+                                       for c in range(C)])
+        rc.count_access("cnt_wr_acc", [line[bottom + c].valid for c in range(C)])
+        c_we = []
         c_rd = []
         for c in range(C):
             acc = Memory(shape=unsigned(state_bits), depth=cfg.ws_acc_depth, init=[])
@@ -358,7 +379,8 @@ class WSEngine(EngineBase):
             m.d.comb += [wp.en.eq(it.valid), wp.addr.eq(it.i),
                          wp.data.eq(array.bottom[c].as_value())]
             result = array.bottom[c].fp if cfg.scaled else array.bottom[c].acc
-            c_rd.append(self.c_lane(m, c, it.valid & it.last & (it.cv > c), it.c_addr,
-                                    result))
+            c_we.append(it.valid & it.last & (it.cv > c))
+            c_rd.append(self.c_lane(m, c, c_we[-1], it.c_addr, result))
+        rc.count_access("cnt_wr_c", c_we)
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
         return line[bottom + C - 1].fin

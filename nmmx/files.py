@@ -11,11 +11,12 @@ Two promises, for every command:
 
 import contextlib
 import errno
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputError", "check_output_dir", "check_output_file", "atomic_write",
+__all__ = ["OutputError", "locked", "check_output_dir", "check_output_file", "atomic_write",
            "atomic_open", "atomic_files", "file_mode", "is_disk_full", "os_error_text"]
 
 #: Trees no output may be written into, whatever the permissions say.
@@ -276,3 +277,17 @@ def os_error_text(exc):
         return f"The disk is full: could not write{where}"
     reason = exc.strerror or type(exc).__name__
     return f"{reason[:1].upper()}{reason[1:]}:{where}" if where else f"{reason}"
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive ``flock`` on ``path`` (created, with its parents) for the block:
+    one process at a time builds what several would otherwise race for."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -15,7 +15,8 @@ from dataclasses import fields
 from golden.config import Config, parse_sparsity
 from golden.formats import FORMATS
 
-__all__ = ["add_config_flags", "add_bus_flag", "BUSES", "configs_from_args", "config_from_args", "UsageError",
+__all__ = ["add_config_flags", "add_bus_flag", "BUSES", "configs_from_args", "config_from_args",
+           "refuse_modes", "UsageError",
            "run_cli", "cli_main", "Interrupted", "INTERRUPTED", "list_formats_text",
            "ArgumentParser", "parse_shape", "shape_label", "whole_number", "parse_seed"]
 
@@ -33,7 +34,16 @@ _HELP = {
     "m_max": "largest GEMM M the engine buffers hold",
     "k_max": "largest GEMM K the engine buffers hold",
     "n_max": "largest GEMM N the engine buffers hold",
+    "tile_skip": "skip weight tiles whose stored values are all zero (output stationary): "
+                 "on or off",
+    "modes": "run-time modes of one unified engine, comma-separated, each FORMAT@N:M or "
+             "A_FORMAT/W_FORMAT@N:M, p after M for pair sparsity (e.g. "
+             "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p); they set the formats and "
+             "sparsity",
 }
+
+#: The words of an on/off flag (a bool field of Config).
+_SWITCH = {"on": True, "off": False}
 
 
 def parse_shape(text):
@@ -91,21 +101,50 @@ def _parse_int(flag):
     return parse
 
 
+def _parse_switch(flag):
+    def parse(text):
+        word = text.strip().lower()
+        if word not in _SWITCH:
+            raise UsageError(f"{flag} must be on or off, not {text!r}")
+        return _SWITCH[word]
+    return parse
+
+
+def _shown(value):
+    """A default as its flag text."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return f"{value[0]}:{value[1]}"
+    return value
+
+
 def _parser_for(f):
     flag = "--" + f.name.replace("_", "-")
     if f.name == "sparsity":
         return lambda t: parse_sparsity(t.strip())
+    if isinstance(getattr(_DEFAULT, f.name), bool):
+        return _parse_switch(flag)
     if isinstance(getattr(_DEFAULT, f.name), int):
         return _parse_int(flag)
     return lambda t: t.strip()
 
 
+#: Config fields without a flag in sweeps (``multi=True``): a list of mode lists would
+#: need a second separator; their value in the parsed namespace is None.
+_NO_MULTI_FLAG = ("modes",)
+
+
 def add_config_flags(parser, *, multi=False):
     """Add one flag per :class:`Config` field (plus ``--format`` and ``--list-formats``)."""
     group = parser.add_argument_group("engine configuration")
+    if multi:
+        parser.set_defaults(**{name: None for name in _NO_MULTI_FLAG})
     for f in fields(Config):
-        default = getattr(_DEFAULT, f.name)
-        shown = f"{default[0]}:{default[1]}" if f.name == "sparsity" else default
+        if multi and f.name in _NO_MULTI_FLAG:
+            continue
+        shown = ("none: a fixed engine" if f.name == "modes"
+                 else _shown(getattr(_DEFAULT, f.name)))
         help_ = _HELP[f.name] + (" (comma-separated list)" if multi else "")
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                            metavar="LIST" if multi else f.name.upper().replace("_", "-"),
@@ -210,6 +249,15 @@ def configs_from_args(args, *, multi=False):
 
 def config_from_args(args):
     return configs_from_args(args, multi=False)[0]
+
+
+def refuse_modes(config, prog):
+    """Raise :class:`UsageError` when ``config`` has several modes and the command
+    ``prog`` runs fixed engines only."""
+    if config.unified:
+        raise UsageError(f"{prog} runs fixed engines only in this release, not one with "
+                         f"{len(config.modes)} modes")
+    return config
 
 
 class Interrupted(KeyboardInterrupt):

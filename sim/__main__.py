@@ -1,8 +1,10 @@
 """``python -m sim``: simulate one GEMM on a generated engine, bit-exact against golden.
 
 Prints one summary (PASS/FAIL, mismatches, cycles against the model, utilization,
-dense-equivalent MACs per cycle, simulation speed, build time).  Exit status: 0 when every
-output matches and the cycle count equals the model, 1 otherwise, 2 on bad arguments.
+dense-equivalent MACs per cycle, simulation speed, build time, buffer accesses and their
+energy per GEMM).  Exit status: 0 when every output matches and every counter (cycles,
+issued slots, stalls, tiles, buffer accesses) equals the model, 1 otherwise, 2 on bad
+arguments.
 """
 
 import json
@@ -42,6 +44,9 @@ def _parser():
     g.add_argument("--seed", default="0", help="stimulus seed [default: 0]")
     g.add_argument("--data", default="gaussian", choices=list(DATA_CLASSES),
                    help="stimulus class [default: gaussian]")
+    g.add_argument("--mode", default=None, metavar="SPEC",
+                   help="run one of the --modes (e.g. mxfp4_e2m1@4:4) [default: each mode "
+                        "in turn, then a sequence of GEMMs that switches modes]")
     g.add_argument("--waves", action="store_true",
                    help="record waves (also WAVES=1): FST, or VCD where the lz4 headers "
                         "are missing; the summary names the file")
@@ -57,7 +62,7 @@ def _parser():
 def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
-    from .run import REPORT_KEYS, format_report, load_replay, simulate_cases, Case
+    from .run import format_report, load_replay, simulate_cases, Case
     if args.json is not None:
         # Checked before the simulation; a missing directory is created (as gen -o does).
         check_output_file(args.json, what="--json file")
@@ -75,17 +80,96 @@ def main(argv=None):
             raise UsageError(f"GEMM K={k} does not fit this engine (k_max={config.k_max}); "
                              f"K is never split across runs")
         case = Case(m, k, n, data=args.data, seed=seed)
+    if args.mode is not None and not args.replay:
+        try:
+            mode = config.mode(args.mode).all_modes[0]
+        except ValueError as e:
+            raise UsageError(f"--mode: {e}") from None
+    if config.unified and not args.replay:
+        return _main_modes(config, case, args)
     report = simulate_cases(config, [case], waves=args.waves, verbose=args.verbose)[0]
     print(format_report(report))
     if args.json:
-        out = {key: report[key] for key in REPORT_KEYS}
-        out.update({key: report[key] for key in ("data", "gemm", "stall_cycles", "tiles",
-                                                 "cycles_match_model") if key in report})
-        for key in ("replay", "waves"):
-            if key in report:
-                out[key] = report[key]
-        atomic_write(args.json, json.dumps(out, indent=1))
+        atomic_write(args.json, json.dumps(_json_entry(report), indent=1))
     return 0 if report["passed"] else 1
+
+
+def _json_entry(report):
+    from .run import REPORT_KEYS
+    out = {key: report[key] for key in REPORT_KEYS}
+    out.update({key: report[key] for key in ("mode", "data", "gemm", "stall_cycles", "tiles",
+                                             "skipped_tiles", "cycles_match_model")
+                if key in report})
+    for key in ("replay", "waves"):
+        if key in report:
+            out[key] = report[key]
+    return out
+
+
+def switching_sequence(config):
+    """The modes of the switching sequence that follows the per-mode runs (which end in
+    the last mode): an Eulerian circuit of the complete directed graph of the modes from
+    the last mode, so every GEMM switches and every ordered pair of modes switches once
+    (``n*(n-1)`` GEMMs)."""
+    modes = list(config.modes)
+    n = len(modes)
+    unused = {i: [j for j in range(n) if j != i] for i in range(n)}
+    stack, circuit = [n - 1], []
+    while stack:
+        v = stack[-1]
+        if unused[v]:
+            stack.append(unused[v].pop(0))
+        else:
+            circuit.append(stack.pop())
+    return [modes[i] for i in circuit[::-1][1:]]
+
+
+def _main_modes(config, case, args):
+    """A unified engine: one mode (``--mode``), or each mode in turn and then the
+    switching sequence, all in one simulator run (no reset between GEMMs)."""
+    from .run import Case, format_report, simulate_cases
+    if args.mode is not None:
+        per_mode = [config.mode(args.mode).all_modes[0]]
+        sequence = []
+    else:
+        per_mode, sequence = list(config.modes), switching_sequence(config)
+    cases = [Case(case.m, case.k, case.n, data=case.data, seed=case.seed, mode=x)
+             for x in per_mode]
+    # The sequence runs smaller GEMMs (a quarter of K, at least one block) with new seeds.
+    k_seq = min(case.k, max(config.block_size, case.k // 4))
+    cases += [Case(case.m, k_seq, case.n, data=case.data, seed=case.seed + 1 + i, mode=x)
+              for i, x in enumerate(sequence)]
+    reports = simulate_cases(config, cases, waves=args.waves, verbose=args.verbose)
+    for r in reports[:len(per_mode)]:
+        print(format_report(r))
+    seq = reports[len(per_mode):]
+    if seq:
+        cycles = sum(r["cycles"] for r in seq)
+        model = config.schedule.sequence_cycles(
+            [(r["mode"], *r["gemm"]) for r in seq])
+        ok = all(r["passed"] for r in seq) and cycles == model
+        print(f"{'PASS' if ok else 'FAIL'}  switching sequence  "
+              + " -> ".join(r["mode"] for r in seq)
+              + f"  gemm {case.m}x{k_seq}x{case.n} each, no reset")
+        print(f"  outputs     {sum(r['outputs'] for r in seq)} compared bit for bit, "
+              f"{sum(r['mismatches'] for r in seq)} mismatches")
+        print(f"  cycles      {cycles} (model {model} = the sum of each GEMM's own mode, "
+              f"{'MATCH' if cycles == model else 'MISMATCH'}; a switch costs "
+              f"{config.schedule.switch_cost} cycles beyond the fill and drain every GEMM pays)")
+        for r in seq:
+            if r.get("replay"):
+                print(f"  replay      python -m sim --replay {r['replay']}")
+    passed = all(r["passed"] for r in reports)
+    if args.json:
+        out = {"passed": passed, "config": config.to_dict(),
+               "modes": {r["mode"]: _json_entry(r) for r in reports[:len(per_mode)]}}
+        if seq:
+            out["switching"] = {
+                "passed": all(r["passed"] for r in seq), "cycles": cycles,
+                "model_cycles": model, "switch_cost": config.schedule.switch_cost,
+                "runs": [_json_entry(r) for r in seq]}
+        atomic_write(args.json, json.dumps(out, indent=1))
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import sys
 import tempfile
 import time
 
-from nmmx.flags import ArgumentParser, UsageError, add_config_flags, config_from_args, run_cli
+from nmmx.flags import (ArgumentParser, UsageError, add_config_flags, config_from_args,
+                        refuse_modes, run_cli)
 from golden.config import Config
 from nmmx.files import atomic_write
 
@@ -147,7 +148,7 @@ def main(argv=None):
                    help="longest acceptable generation in seconds [20]")
     p.add_argument("--json", default=None, metavar="FILE", help="write the figures as JSON")
     args = p.parse_args(argv)
-    config = config_from_args(args)
+    config = refuse_modes(config_from_args(args), "python -m sim.bench")
     gemm = parse_gemm(args.gemm) if args.gemm else (config.m_max, config.k_max, config.n_max)
     try:
         config.check_gemm(*gemm)

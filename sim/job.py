@@ -57,6 +57,8 @@ class Job:
         The words as little-endian 64-bit limbs (:func:`limbs`).
     expect : numpy.ndarray of uint32, shape [m, n]
         Golden result bit patterns.
+    mode : int
+        Value of a unified engine's ``mode`` input for the run (0 otherwise).
     """
 
     shape: tuple
@@ -66,6 +68,7 @@ class Job:
     addr: np.ndarray
     data: np.ndarray
     expect: np.ndarray
+    mode: int = 0
 
     _ARRAYS = ("sel", "bank", "addr", "data", "expect")
 
@@ -111,6 +114,7 @@ class SimInput:
         for j, job in enumerate(self.jobs):
             arrays[f"j{j}_shape"] = np.array(job.shape, np.int64)
             arrays[f"j{j}_limit"] = job.limit
+            arrays[f"j{j}_mode"] = job.mode
             arrays.update({f"j{j}_{key}": getattr(job, key) for key in Job._ARRAYS})
         with atomic_open(path, "wb") as f:
             np.savez(f, **arrays)
@@ -119,7 +123,7 @@ class SimInput:
     def load(cls, path):
         with np.load(path, allow_pickle=False) as f:
             jobs = tuple(Job(shape=tuple(int(v) for v in f[f"j{j}_shape"]),
-                             limit=int(f[f"j{j}_limit"]),
+                             limit=int(f[f"j{j}_limit"]), mode=int(f[f"j{j}_mode"]),
                              **{key: f[f"j{j}_{key}"] for key in Job._ARRAYS})
                          for j in range(int(f["jobs"])))
             return cls(config=Config.from_dict(json.loads(str(f["config"]))),

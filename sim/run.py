@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from golden import counters as counter_table
 from golden.config import Config
 from golden.gemm import EncodedOperands, gemm_encoded
-from golden.pack import pack_operands
+from golden.pack import WrSel, pack_operands
+from golden.skip import skip_tiles, weight_tile_mask
 from nmmx.files import atomic_open, atomic_write
 
-from hw.host import COUNTERS
+from hw.registry import hardware
+from synth.memory import gemm_energy
 
 from .build import build_model, build_root, run_cocotb
 from .job import Job, SimInput, SimOutput, limbs
@@ -38,7 +41,9 @@ REPORT_KEYS = ("passed", "mismatches", "outputs", "cycles", "model_cycles",
                "scalesim_cycles", "issued_macs", "utilization", "useful_utilization",
                "effective_macs_per_cycle",
                "peak_macs_per_cycle", "sim_cycles_per_second", "build_seconds", "seed",
-               "config")
+               "config", "counters", "model_counters", "counters_match_model",
+               "host_writes_match_model", "buffer_accesses", "buffer_access_source",
+               "buffer_energy", "buffer_pj_per_mac")
 
 
 class Case:
@@ -53,11 +58,19 @@ class Case:
     seed : int
     enc : golden.gemm.EncodedOperands, optional
         Operands to use instead of generating them (replay).
+    mode : golden.config.Mode or str, optional
+        The mode of the GEMM on a unified engine (required there; ``None`` otherwise).
     """
 
-    def __init__(self, m, k, n, *, data="gaussian", seed=0, enc=None):
+    def __init__(self, m, k, n, *, data="gaussian", seed=0, enc=None, mode=None):
         self.m, self.k, self.n = m, k, n
-        self.data, self.seed, self.enc = data, seed, enc
+        self.data, self.seed, self.enc, self.mode = data, seed, enc, mode
+
+
+def _one(config, case):
+    """The one-mode config a case runs in: ``config.mode(case.mode)`` on a unified
+    engine (its golden result, cycle model and slots), else ``config``."""
+    return config.mode(case.mode) if config.unified else config
 
 
 def _check_case(config, case):
@@ -72,6 +85,11 @@ def _check_case(config, case):
     if case.data not in DATA_CLASSES:
         raise ValueError(f"Stimulus class must be one of {', '.join(DATA_CLASSES)}, "
                          f"not {case.data!r}")
+    if config.unified and case.mode is None:
+        raise ValueError(f"A GEMM on an engine with several modes needs its mode, one of "
+                         f"{', '.join(x.spec for x in config.modes)}")
+    if case.mode is not None:
+        config.mode(case.mode)
 
 
 # -- generation and build ----------------------------------------------------------------
@@ -158,16 +176,23 @@ def _cycle_limit(config, m, k, n):
 
 
 def _plan(config, case):
-    """Encoded operands, golden result and per-run jobs of one case."""
+    """Encoded operands, golden result and per-run jobs of one case: ``(i0, i1, j0, j1,
+    operands, skip)``, with ``skip`` the run's weight-tile mask (``tile_skip``; else
+    None), whose skipped outputs the expected result has as zero (:mod:`golden.skip`)."""
+    one = _one(config, case)
     enc = case.enc if case.enc is not None else make_operands(
-        config, case.m, case.k, case.n, case.data, case.seed)
-    expect = gemm_encoded(enc, config)
+        one, case.m, case.k, case.n, case.data, case.seed)
+    expect = gemm_encoded(enc, one)
     jobs = []
     for i0 in range(0, case.m, config.m_max):
         i1 = min(case.m, i0 + config.m_max)
         for j0 in range(0, case.n, config.n_max):
             j1 = min(case.n, j0 + config.n_max)
-            jobs.append((i0, i1, j0, j1, _sub(enc, config, i0, i1, j0, j1)))
+            sub, skip = _sub(enc, config, i0, i1, j0, j1), None
+            if config.tile_skip:
+                skip = tuple(bool(s) for s in weight_tile_mask(config, sub))
+                expect[i0:i1, j0:j1] = skip_tiles(config, sub, expect[i0:i1, j0:j1])
+            jobs.append((i0, i1, j0, j1, sub, skip))
     return enc, expect, jobs
 
 
@@ -206,12 +231,17 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     model, verilog_path, top = engine_model(config, waves=waves, hdl_clock=hdl_clock,
                                             public=public)
     plans = [_plan(config, case) for case in cases]
-    jobs = []
-    for _enc, expect, plan in plans:
-        for (i0, i1, j0, j1, sub) in plan:
-            w = pack_operands(config, sub)
-            jobs.append(Job(shape=(sub.m, sub.k, sub.n),
-                            limit=_cycle_limit(config, sub.m, sub.k, sub.n),
+    jobs, host_writes = [], []
+    for case, (_enc, expect, plan) in zip(cases, plans):
+        one = _one(config, case)
+        mode = config.mode_index(case.mode) if config.unified else 0
+        for (i0, i1, j0, j1, sub, _skip) in plan:
+            w = pack_operands(config, sub, case.mode if config.unified else None)
+            # The words the testbench writes into each buffer (one per wr_en cycle).
+            host_writes.append({name: int((w.sel == WrSel.of(name)).sum())
+                                for name in config.host_buffers if name != "c"})
+            jobs.append(Job(shape=(sub.m, sub.k, sub.n), mode=mode,
+                            limit=_cycle_limit(one, sub.m, sub.k, sub.n),
                             sel=w.sel.astype(np.int64), bank=w.bank, addr=w.addr,
                             data=limbs(w.data, config.wr_data_bits),
                             expect=np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)))
@@ -219,7 +249,8 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
     io_dir.mkdir(exist_ok=True)
     stem = f"{os.getpid()}_{time.time_ns()}"
     src, dst = io_dir / f"{stem}_in.npz", io_dir / f"{stem}_out.npz"
-    SimInput(config=config, hdl_clock=bool(hdl_clock), counters=COUNTERS,
+    names = counter_table.names(config)
+    SimInput(config=config, hdl_clock=bool(hdl_clock), counters=names,
              jobs=tuple(jobs)).save(src)
     t0 = time.perf_counter()
     run_dir, _ok = run_cocotb(model, "sim.tb", verbose=verbose,
@@ -239,19 +270,25 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
         got = np.zeros((case.m, case.n), np.uint32)
         runs = []
         hung = False
-        for (i0, i1, j0, j1, sub) in jobs:
+        for (i0, i1, j0, j1, sub, skip) in jobs:
             if j >= len(results):
                 # The engine hung (or an earlier job did): no results for this run.
                 hung = True
                 got[i0:i1, j0:j1] = ~np.ascontiguousarray(expect[i0:i1, j0:j1]).view(np.uint32)
-                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": [0, 0, 0, 0],
+                runs.append({"shape": (sub.m, sub.k, sub.n),
+                             "counters": {name: 0 for name in names},
+                             "host_writes": host_writes[j],
                              "seconds": 0.0, "sim_cycles": 0, "load_seconds": 0.0})
             else:
                 res = results[j]
                 got[i0:i1, j0:j1] = res.c
-                runs.append({"shape": (sub.m, sub.k, sub.n), "counters": list(res.counters),
+                runs.append({"shape": (sub.m, sub.k, sub.n),
+                             "counters": dict(zip(names, (int(v) for v in res.counters))),
+                             "host_writes": host_writes[j],
                              "seconds": res.seconds, "sim_cycles": res.sim_cycles,
                              "load_seconds": res.load_seconds})
+            if skip is not None:
+                runs[-1]["skip"] = list(skip)
             j += 1
         report = _report(config, case, enc, expect, got, runs, model, wall)
         report["hung"] = hung
@@ -275,7 +312,7 @@ def simulate_cases(config, cases, *, waves=False, hdl_clock=True, public=None,
 
 
 def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock=True,
-             public=None, verbose=False, enc=None):
+             public=None, verbose=False, enc=None, mode=None):
     """Simulate one ``m x k x n`` GEMM on ``config``'s engine; return its report.
 
     Parameters
@@ -294,6 +331,8 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
         See :func:`simulate_cases`.
     enc : golden.gemm.EncodedOperands, optional
         Use these operands instead of generating them.
+    mode : golden.config.Mode or str, optional
+        The GEMM's mode on a unified engine (then required).
 
     Returns
     -------
@@ -301,15 +340,21 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
         :data:`REPORT_KEYS` plus ``data``, ``gemm``, ``stall_cycles``, ``tiles``, ``runs``,
         ``cycles_match_model``, ``build_cached``, ``c_bits`` (the engine's C as uint32
         bit patterns, shape (m, n)); ``run_dir`` (logs) and ``replay`` on
-        failure, ``run_dir`` and ``waves`` with waves.  ``passed`` requires every output bit-exact and
-        ``cycles == model_cycles``.
+        failure, ``run_dir`` and ``waves`` with waves.  ``counters`` holds every
+        counter of :func:`golden.counters.names` summed over the runs, ``buffer_accesses``
+        and ``buffer_energy`` the GEMM's buffer word accesses and their energy in pJ
+        (:func:`synth.memory.gemm_energy`, CACTI 7 at 45 nm), ``buffer_pj_per_mac`` that
+        energy over the GEMM's ``M * K * N`` dense-equivalent MACs.  ``passed`` requires every
+        output bit-exact, every counter equal to :func:`golden.counters.expected` (the
+        cycle and buffer-access model) and the testbench's buffer writes equal to the
+        model's host writes.
 
     Raises
     ------
     TypeError, ValueError
         Bad shape or stimulus class, or K above ``k_max``.
     """
-    return simulate_cases(config, [Case(m, k, n, data=data, seed=seed, enc=enc)],
+    return simulate_cases(config, [Case(m, k, n, data=data, seed=seed, enc=enc, mode=mode)],
                           waves=waves, hdl_clock=hdl_clock, public=public,
                           verbose=verbose)[0]
 
@@ -317,17 +362,26 @@ def simulate(config, m, k, n, *, seed=0, data="gaussian", waves=False, hdl_clock
 # -- reports -----------------------------------------------------------------------------
 
 def _report(config, case, enc, expect, got, runs, model, wall):
+    engine_config, config = config, _one(config, case)
     exp_bits = np.ascontiguousarray(expect).view(np.uint32)
     mismatches = int((exp_bits != got).sum())
-    cnt = np.array([r["counters"] for r in runs], np.int64)
-    cycles, issued, stall, tiles = (int(v) for v in cnt.sum(axis=0))
-    model_cycles = sum(config.schedule.cycles(*r["shape"]) for r in runs)
+    sched = engine_config.schedule.mode(case.mode) if engine_config.unified else None
+    counts = _counter_report(config, runs, engine_config, schedule=sched)
+    cycles, issued, stall, tiles = (counts["counters"][name]
+                                    for name in counter_table.RUN_COUNTERS)
+    model_cycles = counts["model_counters"]["cnt_cycles"]
     scalesim = sum(config.schedule.scalesim_cycles(*r["shape"]) for r in runs)
     compute_s = sum(r["seconds"] for r in runs)
     sim_cycles = sum(r["sim_cycles"] for r in runs)
     slots = config.multiplier_slots
-    return {
-        "passed": mismatches == 0 and cycles == model_cycles,
+    extra = {}
+    if config.tile_skip:
+        # Output tiles skipped: every tile row of a run repeats its weight-tile mask.
+        extra["skipped_tiles"] = sum(-(-r["shape"][0] // config.rows) * sum(r["skip"])
+                                     for r in runs)
+    return {**extra,
+        "passed": (mismatches == 0 and counts["counters_match_model"]
+                   and counts["host_writes_match_model"]),
         "mismatches": mismatches,
         "outputs": int(exp_bits.size),
         "cycles": cycles,
@@ -344,7 +398,8 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "sim_cycles_per_second": sim_cycles / compute_s if compute_s else 0.0,
         "build_seconds": model.build_seconds,
         "seed": case.seed,
-        "config": config.to_dict(),
+        "config": engine_config.to_dict(),
+        **({"mode": config.all_modes[0].spec} if engine_config.unified else {}),
         "data": case.data,
         "gemm": [case.m, case.k, case.n],
         "stall_cycles": stall,
@@ -356,15 +411,61 @@ def _report(config, case, enc, expect, got, runs, model, wall):
         "load_seconds": sum(r["load_seconds"] for r in runs),
         "wall_seconds": wall,
         "c_bits": got,
+        **counts,
+        "buffer_pj_per_mac": counts["buffer_energy"]["pj"] / (case.m * case.k * case.n),
     }
+
+
+def _counter_report(config, runs, engine_config=None, schedule=None):
+    """The counters of a GEMM's runs against the model, and its buffer accesses.
+
+    Returns ``counters`` and ``model_counters`` (name -> sum over the runs; every
+    counter of :func:`golden.counters.names`), ``counters_match_model``,
+    ``host_writes_match_model`` (the words the testbench wrote into each buffer against
+    the model's host writes), ``buffer_accesses`` (buffer -> reads, writes: the engine's
+    from its counters, the host's writes as written, the host's C reads from the model),
+    ``buffer_access_source`` (where each figure came from) and ``buffer_energy``
+    (:func:`synth.memory.gemm_energy` of those accesses).  ``config`` gives the model
+    (a unified engine's one-mode config), ``engine_config`` (default ``config``) the
+    buffers the energy is priced on; ``schedule`` (default ``config.schedule``) the
+    cycle model (a unified engine's mode: ``ModesSchedule.mode``, the unified latency).
+    """
+    sched = config.schedule if schedule is None else schedule
+    names = counter_table.names(config)
+    got = {name: sum(r["counters"][name] for r in runs) for name in names}
+    model = dict.fromkeys(names, 0)
+    accesses = {}
+    for r in runs:
+        for name, v in counter_table.expected(config, *r["shape"], r.get("skip"),
+                                              schedule=sched).items():
+            model[name] += v
+        for buf, acc in sched.buffer_accesses(*r["shape"], r.get("skip")).items():
+            for kind, v in acc.items():
+                accesses.setdefault(buf, {"reads": 0, "writes": 0})[kind] += v
+    model_host = {buf: accesses[buf]["writes"] for buf in runs[0]["host_writes"]}
+    host = {buf: sum(r["host_writes"][buf] for r in runs) for buf in model_host}
+    source = {buf: {"reads": "model", "writes": "model"} for buf in accesses}
+    for buf, words in host.items():
+        accesses[buf]["writes"], source[buf]["writes"] = words, "host writes"
+    source["c"]["reads"] = "model (host C reads)"
+    for name in counter_table.access_names(config):
+        buf, kind = counter_table.ACCESS_COUNTERS[name]
+        accesses[buf][kind], source[buf][kind] = got[name], name
+    engine_config = config if engine_config is None else engine_config
+    buffers = hardware(engine_config).engine.buffers_of(engine_config)
+    return {"counters": got, "model_counters": model, "counters_match_model": got == model,
+            "host_writes_match_model": host == model_host, "buffer_accesses": accesses,
+            "buffer_access_source": source, "buffer_energy": gemm_energy(buffers, accesses)}
 
 
 def format_report(r):
     """One readable summary of a :func:`simulate` report."""
-    cfg = Config.from_dict(r["config"])
+    engine = Config.from_dict(r["config"])
+    cfg = engine.mode(r["mode"]) if "mode" in r else engine
     m, k, n = r["gemm"]
+    mode = f"  mode {r['mode']}" if "mode" in r else ""
     lines = [
-        f"{'PASS' if r['passed'] else 'FAIL'}  {cfg.name}  gemm {m}x{k}x{n}  "
+        f"{'PASS' if r['passed'] else 'FAIL'}  {engine.name}{mode}  gemm {m}x{k}x{n}  "
         f"data={r['data']} seed={r['seed']}",
         f"  outputs     {r['outputs']} compared bit for bit, {r['mismatches']} mismatches",
         f"  cycles      {r['cycles']} (model {r['model_cycles']}"
@@ -382,6 +483,17 @@ def format_report(r):
         f"  build       {r['build_seconds']:.2f} s "
         f"({'cached, cold build took %.1f s' % r['cold_build_seconds'] if r['build_cached'] else 'cold'})",
     ]
+    if "skipped_tiles" in r:
+        lines.append(f"  tile skip   {r['skipped_tiles']} of {r['tiles']} output tiles "
+                     f"skipped (all-zero weight tiles)")
+    e = r["buffer_energy"]
+    lines.append(f"  buffers     {e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per "
+                 f"dense-equivalent MAC ({e['model']}, {e['node_nm']} nm; "
+                 + ", ".join(f"{name} {acc['reads']} rd {acc['writes']} wr"
+                             for name, acc in r["buffer_accesses"].items()) + ")")
+    lines.append(f"  counters    {len(r['counters'])} "
+                 f"{'equal the model' if r['counters_match_model'] else 'DIFFER from the model'}"
+                 f"; host writes {'match' if r['host_writes_match_model'] else 'DIFFER'}")
     if r.get("waves"):
         lines.append(f"  waves       {r['waves']}")
     if r.get("replay"):
@@ -390,10 +502,12 @@ def format_report(r):
 
 
 def _mismatch_text(config, case, enc, expect, got, report):
+    engine_config, config = config, _one(config, case)
     exp_bits = np.ascontiguousarray(expect).view(np.uint32)
     bad = np.argwhere(exp_bits != got)
-    lines = [f"MISMATCH seed={case.seed} data={case.data} gemm={case.m}x{case.k}x{case.n} "
-             f"config={json.dumps(config.to_dict())}"]
+    mode = f" mode={case.mode}" if engine_config.unified else ""
+    lines = [f"MISMATCH seed={case.seed} data={case.data} gemm={case.m}x{case.k}x{case.n}"
+             f"{mode} config={json.dumps(engine_config.to_dict())}"]
     if report["mismatches"]:
         i, j = (int(v) for v in bad[0])
         _, terms = gemm_encoded(enc, config, terms=True)
@@ -407,9 +521,12 @@ def _mismatch_text(config, case, enc, expect, got, report):
     if report.get("hung"):
         lines.append("  done never rose within 2 * config.schedule.cycles + 1000 cycles; outputs "
                      "of the hung runs count as mismatches")
-    if not report["cycles_match_model"]:
-        lines.append(f"  cnt_cycles {report['cycles']} != config.schedule.cycles "
-                     f"{report['model_cycles']}")
+    for name, v in report["counters"].items():
+        if v != report["model_counters"][name]:
+            lines.append(f"  {name} {v} != model {report['model_counters'][name]} "
+                         f"(golden.counters.expected)")
+    if not report["host_writes_match_model"]:
+        lines.append("  the testbench's buffer writes differ from the model's host writes")
     lines.append(f"  reproduce: python -m sim --replay {report['replay']}")
     return "\n".join(lines)
 
@@ -424,7 +541,8 @@ def _write_replay(config, case, enc, run_dir):
 
 
 def _savez_replay(f, config, case, enc):
-    np.savez(f, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed,
+    mode = {"mode": str(case.mode)} if config.unified else {}
+    np.savez(f, config=json.dumps(config.to_dict()), data=case.data, seed=case.seed, **mode,
              shape=np.array([enc.m, enc.k, enc.n], np.int64), a_codes=enc.a_codes,
              a_scales=enc.a_scales, w_values=enc.w_values, w_indices=enc.w_indices,
              w_scales=enc.w_scales)
@@ -513,14 +631,24 @@ def load_replay(path):
     if seed.shape != () or seed.dtype.kind not in "iu" or int(seed) < 0:
         raise ValueError(f"Replay file {shown} must store the seed as a whole number "
                          f"at least 0, not {seed.tolist()!r}")
+    mode = None
+    if config.unified:
+        text = arrays.get("mode")
+        try:
+            if text is None or text.shape != () or text.dtype.kind != "U":
+                raise ValueError("no mode entry")
+            mode = config.mode(str(text)).all_modes[0]
+        except ValueError as e:
+            raise ValueError(f"Replay file {shown} has an engine with several modes but "
+                             f"no valid mode of the GEMM ({e})") from None
     enc = EncodedOperands(**{name: arrays[name] for name in _REPLAY_OPERANDS},
                           m=m, k=k, n=n)
     try:
-        enc.validate(config)
+        enc.validate(config.mode(mode) if mode is not None else config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Replay file {shown} holds operands that do not fit its config "
                          f"({e})") from None
-    return config, Case(m, k, n, data=str(data), seed=int(seed), enc=enc)
+    return config, Case(m, k, n, data=str(data), seed=int(seed), enc=enc, mode=mode)
 
 
 def replay(path, **kwargs):

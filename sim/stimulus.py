@@ -17,7 +17,7 @@ import numpy as np
 from golden.gemm import encode_operands
 from golden.quant import SCALE_BIAS, SCALE_NAN
 
-__all__ = ["DATA_CLASSES", "make_operands", "applicable_classes"]
+__all__ = ["DATA_CLASSES", "ENERGY_CLASSES", "make_operands", "applicable_classes"]
 
 _SCALE_BIAS = SCALE_BIAS
 _SCALE_NAN = SCALE_NAN
@@ -231,12 +231,41 @@ def _indices(config, enc, rng):
     """Random metadata indices: duplicates and any order inside a group (sparse only)."""
     if config.dense:
         return
+    if config.pair_sparse:
+        # Pair sparsity stores whole pairs (2q, 2q+1): duplicate and unsorted pairs.
+        g, n_keep, n = enc.w_indices.shape
+        q = rng.integers(0, config.m_group // 2, size=(g, n_keep // 2, n))
+        q[0, 1] = q[0, 0]
+        q[-1, 0], q[-1, 1] = config.m_group // 2 - 1, 0
+        enc.w_indices[:, 0::2] = 2 * q
+        enc.w_indices[:, 1::2] = 2 * q + 1
+        return
     enc.w_indices[:] = rng.integers(0, config.m_group, size=enc.w_indices.shape)
     # Force at least one duplicate and one descending pair where there are two slots.
     if config.n_keep >= 2:
         enc.w_indices[0, 1] = enc.w_indices[0, 0]
         enc.w_indices[-1, 0] = config.m_group - 1
         enc.w_indices[-1, 1] = 0
+
+
+def _zero_tiles(fraction):
+    """An editor that sets every stored weight value of ``fraction`` of the weight tiles
+    of each engine run to code 0 (``tile_skip`` skips them): runs split N at ``n_max``
+    as :mod:`sim.run` does, a weight tile is C columns of a run, and the zero tiles are
+    ``round(fraction * tiles)`` of them, picked at random."""
+    def edit(config, enc, rng):
+        for j0 in range(0, enc.n, config.n_max):
+            width = min(config.n_max, enc.n - j0)
+            tiles = -(-width // config.cols)
+            for t in rng.permutation(tiles)[:round(fraction * tiles)]:
+                lo = j0 + int(t) * config.cols
+                enc.w_values[:, :, lo:min(j0 + width, lo + config.cols)] = 0
+    edit.__name__ = f"_zero_tiles_{round(100 * fraction)}"
+    return edit
+
+
+#: Percentages of all-zero weight tiles of the ``zerotiles<P>`` classes.
+ZERO_TILE_PERCENTS = (25, 50, 75, 100)
 
 
 def _zero_padding(config, enc):
@@ -248,6 +277,13 @@ def _zero_padding(config, enc):
 
 
 #: Every stimulus class: name -> (base values, code editors applied in order).
+def _half_zero(config, enc, rng):
+    """Half the activations zero (code 0, +0 in every format), at random positions:
+    the zero-heavy class of the energy study (``python -m synth --energy``)."""
+    enc.a_codes[rng.permutation(enc.a_codes.size).reshape(enc.a_codes.shape)
+                < enc.a_codes.size // 2] = 0
+
+
 DATA_CLASSES = {
     "gaussian": ("gaussian", ()),
     "heavy": ("heavy", ()),
@@ -260,12 +296,28 @@ DATA_CLASSES = {
     "special_codes": ("gaussian", (_special_codes,)),
     "indices": ("gaussian", (_indices,)),
     "specials": ("heavy", (_indices, _special_codes, _nan_scales)),
+    "halfzero": ("gaussian", (_half_zero,)),
 }
+# Coarse-grained sparsity (tile_skip): P% of each run's weight tiles all zero, over the
+# special codes and NaN scales, so that skipped tiles meet NaN and Inf activations.
+DATA_CLASSES.update({f"zerotiles{p}": ("gaussian", (_special_codes, _nan_scales,
+                                                    _zero_tiles(p / 100)))
+                     for p in ZERO_TILE_PERCENTS})
+
+#: Classes for the energy study only: they exercise no arithmetic the others miss, so
+#: :func:`applicable_classes` leaves them out of the regressions.
+ENERGY_CLASSES = ("halfzero",)
+
+#: Seed stream of each class: the classes before ``halfzero`` keep the streams they had
+#: (their sorted order), later classes follow, so adding one changes no other stimulus.
+_SEED_INDEX = {name: i for i, name in enumerate(
+    sorted(set(DATA_CLASSES) - {"halfzero"}) + ["halfzero"])}
 
 
 def applicable_classes(config):
     """The classes that exercise something for ``config`` (e.g. no NaN scales on int8,
-    no Inf codes on formats without them, no index edits on dense weights)."""
+    no Inf codes on formats without them, no index edits on dense weights, zero weight
+    tiles only with ``tile_skip``)."""
     out = ["gaussian", "heavy", "zeros", "saturate", "cancel"]
     if config.scaled:
         out += ["ties", "subnormal", "nan_scales"]
@@ -275,6 +327,8 @@ def applicable_classes(config):
         out.append("indices")
     if config.scaled:
         out.append("specials")
+    if config.tile_skip:
+        out += [f"zerotiles{p}" for p in ZERO_TILE_PERCENTS]
     return out
 
 
@@ -304,7 +358,7 @@ def make_operands(config, m, k, n, data="gaussian", seed=0):
         raise ValueError(f"Stimulus class must be one of {', '.join(DATA_CLASSES)}, "
                          f"not {data!r}")
     base, editors = DATA_CLASSES[data]
-    rng = np.random.default_rng([int(seed), sorted(DATA_CLASSES).index(data)])
+    rng = np.random.default_rng([int(seed), _SEED_INDEX[data]])
     a, w = _raw_values(config, m, k, n, rng, base)
     enc = _copy(encode_operands(a, w, config))
     for edit in editors:

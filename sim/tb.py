@@ -39,7 +39,9 @@ class TB:
     hdl_clock : bool
         ``clk`` is generated in HDL; otherwise a cocotb ``Clock`` drives it.
     counters : sequence of str
-        Counter outputs to read (``hw.host.COUNTERS``).
+        Counter outputs to read (:func:`golden.counters.names`).
+    modes : bool
+        The engine has a ``mode`` input (a unified engine).
 
     Members
     -------
@@ -48,8 +50,9 @@ class TB:
         Clock period in ns.
     """
 
-    def __init__(self, dut, *, hdl_clock, counters):
+    def __init__(self, dut, *, hdl_clock, counters, modes=False):
         self.dut = dut
+        self._modes = modes
         self._counters = [getattr(dut, name) for name in counters]
         self.period_ns = CLOCK_PERIOD_NS
         if not hdl_clock:
@@ -62,7 +65,7 @@ class TB:
         """Hold ``rst`` for two cycles with every input idle."""
         d = self.dut
         for name in ("wr_en", "wr_sel", "wr_bank", "wr_addr", "wr_data", "rd_addr",
-                     "start", "m", "k", "n"):
+                     "start", "m", "k", "n") + (("mode",) if self._modes else ()):
             getattr(d, name).value = 0
         d.rst.value = 1
         await ClockCycles(d.clk, 2)
@@ -91,7 +94,7 @@ class TB:
             await rise
         wr_en.value = 0
 
-    async def run(self, m, k, n, limit=None):
+    async def run(self, m, k, n, limit=None, mode=0):
         """Pulse ``start`` with shape ``m, k, n`` and wait for ``done``.
 
         Parameters
@@ -100,6 +103,8 @@ class TB:
         limit : int, optional
             Cycles to wait before giving up (raises ``cocotb.triggers.SimTimeoutError``);
             the wait is one timer, so it adds no per-cycle work.
+        mode : int
+            The ``mode`` input with ``start`` (unified engines).
 
         Returns
         -------
@@ -110,6 +115,8 @@ class TB:
         """
         d = self.dut
         d.m.value, d.k.value, d.n.value = m, k, n
+        if self._modes:
+            d.mode.value = mode
         d.start.value = 1
         await self._rise
         d.start.value = 0
@@ -150,7 +157,7 @@ async def engine_test(dut):
     """Run every job of ``$NMMX_SIM_IN``; compare; write ``$NMMX_SIM_OUT``."""
     src = SimInput.load(os.environ["NMMX_SIM_IN"])
     config = src.config
-    tb = TB(dut, hdl_clock=src.hdl_clock, counters=src.counters)
+    tb = TB(dut, hdl_clock=src.hdl_clock, counters=src.counters, modes=config.unified)
     await tb.reset()
     results, failed, hung = [], [], False
     for j, job in enumerate(src.jobs):
@@ -160,7 +167,7 @@ async def engine_test(dut):
                        words_from_limbs(job.data))
         load_s = time.perf_counter() - t0
         try:
-            seconds, cycles = await tb.run(m, k, n, job.limit)
+            seconds, cycles = await tb.run(m, k, n, job.limit, job.mode)
         except SimTimeoutError:
             # A hung engine stays hung: report this job and skip the rest.
             hung = True

@@ -18,6 +18,16 @@ module of the PE with OpenSTA instead (pre-layout, no wire load)::
 
     python -m synth --format mxfp8_e4m3 --liberty osu018 --clock-ps 4000 --json t.json
 
+With ``--top array|engine|soc`` it also gives that design's area in the library (the PEs
+as mapped there, the other logic and the buffers at the library's NAND2 area per GE;
+:func:`synth.timing.library_area`), under ``design`` in the JSON.
+
+With ``--energy`` (needs ``--liberty``) it reports the PE's energy per dense-equivalent
+MAC from gate-level activity on a ``python -m sim`` stimulus class (``--data``), plus the
+buffers' energy of one GEMM (``--gemm``), and TOPS/W (see ``docs/energy.md``)::
+
+    python -m synth --format mxfp4_e2m1 --liberty asap7 --energy --data halfzero
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
@@ -34,6 +44,7 @@ from synth.area import SRAM_GE_PER_BIT
 from synth.estimate import TOPS, estimate_area
 from synth.yosys import YosysError
 from synth.timing import timing_report
+from synth.energy_report import energy_report, format_energy
 
 __all__ = ["build_parser", "main", "format_table", "format_buffers"]
 
@@ -49,8 +60,10 @@ def build_parser():
                   "--compare-dataflows",
                   "    synthesizes both dataflows and prints them side by side"])
     add_config_flags(parser)
-    parser.add_argument("--top", choices=TOPS, default="engine",
-                        help="design level to synthesize [default: engine]")
+    parser.add_argument("--top", choices=TOPS, default=None,
+                        help="design level to synthesize [default: engine; with --liberty "
+                             "the PE and its units only, unless --top names a larger "
+                             "level, whose area is then given in the library too]")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the full report as JSON to FILE")
     parser.add_argument("--yosys", metavar="PATH", default=None,
@@ -66,33 +79,105 @@ def build_parser():
     parser.add_argument("--clock-ps", metavar="P", default=None,
                         help="target clock in ps for the timing-driven mapping (abc -D) "
                              "[default: 40 FO4 of the --liberty library; needs --liberty]")
+    # -- --energy (issue #14) ------------------------------------------------------------
+    parser.add_argument("--energy", action="store_true",
+                        help="energy per dense-equivalent MAC of the PE from gate-level "
+                             "activity, plus buffers, and TOPS/W (needs --liberty)")
+    parser.add_argument("--data", metavar="CLASS", default=None,
+                        help="stimulus class of python -m sim for --energy "
+                             "[default: gaussian]")
+    parser.add_argument("--gemm", metavar="MxKxN", default=None,
+                        help="GEMM whose stream drives the PE and whose buffer accesses "
+                             "are priced, for --energy [default: m_max x k_max x n_max]")
     return parser
 
 
+def check_energy_data(args, needs_energy=("data",)):
+    """The stimulus class of ``--energy`` (``None`` without it): ``--energy`` needs
+    ``--liberty``, ``--data`` must be a class of :data:`sim.stimulus.DATA_CLASSES`, and
+    each flag of ``needs_energy`` given without ``--energy`` is refused; raise
+    :class:`UsageError` with one sentence.  Shared with ``python -m dse --energy``."""
+    from sim.stimulus import DATA_CLASSES
+    if not args.energy:
+        for flag in needs_energy:
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} {getattr(args, flag)} needs --energy")
+        return None
+    if args.liberty is None:
+        raise UsageError("--energy needs --liberty (the generic cells.lib has no power data)")
+    data = args.data or "gaussian"
+    if data not in DATA_CLASSES:
+        raise UsageError(f"--data must be one of {', '.join(DATA_CLASSES)}, not {data!r}")
+    return data
+
+
+def check_energy_flags(args, config):
+    """``(data, gemm)`` of ``--energy``/``--data``/``--gemm`` (``None`` without
+    ``--energy``); raise :class:`UsageError` with one sentence."""
+    from nmmx.flags import parse_shape
+    data = check_energy_data(args, ("data", "gemm"))
+    if data is None:
+        return None
+    gemm = None
+    if args.gemm is not None:
+        try:
+            gemm = parse_shape(args.gemm)
+            config.check_gemm(*gemm)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return data, gemm
+
+
+def _energy(config, lib, clock, energy, args, out):
+    """``--energy``: the energy report; print (and write) it."""
+    from synth.sta import StaError
+    from synth.cellsim import SimError
+    data, gemm = energy
+    try:
+        report = energy_report(config, lib, clock, data=data, gemm=gemm, yosys=args.yosys)
+    except (YosysError, StaError, SimError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    report["design"] = config.name
+    print(format_energy(report))
+    if out is not None:
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+    # -- end of --energy ------------------------------------------------------------------
+
+
 def check_timing_flags(args):
+    """``(library, clock_ps)`` of ``args.liberty`` and ``args.clock_ps``
+    (:func:`check_library_flags`); ``--liberty`` with ``--compare-dataflows`` is refused
+    where ``args`` has that flag."""
+    if args.liberty is not None and getattr(args, "compare_dataflows", False):
+        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
+                         "once per --dataflow")
+    return check_library_flags(args.liberty, args.clock_ps)
+
+
+def check_library_flags(liberty, clock_ps, *, flag="--liberty"):
     """``(library, clock_ps)`` of ``--liberty``/``--clock-ps`` (``(None, None)`` without
     them); raise :class:`UsageError` with one sentence.  Reads the library (and finds
-    OpenSTA) before any work starts."""
+    OpenSTA) before any work starts.  The one check of these flags: ``python -m synth``,
+    ``python -m dse`` and ``python -m synth.table`` all call it."""
     from synth import nldm, sta
     clock = None
-    if args.clock_ps is not None:
+    if clock_ps is not None:
         try:
-            clock = float(args.clock_ps)
+            clock = float(clock_ps)
         except ValueError:
             clock = None
         if clock is None or not (0 < clock < float("inf")):
             raise UsageError(f"--clock-ps must be a positive number of ps, not "
-                             f"{args.clock_ps!r}")
-        if args.liberty is None:
-            raise UsageError(f"--clock-ps {args.clock_ps} needs --liberty (the generic "
+                             f"{clock_ps!r}")
+        if liberty is None:
+            raise UsageError(f"--clock-ps {clock_ps} needs {flag} (the generic "
                              "cells.lib has no timing)")
-    if args.liberty is None:
+    if liberty is None:
         return None, None
-    if args.compare_dataflows:
-        raise UsageError("--liberty times one dataflow; drop --compare-dataflows or run "
-                         "once per --dataflow")
     try:
-        lib = nldm.find_library(args.liberty)
+        lib = nldm.find_library(liberty)
         sta.sta_executable()
     except (nldm.LibraryError, sta.StaError) as e:
         raise UsageError(str(e)) from None
@@ -183,18 +268,28 @@ def check_yosys(path):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    if config.unified:
+        # The unified engine (issue 16, phase 1): area of the PE, array and engine only.
+        for flag, given in (("--top soc", args.top == "soc"),
+                            ("--compare-dataflows", args.compare_dataflows),
+                            ("--liberty", args.liberty is not None)):
+            if given:
+                raise UsageError(f"{flag} does not take an engine with several modes yet")
     if args.yosys is not None:
         check_yosys(args.yosys)
     lib, clock = check_timing_flags(args)
+    energy = check_energy_flags(args, config)
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")
+    if energy is not None:
+        return _energy(config, lib, clock, energy, args, out if args.json is not None else None)
     if lib is not None:
         return _timing(config, lib, clock, args, out if args.json is not None else None)
     if args.compare_dataflows:
         return _compare(config, args, out if args.json is not None else None)
     try:
-        report = estimate_area(config, top=args.top, yosys=args.yosys)
+        report = estimate_area(config, top=args.top or "engine", yosys=args.yosys)
     except ValueError as e:
         raise UsageError(str(e)) from None
     except YosysError as e:
@@ -211,13 +306,49 @@ def _timing(config, lib, clock, args, out):
     from synth.sta import StaError
     try:
         report = timing_report(config, lib, clock, yosys=args.yosys)
+        if args.top not in (None, "pe"):
+            report["design"] = design_area(config, args.top, report, yosys=args.yosys)
     except (YosysError, StaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_timing(report))
+    if "design" in report:
+        print(format_design_area(report))
     if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def design_area(config, top, report, *, yosys=None):
+    """``--liberty --top array|engine|soc``: the design's area in the library of the
+    timing ``report`` (:func:`synth.timing.library_area`: the PEs as mapped there, the
+    other logic and the buffers at the library's NAND2 area per GE), with the generic
+    GE figures it starts from."""
+    from synth.timing import library_area
+    area = estimate_area(config, top=top, yosys=yosys)
+    pe = report["modules"][next(iter(report["modules"]))]
+    out = library_area(area, config, pe["area_um2"], pe["ge_unit_um2"])
+    out.update(top=top, logic_ge=area["logic_ge"], buffer_ge=area["buffer_ge"],
+               total_ge=area["total_ge"], pe_area_um2=pe["area_um2"],
+               total_mm2=out["total_um2"] * 1e-6,
+               buffers="memory-model GE x the library's NAND2 area",
+               other_logic="generic GE x the library's NAND2 area")
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def format_design_area(report):
+    """The ``--top`` lines of a timing report: the design's area in the library."""
+    d, lib = report["design"], report["library"]
+    return "\n".join([
+        "", f"{d['top']} in {lib} ({report['label']}):",
+        f"  PEs            {d['pes']:>6} x {d['pe_area_um2']:.1f} um2 = "
+        f"{d['pe_array_um2']:.1f} um2 (mapped in the library)",
+        f"  other logic    {d['other_logic_um2']:>14.1f} um2 (generic GE x "
+        f"{report['ge_unit_cell']} area)",
+        f"  buffers        {d['buffer_um2']:>14.1f} um2 (memory-model GE x "
+        f"{report['ge_unit_cell']} area)",
+        f"  total          {d['total_um2']:>14.1f} um2 = {d['total_mm2']:.4f} mm2 "
+        f"(generic: {d['total_ge']:.1f} GE)"])
 
 
 def format_comparison(reports):
@@ -241,7 +372,7 @@ def _compare(config, args, out):
     reports = {}
     for df in DATAFLOWS:
         try:
-            reports[df] = estimate_area(replace(config, dataflow=df), top=args.top,
+            reports[df] = estimate_area(replace(config, dataflow=df), top=args.top or "engine",
                                         yosys=args.yosys)
         except ValueError as e:
             raise UsageError(str(e)) from None

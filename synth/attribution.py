@@ -23,25 +23,22 @@ PE_CATEGORIES = AREA_CATEGORIES
 _UNDECLARED = "pipeline_registers"
 
 #: Component classes that only wrap a reference to a separately converted PE module.
-_PE_WRAPPERS = ("PEInstance", "WSPEInstance")
+_PE_WRAPPERS = ("PEInstance", "WSPEInstance", "MultiPEInstance")
 
 #: Component classes that are one PE (output- and weight-stationary dataflow).
-_PE_CLASSES = ("PE", "WSPE")
+_PE_CLASSES = ("PE", "WSPE", "MultiPE")
 
 
-def _attribute_cells(mod_json, liberty):
-    """Attribute each mapped cell's area to the sinks it feeds.
-
-    A sink is an own flip-flop bit (grouped by register name), a module output
-    (``out:<port>``) or a submodule input (``sub:<instance>``).  A combinational cell that
-    feeds several sinks splits its area evenly among them, so the groups add up to the
-    module's own area.
+def _cell_sinks(mod_json, liberty):
+    """The sinks each own cell of a mapped module feeds (see :func:`_attribute_cells`).
 
     Returns
     -------
-    dict of str to dict
-        Group -> ``{"ff": GE, "comb": GE}``; register groups also carry ``bits``, the GE
-        (flip-flop plus its share of logic) of each bit of the register.
+    sinks : dict
+        Combinational cell -> set of sinks ``(register net, bit)``,
+        ``("sub:<instance>", None)`` or ``("out:<port>", None)``.
+    ff_sink : dict
+        Flip-flop cell -> its own sink ``(register net, bit)``.
     """
     cells = mod_json.get("cells", {})
     names = {}
@@ -75,7 +72,7 @@ def _attribute_cells(mod_json, liberty):
                 if port != out:
                     stack.extend(b for b in cbits if isinstance(b, int))
 
-    sink_area = defaultdict(lambda: [0.0, 0.0])     # sink -> [ff GE, comb GE]
+    ff_sink = {}
     for cname, cell in sorted(cells.items()):
         ctype = cell["type"]
         if ctype in liberty.sequential:
@@ -83,7 +80,7 @@ def _attribute_cells(mod_json, liberty):
             q = cell["connections"].get(out, [None])[0]
             _, net, offset = names.get(q, (3, "?", 0))
             sink = (net, offset)
-            sink_area[sink][0] += liberty.area[ctype]
+            ff_sink[cname] = sink
             walk([b for p, bs in cell["connections"].items() if p != out for b in bs], sink)
         elif ctype not in liberty.area and not ctype.startswith("$"):
             for bits in cell["connections"].values():
@@ -91,6 +88,49 @@ def _attribute_cells(mod_json, liberty):
     for port, info in sorted(mod_json.get("ports", {}).items()):
         if info["direction"] in ("output", "inout"):
             walk(info["bits"], (f"out:{port}", None))
+    return sinks, ff_sink
+
+
+def cell_owners(mod_json, liberty):
+    """Each own cell of a mapped module -> ``{owner: share}``, where an owner is a
+    register net name, ``"sub:<instance>"``, ``"out:<port>"`` or ``"unattributed"``, and
+    the shares of a cell add up to 1 (the split :func:`_attribute_cells` prices area by).
+
+    Also returns the register net -> declared ``nmmx_area`` category table."""
+    sinks, ff_sink = _cell_sinks(mod_json, liberty)
+    out = {c: {s[0]: 1.0} for c, s in ff_sink.items()}
+    for cname, cell in mod_json.get("cells", {}).items():
+        if cell["type"] in liberty.area and cell["type"] not in liberty.sequential:
+            owners = sinks.get(cname) or {("unattributed", None)}
+            share = {}
+            for sink in owners:
+                share[sink[0]] = share.get(sink[0], 0.0) + 1.0 / len(owners)
+            out[cname] = share
+    declared = {name: info["attributes"][AREA_ATTR]
+                for name, info in mod_json.get("netnames", {}).items()
+                if AREA_ATTR in info.get("attributes", {})}
+    return out, declared
+
+
+def _attribute_cells(mod_json, liberty):
+    """Attribute each mapped cell's area to the sinks it feeds.
+
+    A sink is an own flip-flop bit (grouped by register name), a module output
+    (``out:<port>``) or a submodule input (``sub:<instance>``).  A combinational cell that
+    feeds several sinks splits its area evenly among them, so the groups add up to the
+    module's own area.
+
+    Returns
+    -------
+    dict of str to dict
+        Group -> ``{"ff": GE, "comb": GE}``; register groups also carry ``bits``, the GE
+        (flip-flop plus its share of logic) of each bit of the register.
+    """
+    cells = mod_json.get("cells", {})
+    sinks, ff_sink = _cell_sinks(mod_json, liberty)
+    sink_area = defaultdict(lambda: [0.0, 0.0])     # sink -> [ff GE, comb GE]
+    for cname, sink in ff_sink.items():
+        sink_area[sink][0] += liberty.area[cells[cname]["type"]]
     for cname, cell in cells.items():
         ctype = cell["type"]
         if ctype in liberty.area and ctype not in liberty.sequential:

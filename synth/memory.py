@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["NODE_NM", "NAND2_UM2", "CELL_GE", "PORT_SETS", "DATA_PATH", "MemoryModel", "fit",
-           "model_json", "load_model", "buffer_report", "ENGINE_PORTS"]
+           "model_json", "load_model", "buffer_report", "gemm_energy", "ENGINE_PORTS"]
 
 #: Technology node of the calibration (CACTI 7's 45 nm ITRS-HP tables).
 NODE_NM = 45
@@ -247,3 +247,39 @@ def buffer_report(buffers, flat_ge_per_bit, model=None, ports=ENGINE_PORTS):
         "buffer_ge_flat": round(sum(p["ge_flat"] for p in per.values()), 2),
         "buffers": per,
     }
+
+
+def gemm_energy(buffers, accesses, model=None, ports=ENGINE_PORTS):
+    """Buffer energy of one GEMM: each buffer's word accesses priced at its bank's
+    energy per access (:meth:`MemoryModel.bank`).  Leakage is not included.
+
+    Parameters
+    ----------
+    buffers : dict
+        Buffer name -> ``(banks, depth, width)`` (``Engine.buffers_of(config)``).
+    accesses : dict
+        Buffer name -> ``{"reads": ..., "writes": ...}`` in words of one bank (what
+        :meth:`golden.schedule.Schedule.buffer_accesses` gives, or the RTL counters);
+        every buffer of ``buffers`` must be there.
+    model : MemoryModel or None
+        Default :func:`load_model`.
+
+    Returns
+    -------
+    dict
+        ``model`` (the memory model's name), ``node_nm``, ``ports``, ``pj`` (the total)
+        and ``buffers``: name -> reads, writes, read_pj and write_pj per word, pj.
+    """
+    model = load_model() if model is None else model
+    if set(accesses) != set(buffers):
+        raise ValueError(f"The accesses name buffers {sorted(accesses)}, but the engine "
+                         f"has {sorted(buffers)}")
+    per = {}
+    for name, (_banks, depth, width) in buffers.items():
+        b, acc = model.bank(depth, width, ports), accesses[name]
+        pj = acc["reads"] * b["read_pj"] + acc["writes"] * b["write_pj"]
+        per[name] = {"reads": int(acc["reads"]), "writes": int(acc["writes"]),
+                     "read_pj": round(b["read_pj"], 4), "write_pj": round(b["write_pj"], 4),
+                     "pj": round(pj, 3)}
+    return {"model": model.name, "node_nm": model.table["node_nm"], "ports": ports,
+            "pj": round(sum(p["pj"] for p in per.values()), 3), "buffers": per}

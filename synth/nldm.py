@@ -43,7 +43,7 @@ import numpy as np
 
 from .liberty_text import eval_function
 
-__all__ = ["Table", "Pin", "Arc", "Cell", "Library", "LibraryError", "read_library",
+__all__ = ["Table", "Pin", "Arc", "PowerArc", "Cell", "Library", "LibraryError", "read_library",
            "find_library", "library_paths", "KNOWN_LIBRARIES"]
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -293,11 +293,29 @@ def _bilinear(ix, iy, v, x, y):
 
 
 @dataclass(frozen=True)
+class PowerArc:
+    """One ``internal_power`` group of a pin, energies in fJ per transition.
+
+    ``related_pin`` is empty for an input pin's own (passive) power; ``rise``/``fall``
+    are the tables of a rising/falling transition of the pin (``None`` when absent);
+    ``pg_pin`` is the supply the energy is drawn from (ASAP7 splits VDD and VSS),
+    ``when`` the state condition (empty: always).
+    """
+
+    related_pin: str
+    rise: object
+    fall: object
+    pg_pin: str = ""
+    when: str = ""
+
+
+@dataclass(frozen=True)
 class Pin:
     name: str
     direction: str
     capacitance_ff: float
     function: str = ""
+    power: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -319,6 +337,13 @@ class Cell:
     sequential: bool
     arcs: tuple = ()
     dont_use: bool = False
+    #: Leakage in nW (``cell_leakage_power``, else the ``leakage_power`` groups: per
+    #: supply the unconditional value, else the mean over its ``when`` states).
+    leakage_nw: float = 0.0
+    #: The ``ff`` or ``latch`` group: ``{"kind": "ff"|"latch", "vars": (IQ, IQN),
+    #: "next_state"|"data_in": fn, "clocked_on"|"enable": fn, "clear": fn, "preset": fn}``
+    #: (functions as liberty strings; absent keys are not in the group).
+    state: object = None
 
     @property
     def inputs(self):
@@ -372,6 +397,8 @@ class Library:
     fo4_ps: float = 0.0
     fo4_slew_ps: float = 0.0
     fo4_load_ff: float = 0.0
+    #: Nominal supply voltage in V (``nom_voltage``); energies are in fJ.
+    voltage: float = 0.0
     _headers: tuple = field(default=(), repr=False, compare=False)
 
     def ge(self, area_um2):
@@ -418,8 +445,66 @@ def _table(group, templates, t_scale, c_scale, value_scale):
     return Table(variables, idx[0], idx[1], values * value_scale)
 
 
+_POWER_UNIT_NW = {"pw": 1e-3, "nw": 1.0, "uw": 1e3, "mw": 1e6}
+
+
+def _leak_scale(lib, path):
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-z]+)\s*",
+                     lib.attrs.get("leakage_power_unit", "1nW").lower())
+    if not m or m.group(2) not in _POWER_UNIT_NW:
+        raise LibraryError(f"The liberty file {str(path)!r} has an unknown "
+                           f"leakage_power_unit {lib.attrs.get('leakage_power_unit')!r}")
+    return float(m.group(1)) * _POWER_UNIT_NW[m.group(2)]
+
+
+def _leakage(cg, scale):
+    """Leakage of a cell group in nW (see :attr:`Cell.leakage_nw`)."""
+    if "cell_leakage_power" in cg.attrs:
+        return float(cg.attrs["cell_leakage_power"]) * scale
+    by_pg = {}
+    for g in cg.sub("leakage_power"):
+        pg = g.attrs.get("related_pg_pin", "")
+        by_pg.setdefault(pg, ([], []))[0 if "when" in g.attrs else 1].append(
+            float(g.attrs.get("value", 0.0)))
+    total = 0.0
+    for cond, plain in by_pg.values():
+        vals = plain or cond
+        total += (plain[0] if plain else sum(vals) / len(vals)) if vals else 0.0
+    return total * scale
+
+
+def _power_arcs(pg, templates, t_scale, c_scale):
+    """The ``internal_power`` groups of a pin group (energies: liberty's cap unit x V^2,
+    scaled to fF x V^2 = fJ)."""
+    out = []
+    for ig in pg.sub("internal_power"):
+        tabs = {g.kind: _table(g, templates, t_scale, c_scale, c_scale)
+                for g in ig.groups if g.kind in ("rise_power", "fall_power", "power")}
+        rise = tabs.get("rise_power", tabs.get("power"))
+        fall = tabs.get("fall_power", tabs.get("power"))
+        for related in (ig.attrs.get("related_pin", "").split() or [""]):
+            out.append(PowerArc(related, rise, fall, ig.attrs.get("related_pg_pin", ""),
+                                ig.attrs.get("when", "")))
+    return tuple(out)
+
+
+def _state(cg):
+    for kind in ("ff", "latch"):
+        groups = cg.sub(kind)
+        if groups:
+            g = groups[0]
+            out = {"kind": kind, "vars": tuple(g.args)}
+            for key in ("next_state", "clocked_on", "data_in", "enable", "clear", "preset",
+                        "clear_preset_var1", "clear_preset_var2"):
+                if key in g.attrs:
+                    out[key] = g.attrs[key]
+            return out
+    return None
+
+
 def _cells(lib, path):
     t_scale, c_scale = _time_scale(lib, path), _cap_scale(lib, path)
+    l_scale = _leak_scale(lib, path)
     templates = {g.args[0]: g.attrs for g in lib.groups
                  if g.kind in ("lu_table_template",) and g.args}
     out = {}
@@ -432,9 +517,11 @@ def _cells(lib, path):
         for bus in cg.sub("bus"):
             pin_groups.extend(bus.sub("pin"))
         for pg in pin_groups:
+            power = _power_arcs(pg, templates, t_scale, c_scale)
             for pname in pg.args:
                 pins[pname] = Pin(pname, pg.attrs.get("direction", ""),
-                                  _pin_cap(pg.attrs, c_scale), pg.attrs.get("function", ""))
+                                  _pin_cap(pg.attrs, c_scale), pg.attrs.get("function", ""),
+                                  power)
             for tg in pg.sub("timing"):
                 tables = {g.kind: _table(g, templates, t_scale, c_scale, t_scale)
                           for g in tg.groups if g.kind in _ARC_TABLES}
@@ -443,7 +530,8 @@ def _cells(lib, path):
                                     tg.attrs.get("timing_sense", ""), tables))
         seq = bool(cg.sub("ff") or cg.sub("latch") or cg.sub("statetable"))
         out[name] = Cell(name, float(cg.attrs["area"]), pins, seq, tuple(arcs),
-                         cg.attrs.get("dont_use", "false").lower() == "true")
+                         cg.attrs.get("dont_use", "false").lower() == "true",
+                         _leakage(cg, l_scale), _state(cg))
     return out
 
 
@@ -503,6 +591,17 @@ def _fo4(inv):
     return delay, (s_rise + s_fall) / 2, load
 
 
+def _voltage(lib, path):
+    """``nom_voltage`` in V (the ``voltage_unit`` must be 1V: energies are then cap x V^2)."""
+    if lib.attrs.get("voltage_unit", "1V").replace(" ", "").upper() != "1V":
+        raise LibraryError(f"The liberty file {str(path)!r} has voltage_unit "
+                           f"{lib.attrs.get('voltage_unit')!r}, not 1V")
+    try:
+        return float(lib.attrs["nom_voltage"])
+    except (KeyError, ValueError):
+        raise LibraryError(f"The liberty file {str(path)!r} has no nom_voltage") from None
+
+
 def read_library(paths):
     """Read one liberty file or a set (``.lib`` or ``.lib.gz``) into a :class:`Library`.
 
@@ -523,6 +622,7 @@ def read_library(paths):
         if name is None:
             name, t_unit = lib.args[0] if lib.args else path.stem, _time_scale(lib, path)
             c_unit = _cap_scale(lib, path)
+            volts = _voltage(lib, path)
         for cname, cell in _cells(lib, path).items():
             if cname in cells:
                 raise LibraryError(f"The cell {cname} is defined twice in the liberty set "
@@ -542,7 +642,7 @@ def read_library(paths):
     return Library(name=name, paths=paths, cells=cells, time_unit_ps=t_unit,
                    cap_unit_ff=c_unit, ge_unit_cell=nand.name, ge_unit_um2=nand.area_um2,
                    fo4_inverter=inv.name, fo4_ps=fo4, fo4_slew_ps=slew, fo4_load_ff=load,
-                   _headers=tuple(headers))
+                   voltage=volts, _headers=tuple(headers))
 
 
 # -- one liberty for Yosys ------------------------------------------------------------------------

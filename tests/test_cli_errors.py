@@ -31,17 +31,22 @@ import gen.generate
 import sim.__main__ as sim_cli
 import sim.run
 import synth.__main__ as synth_cli
+import synth.table as table_cli
 from nmmx.flags import run_cli
 from golden.config import MAX_BUFFER_BITS, Config
 from sim.stimulus import make_operands
 
 ROOT = Path(__file__).resolve().parent.parent
 MAINS = {"gen": gen_cli.main, "sim": sim_cli.main, "synth": synth_cli.main,
-         "dse": dse_cli.main}
+         "dse": dse_cli.main, "synth.table": table_cli.main}
 #: The function of each command that starts the real work (elaboration, simulation,
 #: synthesis, the sweep); the harness makes each of them raise :class:`WorkStarted`.
 WORK = {"gen": (gen.generate, "build_verilog"), "sim": (sim.run, "simulate_cases"),
-        "synth": (synth_cli, "estimate_area", "timing_report"), "dse": (dse_cli, "run_sweep")}
+        "synth": (synth_cli, "estimate_area", "timing_report", "energy_report"),
+        "dse": (dse_cli, "run_sweep"),
+        "synth.table": (table_cli, "table_rows", "energy_rows")}
+#: The commands that take the config flags (``python -m synth.table`` has fixed configs).
+CONFIG_CLIS = ("gen", "sim", "synth", "dse")
 
 #: The small engine of the replay fixtures.
 REPLAY_CONFIG = Config(rows=2, cols=2, m_max=4, k_max=64, n_max=4)
@@ -120,6 +125,7 @@ def _make_fixtures(fx):
     (fx / "not_exec").write_text("#!/bin/sh\n")
     (fx / "not_exec").chmod(0o644)
     (fx / "a_file").write_text("x\n")
+    (fx / "other.json").write_text('{"rows": 3}\n')
     (fx / "read_only").mkdir()
     (fx / "read_only").chmod(0o555)
     # model-study checkpoints and texts
@@ -221,6 +227,60 @@ def _config_rows(cli):
         (["--bogus"], r"unrecognized arguments: --bogus"),
         (["--rows"], r"argument --rows: expected one argument"),
     ]
+
+
+_THREE = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p"
+
+
+def _modes_rows():
+    """``--modes`` errors (gen, sim, synth; dse sweeps take no mode lists yet)."""
+    return [
+        (["--modes", "mxfp9@2:4,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp9@2:4': Unknown element format 'mxfp9'; choose one of .*"),
+        (["--modes", "mxfp8_e4m3@5:4,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp8_e4m3@5:4': N:M sparsity needs 0 < N <= M, not 5:4"),
+        (["--modes", "mxfp8_e4m3"],
+         r"A mode must be written FORMAT@N:M or A_FORMAT/W_FORMAT@N:M \(p after M for pair "
+         r"sparsity\), not 'mxfp8_e4m3'"),
+        (["--modes", "mxfp8_e4m3@2:4p,mxfp4_e2m1@4:4"],
+         r"Mode 'mxfp8_e4m3@2:4p': pair sparsity \(p\) needs 4-bit formats, not mxfp8_e4m3"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp8_e4m3@2:4"],
+         r"Mode 'mxfp8_e4m3@2:4' is listed twice"),
+        (["--modes", "int8@2:4,mxfp8_e4m3@2:4"],
+         r"Mode 'int8@2:4': modes are MX formats only, so int8 cannot be one"),
+        (["--modes", _THREE, "--block-size", "4"],
+         r"Mode 'mxfp4_e2m1@4:8p': block_size must be a multiple of the sparsity group M=8, "
+         r"not 4"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@8:8"],
+         r"Mode 'mxfp4_e2m1@8:8' fills 4 multiplier slots but mode 'mxfp8_e4m3@2:4' fills 2; "
+         r"every mode must fill the same slots"),
+        (["--modes", "mxfp8_e4m3@2:4,mxfp4_e2m1@2:4"],
+         r"Mode 'mxfp4_e2m1@2:4': sparse 4-bit modes select whole bytes, so they need pairs "
+         r"\(2:4p\), not 2:4"),
+        (["--modes", _THREE, "--dataflow", "ws"],
+         r"An engine with several modes is output stationary in this release, not "
+         r"dataflow=ws"),
+        (["--modes", ""], r"--modes has an empty item in ''"),
+    ]
+
+
+_MODES_ONLY = [
+    ("sim", ["--modes", _THREE, "--mode", "mxfp4_e2m1@4:8"],
+     r"--mode: Mode 'mxfp4_e2m1@4:8' is not one of this engine's modes \(mxfp8_e4m3@2:4, "
+     r"mxfp4_e2m1@4:4, mxfp4_e2m1@4:8p\)"),
+    ("sim", ["--mode", "mxfp4_e2m1@4:4"],
+     r"--mode: Mode 'mxfp4_e2m1@4:4' is not one of this engine's modes \(mxfp8_e4m3@2:4\)"),
+    ("sim", ["--modes", _THREE, "--mode", "fp4"],
+     r"--mode: A mode must be written FORMAT@N:M or A_FORMAT/W_FORMAT@N:M \(p after M for "
+     r"pair sparsity\), not 'fp4'"),
+    ("gen", ["--modes", _THREE, "--bus", "axi"],
+     r"The AXI wrapper does not take a mode yet, so --bus axi needs a fixed engine, not one "
+     r"with 3 modes"),
+    ("synth", ["--modes", _THREE, "--top", "soc"],
+     r"--top soc does not take an engine with several modes yet"),
+    ("synth", ["--modes", _THREE, "--liberty", "osu018"],
+     r"--liberty does not take an engine with several modes yet"),
+]
 
 
 _SIM = [
@@ -332,6 +392,16 @@ _SYNTH = [
                                                      r"--dataflow"),
     (["--liberty", "{fx}/w.txt"], r"The liberty file '.*/w\.txt' has a syntax error near "
                                        r"token 0 \('1 2 3'\)"),
+    # --energy (issue #14)
+    (["--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power data\)"),
+    (["--data", "heavy"], r"--data heavy needs --energy"),
+    (["--gemm", "4x4x4"], r"--gemm 4x4x4 needs --energy"),
+    (["--liberty", "osu018", "--energy", "--data", "uniform"],
+     r"--data must be one of gaussian, .*, halfzero, zerotiles25, .*, not 'uniform'"),
+    (["--liberty", "osu018", "--energy", "--gemm", "4x4"],
+     r"A GEMM shape must be written MxKxN with positive whole numbers, not '4x4'"),
+    (["--liberty", "osu018", "--energy", "--gemm", "4x2000x4"],
+     r"GEMM K=2000 does not fit this engine \(k_max=1024\)"),
 ]
 
 _SYNTH_OUTPUT = [
@@ -462,6 +532,49 @@ _DSE = [
     ([*_O, "--sweep", "{fx}/m_text.toml"], r"The --text file '.*/empty\.txt' holds no "
                                            r"sentence"),
     ([*_O, "--sweep", "{fx}/m_gptq.toml"], r"--quant gptq needs MX weight formats, not int8"),
+    # --energy (issue #14)
+    ([*_O, "--energy"], r"--energy needs --liberty \(the generic cells\.lib has no power "
+                        r"data\)"),
+    ([*_O, "--data", "heavy"], r"--data heavy needs --energy"),
+    ([*_O, "--energy", "--liberty", "osu018", "--data", "uniform"],
+     r"--data must be one of gaussian, .*, halfzero, zerotiles25, .*, not 'uniform'"),
+    ([*_O, "--energy", "--liberty", "{fx}/none.lib"],
+     r"The liberty file '.*/none\.lib' does not exist"),
+]
+
+#: ``--liberty``/``--clock-ps`` of the sweep: the same check as ``python -m synth``'s.
+_DSE += [
+    ([*_O, "--liberty", "{fx}/none.lib"], r"The liberty file '.*/none\.lib' does not exist"),
+    ([*_O, "--liberty", "osu018", "--clock-ps", "-1"], r"--clock-ps must be a positive "
+                                                        r"number of ps, not '-1'"),
+    ([*_O, "--liberty", "osu018", "--clock-ps", "nan"], r"--clock-ps must be a positive "
+                                                         r"number of ps, not 'nan'"),
+    ([*_O, "--clock-ps", "4000"], r"--clock-ps 4000 needs --liberty \(the generic "
+                                  r"cells\.lib has no timing\)"),
+    ([*_O, "--liberty", "{fx}/w.txt"], r"The liberty file '.*/w\.txt' has a syntax error "
+                                       r"near token 0 \('1 2 3'\)"),
+    ([*_O, "--liberty", "osu018", "--model", "{fx}/none"],
+     r"--liberty times the hardware sweep, not the model study; run it without --model"),
+]
+
+_TABLE = [
+    (["--liberty", "{fx}/none.lib"], r"The liberty file '.*/none\.lib' does not exist"),
+    (["--liberty", "osu018", "--liberty", ","], r"The liberty list ',' names no file"),
+    (["--clock-ps", "0"], r"--clock-ps must be a positive number of ps, not '0'"),
+    (["--json", "{tmp}"], r"The --json file '.*' is a directory"),
+    (["--markdown", "{fx}/a_file/t.md"], r"The --markdown file '.*/a_file/t\.md' cannot be "
+                                         r"created: '.*/a_file' is a file, not a directory"),
+    (["--before", "{fx}/none.json"], r"Cannot read the --before file '.*/none\.json' \(No such "
+                                      r"file or directory\)"),
+    (["--before", "{fx}/w.txt"], r"The --before file '.*/w\.txt' is not valid JSON"),
+    (["--before", "{fx}/other.json"], r"The --before file '.*/other\.json' was not written "
+                                      r"by python -m synth\.table \(schema 1\)"),
+    (["--yosys", "/no/such/yosys"], r"Yosys executable '/no/such/yosys' does not exist"),
+    (["--energy", "--before", "{fx}/other.json"],
+     r"--before compares timing tables; run it without --energy"),
+    (["--energy", "--units"],
+     r"--units measures the timing of the units; run it without --energy"),
+    (["--energy", "--json", "{tmp}"], r"The --json file '.*' is a directory"),
 ]
 
 _DSE_OUTPUT = [
@@ -474,12 +587,18 @@ _DSE_OUTPUT = [
 
 def _rows():
     rows = []
-    for cli in MAINS:
+    for cli in CONFIG_CLIS:
         extra = _O if cli == "dse" else []
         for argv, msg in _config_rows(cli):
             rows.append(pytest.param(cli, [*extra, *argv], msg,
                                      id=f"{cli}-{'-'.join(argv) or 'none'}"))
-    for cli, table in (("sim", _SIM), ("gen", _GEN), ("synth", _SYNTH), ("dse", _DSE)):
+        if cli != "dse":
+            for argv, msg in _modes_rows():
+                rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv)}"))
+    for cli, argv, msg in _MODES_ONLY:
+        rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv)}"))
+    for cli, table in (("sim", _SIM), ("gen", _GEN), ("synth", _SYNTH), ("dse", _DSE),
+                       ("synth.table", _TABLE)):
         for argv, msg in table:
             rows.append(pytest.param(cli, argv, msg, id=f"{cli}-{'-'.join(argv) or 'none'}"))
     return rows + _SIM_OUTPUT + _GEN_OUTPUT + _SYNTH_OUTPUT + _DSE_OUTPUT

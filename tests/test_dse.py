@@ -454,3 +454,86 @@ def test_real_rtl_matches_model(tmp_path, capsys):
     assert int(row["sim_cycles"]) == int(row["sim_model_cycles"]) == Config(
         rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
         m_max=8, k_max=64, n_max=8).schedule.cycles(4, 64, 4)
+
+
+# -- --liberty: throughput at Fmax in a real library (issue #13) -------------------------
+
+class FakeTiming:
+    """A ``synth.timing.pe_timing`` stand-in: the figures depend on the PE only (format,
+    sparsity, dataflow), as the real one's do; it records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config, liberty, clock_ps):
+        self.calls.append((config.name, liberty, clock_ps))
+        path = {"mxfp8_e4m3": 4000.0, "mxfp4_e2m1": 2500.0, "int8": 1000.0}[config.a_format]
+        path *= 1.0 + 0.1 * config.n_keep
+        return {"library": "fake_lib", "clock_ps": clock_ps or 3968.0,
+                "ge_unit_cell": "NAND2X1", "ge_unit_um2": 16.0, "fo4_ps": 100.0,
+                "pe_area_um2": 20000.0 * config.n_keep, "critical_path_ps": path,
+                "critical_path_fo4": path / 100.0, "fmax_mhz": 1e6 / path,
+                "worst_module": "PE", "start_point": "a_0", "end_point": "acc_1"}
+
+
+def test_point_keys_without_liberty_are_those_of_before():
+    """Without --liberty the cache keys are unchanged (pinned from main fb91399), so the
+    committed docs/dse sweeps stay cached and reproducible."""
+    cfg = Config(rows=2, cols=4, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1")
+    assert point_key(cfg, Settings()) == "e67d988b02b7e79319bda02f"
+    assert point_key(Config(), Settings(gemms=((8, 64, 8),), seed=3)) == "f3f62c865f29d9bbbecefd15"
+    timed = Settings(liberty="osu018", liberty_digest="ab" * 32)
+    assert point_key(cfg, timed) != point_key(cfg, Settings())
+    assert point_key(cfg, timed) != point_key(cfg, Settings(liberty="osu018",
+                                                            liberty_digest="cd" * 32))
+    assert point_key(cfg, timed) != point_key(cfg, Settings(liberty="osu018",
+                                                            liberty_digest="ab" * 32,
+                                                            clock_ps=2000.0))
+
+
+def test_liberty_columns_front_and_plot(tmp_path, capsys, monkeypatch):
+    from synth import nldm
+    lib = pytest.importorskip("synth.sta")
+    try:
+        nldm.find_library("osu018")
+        lib.sta_executable()
+    except (nldm.LibraryError, lib.StaError) as e:
+        pytest.skip(str(e))
+    out = tmp_path / "out"
+    timing = FakeTiming()
+    argv = ["--format", "int8,mxfp4_e2m1", "--sparsity", "4:4,2:4", "--rows", "2,4",
+            "--liberty", "osu018", "--clock-ps", "3000", "-o", str(out)] + FAST
+    code, err = _run(argv, capsys, area_fn=fake_area, timing_fn=timing)
+    assert code == 0, err
+    assert len(timing.calls) == 8 and {c[1:] for c in timing.calls} == {("osu018", 3000.0)}
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    cfg = Config(rows=4, cols=8, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4))
+    row = next(r for r in rows if r["name"] == cfg.name)
+    area, t = fake_area(cfg), timing(cfg, "osu018", 3000.0)
+    # Engine area: PEs x the mapped PE, the rest of the logic and the buffers at the
+    # NAND2's um2 per GE.
+    rest = area["logic_ge"] - 32 * sum(area["pe_breakdown"].values())
+    mm2 = (32 * t["pe_area_um2"] + (rest + area["buffer_ge"]) * 16.0) * 1e-6
+    assert float(row["area_mm2"]) == pytest.approx(mm2)
+    assert float(row["fmax_mhz"]) == pytest.approx(1e6 / 3000.0)
+    assert float(row["macs_per_s"]) == pytest.approx(float(row["macs_per_cycle"]) * 1e6 / 3e3 * 1e6)
+    assert float(row["macs_per_s_per_mm2"]) == pytest.approx(float(row["macs_per_s"]) / mm2)
+    front = [r for r in rows if r["pareto_fmax"] == "True"]
+    best = max(rows, key=lambda r: float(r["macs_per_s_per_mm2"]))
+    assert best in front
+    report = (out / "report.md").read_text()
+    assert "## At Fmax in fake_lib (pre-layout, no wire load)" in report
+    assert "### Pareto front (MAC/s/mm2 at Fmax vs relative error)" in report
+    assert (out / "pareto_fmax.png").read_bytes()[:4] == b"\x89PNG"
+    # A rerun is served from the point cache; without --liberty the columns are absent.
+    code, err = _run(argv, capsys, area_fn=fake_area, timing_fn=timing)
+    assert code == 0 and "0 evaluated, 8 from cache" in err and len(timing.calls) == 9
+    plain = tmp_path / "plain"
+    code, err = _run([a.replace(str(out), str(plain)) for a in argv[:6]] + ["-o", str(plain)]
+                     + FAST, capsys, area_fn=fake_area, timing_fn=timing)
+    assert code == 0, err
+    with open(plain / "results.csv") as f:
+        assert "macs_per_s_per_mm2" not in next(csv.reader(f))
+    assert "At Fmax" not in (plain / "report.md").read_text()
+    assert not (plain / "pareto_fmax.png").exists() and len(timing.calls) == 9

@@ -20,7 +20,8 @@ from golden import Config
 from golden.config import DATAFLOWS
 from golden.gemm import encode_operands, gemm_encoded
 from golden.pack import WR_SEL, pack_operands, pack_fields, unpack_c
-from hw.engine import COUNTERS, Engine
+from golden import counters as counter_table
+from hw.engine import Engine
 from hw.ws import WSEngine
 from hw.pe import PE
 
@@ -317,13 +318,17 @@ def test_engine_signature_follows_the_config(config):
     every address port reaches exactly the deepest word it must address, the shape
     ports hold their maxima, the data ports are one word wide."""
     sig = (WSEngine if config.dataflow == "ws" else Engine)(config).signature
-    other = (Engine if config.dataflow == "ws" else WSEngine)(config).signature
-    assert sig == other
+    twin = replace(config, dataflow="os" if config.dataflow == "ws" else "ws")
+    other = (Engine if config.dataflow == "ws" else WSEngine)(twin).signature
+    # The same members but the WS accumulator memories' counters.
+    acc = {"cnt_rd_acc", "cnt_wr_acc"}
+    assert set(sig.members) ^ set(other.members) == acc
+    assert all(sig.members[n] == other.members[n] for n in set(sig.members) - acc)
     ins = {"wr_en": 1, "wr_sel": (len(WR_SEL) - 1).bit_length(), "start": 1,
            "wr_bank": None, "wr_addr": None, "wr_data": None, "rd_addr": None,
            "m": None, "k": None, "n": None}
     outs = {"rd_data": config.cols * config.acc_bits, "busy": 1, "done": 1,
-            **{name: None for name in COUNTERS}}
+            **{name: None for name in counter_table.names(config)}}
     assert set(sig.members) == set(ins) | set(outs)
     width = {}
     for name, member in sig.members.items():
@@ -352,4 +357,46 @@ def test_engine_signature_follows_the_config(config):
     # Counters hold any busy time of the largest GEMM with room to spare.
     cmax = config.schedule.cycles(config.m_max, config.k_max, config.n_max)
     assert all(width[c] == width["cnt_cycles"] and (1 << width[c]) > 1000 * cmax
-               for c in COUNTERS)
+               for c in counter_table.names(config))
+
+
+# -- buffer-access counters ------------------------------------------------------------
+
+def test_counter_names_follow_the_buffers():
+    """Scale counters exist only where scale buffers do (not for int8), accumulator
+    counters only in the weight-stationary engine; the run counters come first."""
+    run = ("cnt_cycles", "cnt_issued", "cnt_stall", "cnt_tiles")
+    mx, i8 = Config(), Config(a_format="int8", w_format="int8")
+    assert counter_table.names(mx) == run + ("cnt_rd_a", "cnt_rd_w", "cnt_rd_as",
+                                             "cnt_rd_ws", "cnt_wr_c")
+    assert counter_table.names(i8) == run + ("cnt_rd_a", "cnt_rd_w", "cnt_wr_c")
+    assert counter_table.names(replace(i8, dataflow="ws")) == run + (
+        "cnt_rd_a", "cnt_rd_w", "cnt_wr_c", "cnt_rd_acc", "cnt_wr_acc")
+    assert counter_table.names(replace(mx, dataflow="ws"))[-2:] == ("cnt_rd_acc",
+                                                                    "cnt_wr_acc")
+
+
+HAND = Config(rows=2, cols=2, a_format="mxfp8_e4m3", w_format="mxfp8_e4m3", sparsity=(2, 4),
+              block_size=32, m_max=8, k_max=64, n_max=8)
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_access_counters_by_hand(dataflow):
+    """3 x 40 x 5 on 2 x 2 (partial tiles in M and N, K padded to 2 blocks of 8 groups,
+    G = 16): the RTL counters against counts made by hand, not by the model.  OS: 6
+    tiles, each reading every bank once per group (scales once per block); WS: folds of
+    2 groups, 8 folds x 3 column tiles = 24 passes, the accumulators read by 21."""
+    config = replace(HAND, dataflow=dataflow)
+    rng = np.random.default_rng(14)
+    enc = random_encoded(config, 3, 40, 5, rng)
+    [(c, counters)] = run_engine(config, [enc])
+    check_result(config, enc, c, counters)
+    got = {name: v for name, v in counters.items() if name not in counter_table.RUN_COUNTERS}
+    if dataflow == "os":
+        assert got == {"cnt_rd_a": 6 * 16 * 2, "cnt_rd_w": 6 * 16 * 2, "cnt_rd_as": 6 * 2 * 2,
+                       "cnt_rd_ws": 6 * 2 * 2, "cnt_wr_c": 15}
+    else:
+        assert config.ws_carry_exact
+        assert got == {"cnt_rd_a": 3 * 3 * 16, "cnt_rd_w": 3 * 2 * 16, "cnt_rd_as": 3 * 3 * 2,
+                       "cnt_rd_ws": 3 * 2 * 2, "cnt_wr_c": 15,
+                       "cnt_rd_acc": (24 - 3) * 3 * 2, "cnt_wr_acc": 24 * 3 * 2}

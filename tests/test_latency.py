@@ -137,3 +137,26 @@ def test_os_accumulator_adder_stages_rule(sparsity, block, stages):
     assert ws.ws_block_end_latency == gc.LATENCY["ws_block_end"] + \
         gc.LATENCY["block_convert"] + gc.LATENCY["f32_add"]
     assert INT8.acc_add_stages == 0
+
+
+@pytest.mark.parametrize("modes,front,add", [
+    # 2:4 E4M3 (8 groups per block) with pair-sparse 4:8p E2M1 (4 groups): the shortest
+    # block sets the shared adder; a sparse mode puts a select stage in the front end.
+    ("mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p", 2, 3),
+    ("mxfp8_e4m3@2:4,mxfp4_e2m1@4:4", 2, gc.LATENCY["f32_add"]),
+    # Every mode dense: the byte select is wires, no select stage.
+    ("mxfp8_e4m3@4:4,mxfp4_e2m1@8:8", 1, 3),
+])
+def test_unified_engine_has_one_latency(modes, front, add):
+    """A unified engine's PE latency is one number for every mode: the front end has a
+    select stage when some mode is sparse, the OS adder the minimum over the modes of
+    their own ``acc_add_stages``; the MultiPE builds exactly that many stages."""
+    from hw.multi_pe import MultiPE
+    cfg = Config(rows=2, cols=2, modes=modes)
+    assert cfg.unified
+    assert cfg.front_stages == front
+    assert cfg.acc_add_stages == add == min(cfg.mode(m).acc_add_stages for m in cfg.modes)
+    assert cfg.pe_latency == (gc.LATENCY["pe_mx"] + front + gc.LATENCY["block_convert"]
+                              + add)
+    assert all(cfg.schedule.mode(m).pe_latency == cfg.pe_latency for m in cfg.modes)
+    Fragment.get(MultiPE(cfg), None)    # elaboration asserts its stage count

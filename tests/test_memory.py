@@ -125,3 +125,31 @@ def test_access_counts_int8_have_no_scales():
     acc = cfg.schedule.buffer_accesses(2, 8, 2)      # G = 2, one tile
     assert acc == {"a_data": {"reads": 4, "writes": 4}, "w_data": {"reads": 4, "writes": 4},
                    "c": {"reads": 4, "writes": 4}}
+
+
+def test_gemm_energy_prices_each_access(model):
+    """Energy per GEMM: each buffer's reads and writes at its bank's energies per word;
+    the accesses must name exactly the engine's buffers."""
+    cfg = Config(**SMALL, dataflow="ws")
+    from hw.registry import hardware
+    buffers = hardware(cfg).engine.buffers_of(cfg)
+    acc = cfg.schedule.buffer_accesses(3, 40, 5)
+    e = memory.gemm_energy(buffers, acc, model)
+    assert (e["model"], e["node_nm"], e["ports"]) == ("cacti7-45nm", 45, "1r1w")
+    total = 0.0
+    for name, (_banks, depth, width) in buffers.items():
+        b = model.bank(depth, width)
+        want = acc[name]["reads"] * b["read_pj"] + acc[name]["writes"] * b["write_pj"]
+        assert e["buffers"][name]["pj"] == pytest.approx(want, abs=1e-3), name
+        total += want
+    assert e["pj"] == pytest.approx(total, abs=1e-2) and e["pj"] > 0
+    # Twice the accesses, twice the energy.
+    double = {n: {k: 2 * v for k, v in a.items()} for n, a in acc.items()}
+    assert memory.gemm_energy(buffers, double, model)["pj"] == pytest.approx(2 * e["pj"],
+                                                                             abs=1e-2)
+    del acc["acc"]
+    with pytest.raises(ValueError, match=r"^The accesses name buffers \['a_data', 'a_scale', "
+                                         r"'c', 'w_data', 'w_scale'\], but the engine has "
+                                         r"\['a_data', 'a_scale', 'acc', 'c', 'w_data', "
+                                         r"'w_scale'\]$"):
+        memory.gemm_energy(buffers, acc, model)

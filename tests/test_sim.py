@@ -5,7 +5,9 @@ W4A8/W6A8/W4A6 pairs, int8, and arrays 1x1, 2x3, 4x4, 8x8 and 16x4, each in both
 dataflows (``os`` and ``ws``), with every stimulus class that applies to the config (one
 build and one simulator run per config).
 ``--slow`` adds the full cross product of format pairs and N:M.  Every case also checks
-``cnt_cycles == config.schedule.cycles(m, k, n)``.
+every counter against the model: ``cnt_cycles == config.schedule.cycles(m, k, n)`` and the
+rest of :func:`golden.counters.expected` (issued slots, stalls, tiles and the buffer-access
+counters, :meth:`golden.schedule.Schedule.buffer_accesses`).
 """
 
 import itertools
@@ -20,6 +22,7 @@ import numpy as np
 import pytest
 
 from golden import Config
+from golden import counters as counter_table
 from golden.config import DATAFLOWS
 from golden.formats import FORMATS
 from sim import run as simrun
@@ -85,6 +88,20 @@ def _check(config, reports):
         assert r["cycles"] == config.schedule.cycles(*r["gemm"]) == r["model_cycles"], where
         assert r["passed"], where
         assert r["issued_macs"] == config.schedule.issued(*r["gemm"]), where
+        _check_accesses(config, r, where)
+
+
+def _check_accesses(config, r, where):
+    """One run's counters equal the model, name for name, and feed the buffer report."""
+    (m, k, n), = [x["shape"] for x in r["runs"]]
+    want = counter_table.expected(config, m, k, n)
+    assert r["counters"] == want == r["model_counters"], where
+    assert r["counters_match_model"] and r["host_writes_match_model"], where
+    model = config.schedule.buffer_accesses(m, k, n)
+    assert r["buffer_accesses"] == model, where
+    for name in counter_table.access_names(config):
+        buf, kind = counter_table.ACCESS_COUNTERS[name]
+        assert r["buffer_access_source"][buf][kind] == name, where
 
 
 def test_regression_covers_the_matrix():
@@ -150,6 +167,54 @@ def test_split_along_m_and_n():
     assert r["useful_utilization"] == pytest.approx(
         r["effective_macs_per_cycle"] / r["peak_macs_per_cycle"])
     assert r["useful_utilization"] < r["utilization"] * 70 / 96 + 1e-12
+    # Counters of split GEMMs add up run by run.
+    runs = [counter_table.expected(SMALL, *x["shape"]) for x in r["runs"]]
+    assert r["counters"] == {name: sum(x[name] for x in runs) for name in runs[0]}
+
+
+@pytest.mark.parametrize("config", [SMALL, replace(SMALL, dataflow="ws")],
+                         ids=lambda c: c.dataflow)
+def test_buffer_energy_per_gemm(config):
+    """The report prices every buffer's accesses at the memory model's energies per word
+    (CACTI 7, 45 nm), the engine's from its counters."""
+    from synth.memory import buffer_report
+    from hw.registry import hardware
+    m, k, n = config.m_max, 70, config.n_max - 2
+    r = simulate(config, m, k, n, seed=3)
+    _check_accesses(config, r, config.name)
+    per = buffer_report(hardware(config).engine.buffers_of(config), 1.5)["buffers"]
+    assert set(per) == set(r["buffer_accesses"]) == set(r["buffer_energy"]["buffers"])
+    assert ("acc" in per) == (config.dataflow == "ws")
+    e = r["buffer_energy"]
+    assert (e["model"], e["node_nm"]) == ("cacti7-45nm", 45)
+    want = {name: a["reads"] * per[name]["read_pj"] + a["writes"] * per[name]["write_pj"]
+            for name, a in r["buffer_accesses"].items()}
+    for name, pj in want.items():
+        assert e["buffers"][name]["pj"] == pytest.approx(pj, rel=1e-3), name
+    assert e["pj"] == pytest.approx(sum(want.values()), rel=1e-3)
+    assert r["buffer_pj_per_mac"] == pytest.approx(e["pj"] / (m * k * n))
+    assert (f"{e['pj']:.1f} pJ per GEMM, {r['buffer_pj_per_mac']:.4f} pJ per dense-equivalent "
+            f"MAC (cacti7-45nm, 45 nm;") in simrun.format_report(r)
+
+
+def test_wrong_access_model_fails_the_run(monkeypatch, capsys):
+    """A buffer-access model one read off fails the run and names the counter."""
+    from golden.schedule import OSSchedule
+    real = OSSchedule._array_reads
+
+    def wrong(self, m, k, n):
+        out = dict(real(self, m, k, n))
+        out["w_data"] += 1
+        return out
+
+    monkeypatch.setattr(OSSchedule, "_array_reads", wrong)
+    r = simulate(SMALL, 3, 40, 4, seed=2)
+    assert not r["passed"] and r["mismatches"] == 0 and r["cycles_match_model"]
+    assert not r["counters_match_model"]
+    got = r["counters"]["cnt_rd_w"]
+    assert got + 1 == r["model_counters"]["cnt_rd_w"]
+    lines = capsys.readouterr().err.splitlines()
+    assert f"  cnt_rd_w {got} != model {got + 1} (golden.counters.expected)" in lines
 
 
 def test_k_above_k_max_is_an_error():
@@ -217,6 +282,16 @@ def test_cli_pass_and_json(tmp_path):
     assert rep["useful_utilization"] == pytest.approx(
         6 * 50 * 9 / (SMALL.peak_macs_per_cycle * rep["cycles"]))
     assert f"{rep['useful_utilization']:.4f} useful" in res.stdout
+    # Per-buffer accesses (from the counters) and the buffer energy of the GEMM.
+    assert rep["counters_match_model"] is True
+    assert rep["counters"] == rep["model_counters"]
+    assert set(rep["counters"]) == set(counter_table.names(SMALL))
+    # 6x9 is split into 5x7, 5x2, 1x7 and 1x2 runs: every C element is written once.
+    assert rep["buffer_accesses"]["c"]["writes"] == rep["counters"]["cnt_wr_c"] == 54
+    assert rep["buffer_accesses"]["a_data"]["reads"] == rep["counters"]["cnt_rd_a"]
+    assert rep["buffer_energy"]["pj"] > 0 and rep["buffer_energy"]["model"] == "cacti7-45nm"
+    assert rep["buffer_pj_per_mac"] == pytest.approx(rep["buffer_energy"]["pj"] / (6 * 50 * 9))
+    assert f"{rep['buffer_energy']['pj']:.1f} pJ per GEMM, " in res.stdout
 
 
 @pytest.mark.parametrize("args, message", [

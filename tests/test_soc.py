@@ -15,8 +15,9 @@ from gen.generate import generate
 from golden import Config
 from golden.gemm import encode_operands
 from golden.pack import pack_operands, stream_words, unpack_c_stream, WR_SEL
-from golden.regmap import (ACCESSES, load_cycles, register, register_map, result_words,
-                           soc_cycles, streams)
+from golden import counters as counter_table
+from golden.regmap import (ACCESSES, MAP_REVISION, addr_bits, load_cycles, register,
+                           register_map, result_words, soc_cycles, streams)
 from hw.lint import lint_verilog
 from sim.stimulus import make_operands
 
@@ -41,6 +42,30 @@ def test_register_map_is_consistent():
         assert [f.name for f in status.fields][3:] == [f"{s.upper()}_LOADED" for s in sinks]
     assert len(streams(SMALL)) == 5 and len(streams(Config(a_format="int8",
                                                            w_format="int8"))) == 3
+
+
+@pytest.mark.parametrize("cfg", [SMALL, Config(dataflow="ws", a_format="int8",
+                                                w_format="int8", sparsity=(1, 4)),
+                                 Config(dataflow="ws")], ids=lambda c: c.name)
+def test_counter_registers_follow_the_counter_list(cfg):
+    """Every engine counter (golden.counters.names) is one LO/HI pair; the run counters
+    and GEMMS/BAD_ACCESS keep their revision-1 offsets, the buffer-access counters follow
+    from 0xC0, and the map still fits 8 address bits."""
+    regs = register_map(cfg)
+    pairs = [r.name[:-3] for r in regs if r.name.endswith("_LO")]
+    assert pairs == [counter_table.register_stem(n) for n in counter_table.names(cfg)]
+    assert [register(regs, f"{s}_LO").offset for s in ("CYCLES", "ISSUED", "STALL", "TILES")] \
+        == [0x80, 0x88, 0x90, 0x98]
+    assert (register(regs, "GEMMS").offset, register(regs, "BAD_ACCESS").offset) == (0xA0,
+                                                                                    0xA4)
+    access = counter_table.access_names(cfg)
+    for i, name in enumerate(access):
+        stem = counter_table.register_stem(name)
+        lo, hi = register(regs, f"{stem}_LO"), register(regs, f"{stem}_HI")
+        assert (lo.offset, hi.offset, hi.capture) == (0xC0 + 8 * i, 0xC4 + 8 * i, lo.name)
+        assert lo.doc.startswith(f"engine counter {name} (")
+    assert addr_bits(regs) == 8
+    assert register(regs, "VERSION").field("MAP").reset == MAP_REVISION == 2
 
 
 def test_register_map_errors():
@@ -151,3 +176,27 @@ def test_soc_regressions():
     assert timing["load"].tolist() == [load_cycles(SMALL, c.m, c.k, c.n) for c in cases]
     assert timing["soc"].tolist() == [soc_cycles(SMALL, c.m, c.k, c.n) for c in cases]
     assert timing["engine"].tolist() == [SMALL.schedule.cycles(c.m, c.k, c.n) for c in cases]
+
+
+def test_soc_regression_with_tile_skip():
+    """Behind the wrapper an engine with ``tile_skip`` skips the all-zero weight tiles of
+    each GEMM: C equals golden.skip's result and START..C the bus model given the mask."""
+    from dataclasses import replace
+
+    from golden.skip import weight_tile_mask
+    from sim.stimulus import make_operands
+    from sim.tb_axi import SocCase, run_soc
+    cfg = replace(SMALL, tile_skip=True)
+    cases = [SocCase(4, 64, 8, data="zerotiles50", seed=4), SocCase(3, 40, 5, seed=1)]
+    masks = [tuple(bool(s) for s in weight_tile_mask(
+        cfg, make_operands(cfg, c.m, c.k, c.n, c.data, c.seed))) for c in cases]
+    assert any(masks[0]) and not all(masks[0])
+    ok, results, run_dir = run_soc(cfg, cases, seed=7)
+    assert ok, f"see {run_dir}/sim.log: {results}"
+    assert results["soc_gemms"]["mismatches"].tolist() == [0, 0]
+    timing = results["soc_timing"]
+    assert timing["soc"].tolist() == [soc_cycles(cfg, c.m, c.k, c.n, s)
+                                      for c, s in zip(cases, masks)]
+    assert timing["engine"].tolist() == [cfg.schedule.cycles(c.m, c.k, c.n, s)
+                                         for c, s in zip(cases, masks)]
+    assert timing["engine"][0] < SMALL.schedule.cycles(4, 64, 8)

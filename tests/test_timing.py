@@ -54,6 +54,174 @@ def sta_exe():
         _missing(str(e))
 
 
+# -- reports: GE honesty, throughput at Fmax, python -m synth.table (issue #13) ----------------
+
+#: cells.lib GE of a PE must stay within this fraction of its OSU018 NAND2X1 equivalents.
+GE_BAND = 0.15
+
+
+@pytest.mark.parametrize("fmt", ["int8", "mxfp8_e4m3", "mxfp4_e2m1"])
+def test_pe_cells_lib_ge_matches_osu018_nand2x1_equivalents(fmt, osu, sta_exe):
+    """The fast default (generic cells.lib, GE) against OSU018 (area / NAND2X1 area) for
+    the same design: the 8x8 config's OS 2:4 PE with its input registers, as
+    :func:`synth.timing.timing_report` times it (so the OSU018 mapping is shared with it)."""
+    from golden import Config
+    from synth.area import synthesize
+    c = Config(rows=8, cols=8, a_format=fmt, w_format=fmt, sparsity="2:4")
+    pe = lambda: timing.Registered(timing.design_of_config(c), outputs=False)  # noqa: E731
+    generic = synthesize(pe(), name=f"{c.name}_pe")["logic_ge"]
+    real = timing.analyze(pe(), osu, timing.default_clock_ps(osu), top=f"{c.name}_pe")
+    assert real["ge_unit_cell"] == "NAND2X1"
+    ratio = real["area_ge"] / generic
+    print(f"{fmt}: cells.lib {generic:.1f} GE, OSU018 {real['area_ge']:.1f} NAND2X1 "
+          f"equivalents, ratio {ratio:.3f}")
+    assert abs(ratio - 1) <= GE_BAND, (fmt, generic, real["area_ge"])
+
+
+def test_throughput_figures_hand_computed():
+    f = timing.throughput_figures(4, 500.0, 2000.0)
+    # 4 MAC/cycle x 500 MHz = 2e9 MAC/s, over 2000 um2 = 0.002 mm2.
+    assert f == {"macs_per_cycle": 4, "macs_per_s": 2e9, "macs_per_s_per_mm2": 1e12}
+    assert timing.throughput_figures(4, None, 2000.0) == {
+        "macs_per_cycle": 4, "macs_per_s": None, "macs_per_s_per_mm2": None}
+
+
+def test_worst_path_is_the_longest_timed_module():
+    mods = {"PE": {"critical_path_ps": 900.0}, "WSBlockEnd": {"critical_path_ps": 1200.0},
+            "Multiplier": {"critical_path_ps": None}}
+    assert timing.worst_path({"modules": mods})[0] == "WSBlockEnd"
+    assert timing.worst_path({"modules": {"X": {"critical_path_ps": None}}}) == (None, None)
+
+
+def test_pe_name_drops_the_array_size_only():
+    from golden import Config
+    a = Config(rows=2, cols=4, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1")
+    b = Config(rows=8, cols=8, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1")
+    assert timing.pe_name(a) == timing.pe_name(b) == "nmmx_os_mxfp4e2m1_2of4_b32"
+    assert timing.pe_name(Config(a_format="mxfp4_e2m1", w_format="mxfp4_e2m1",
+                                 dataflow="ws", block_size=16)).endswith("_b16")
+
+
+def test_pe_timing_is_shared_by_array_sizes(osu, sta_exe, tmp_path):
+    from golden import Config
+    cache = tmp_path / "cache"
+    small = timing.pe_timing(Config(rows=2, cols=2, a_format="int8", w_format="int8"), osu,
+                             cache=cache)
+    entries = sorted((cache / "timing").glob("*.json"))
+    assert len(entries) == 3                       # PE, Multiplier, SparseSelect
+    big = timing.pe_timing(Config(rows=4, cols=8, a_format="int8", w_format="int8"), osu,
+                           cache=cache)
+    assert sorted((cache / "timing").glob("*.json")) == entries
+    assert big == small
+    assert small["clock_ps"] == timing.default_clock_ps(osu)
+    assert small["fmax_mhz"] == pytest.approx(1e6 / small["critical_path_ps"], rel=1e-3)
+    assert small["worst_module"] in ("PE", "Multiplier", "SparseSelect")
+
+
+def _fake_report(config, lib, clock_ps=None, **_):
+    """A timing_report stand-in: figures that depend on the config and the library."""
+    base = {"int8": 1000.0, "mxfp8_e4m3": 3000.0, "mxfp4_e2m1": 2500.0}[config.a_format]
+    scale = 1.0 if lib.name.startswith("osu") else 0.2
+    path = base * scale * (1.1 if config.dataflow.value == "ws" else 1.0)
+    mod = lambda p, a=0.0: {"critical_path_ps": p, "critical_path_fo4": p / lib.fo4_ps,  # noqa: E731
+                            "fmax_mhz": 1e6 / p, "start_point": "a_0", "end_point": "acc_3",
+                            "area_um2": a, "area_ge": a / lib.ge_unit_um2}
+    modules = {"PE": mod(path), "Multiplier": mod(path / 2)}
+    if config.dataflow.value == "ws" and config.scaled:
+        modules["WSBlockEnd"] = mod(path * 1.5, 800.0 * scale)
+    area = 1000.0 * config.n_keep * scale
+    return {"clock_ps": clock_ps or 40 * lib.fo4_ps, "area_um2": area,
+            "area_ge": area / lib.ge_unit_um2, "ge_unit_cell": lib.ge_unit_cell,
+            "fo4_ps": lib.fo4_ps, "modules": modules}
+
+
+def test_table_json_markdown_and_before(osu, sta_exe, tmp_path, monkeypatch, capsys):
+    import json
+    from synth import table
+    monkeypatch.setattr(timing, "timing_report", _fake_report)
+    before, after, md = tmp_path / "b.json", tmp_path / "a.json", tmp_path / "t.md"
+    assert table.main(["--liberty", "osu018", "--json", str(before)]) == 0
+    doc = json.loads(before.read_text())
+    assert doc["schema"] == table.SCHEMA and len(doc["rows"]) == 12
+    assert doc["commit"] and len(doc["commit"]) == 40 and len(doc["design_commit"]) == 40
+    rows = {(r["format"], r["sparsity"], r["dataflow"]): r for r in doc["rows"]}
+    ws = rows["mxfp8_e4m3", "2:4", "ws"]
+    # The worst module sets Fmax; the area is the PE's plus its share (1/8 at 8x8) of
+    # the WS block-end units; MAC/s/mm2 = M x Fmax / area.
+    assert ws["worst_module"] == "WSBlockEnd" and ws["critical_path_ps"] == 3000 * 1.1 * 1.5
+    assert ws["area_um2"] == 2000 + 800 / 8 and ws["pe_area_um2"] == 2000
+    assert ws["macs_per_s_per_mm2"] == pytest.approx(4 * 1e12 / 3300 / 1.5 / 2100e-6)
+    assert rows["mxfp8_e4m3", "2:4", "os"]["area_um2"] == 2000
+    assert rows["int8", "4:4", "os"]["worst_module"] == "PE"
+    capsys.readouterr()
+    # "After": other figures, set beside the first run.
+    monkeypatch.setattr(timing, "timing_report",
+                        lambda c, lib, clk=None, **kw: {
+                            **(r := _fake_report(c, lib, clk)),
+                            "modules": {k: {**m, "critical_path_ps": m["critical_path_ps"] / 2,
+                                            "critical_path_fo4": m["critical_path_fo4"] / 2,
+                                            "fmax_mhz": m["fmax_mhz"] * 2}
+                                        for k, m in r["modules"].items()}})
+    assert table.main(["--liberty", "osu018", "--json", str(after), "--markdown", str(md),
+                       "--before", str(before)]) == 0
+    text = md.read_text()
+    assert text + "\n" == capsys.readouterr().out
+    line = next(x for x in text.splitlines() if "| int8 2:4 | OS |" in x)
+    assert "| 1,000 → 500 |" in line and "| 1,000 → 2,000 |" in line
+    assert "pre-layout, no wire load" in text
+
+
+def test_table_units_against_bands(osu, monkeypatch):
+    """``--units``: every unit once in cells.lib and once per library on its own and
+    once between registers; the published band beside the right rows."""
+    from synth import area, table
+    calls = []
+
+    def fake_analyze(design, lib, clock, *, top, **_):
+        calls.append((type(design).__name__, top, clock))
+        reg = isinstance(design, timing.Registered)
+        return {"area_um2": 24.0 * (len(top) + reg), "area_ge": len(top) + reg,
+                "critical_path_ps": 992.0 if reg else None,
+                "critical_path_fo4": 10.0 if reg else None, "fmax_mhz": 1e6 / 992.0,
+                "start_point": "a", "end_point": "b"}
+
+    monkeypatch.setattr(timing, "analyze", fake_analyze)
+    monkeypatch.setattr(area, "synthesize", lambda unit, name, **_: {"logic_ge": 7.0})
+    rows = table.unit_rows([osu], 1000.0)
+    labels = [r["unit"] for r in rows]
+    assert labels == ["Multiplier int8", "Multiplier mxfp8_e4m3", "Multiplier mxfp4_e2m1",
+                      "Float32Adder", "BlockConverter mxfp8_e4m3",
+                      "BlockConverter mxfp4_e2m1"]
+    assert len(calls) == 2 * len(rows) and {c[2] for c in calls} == {1000.0}
+    adder = rows[3]["libraries"]["osu018_stdcells"]
+    assert adder["area_ge"] == len("unit_float32adder") and adder["critical_path_fo4"] == 10.0
+    text = table.format_units({"units": rows})
+    assert "| Multiplier int8 | 0 | 450-650 | 7 |" in text
+    band = "4,000-6,000" if rows[3]["stages"] else "1,500-2,500"
+    assert f"| Float32Adder | {rows[3]['stages']} | {band} | 7 |" in text
+    assert "| Multiplier mxfp4_e2m1 | 0 | - | 7 |" in text
+
+
+def test_cli_top_engine_gives_the_engine_in_the_library(osu, sta_exe, tmp_path, capsys):
+    import json
+    from golden import Config
+    from synth.__main__ import main
+    from synth.estimate import estimate_area
+    out = tmp_path / "t.json"
+    argv = ["--format", "int8", "--rows", "2", "--cols", "2", "--liberty", "osu018",
+            "--json", str(out)]
+    assert main([*argv, "--top", "engine"]) == 0
+    d = json.loads(out.read_text())["design"]
+    area = estimate_area(Config(rows=2, cols=2, a_format="int8", w_format="int8"), top="engine")
+    pe_ge = sum(area["pe_breakdown"].values())
+    assert d["pes"] == 4 and d["pe_area_um2"] == json.loads(out.read_text())["area_um2"]
+    expect = 4 * d["pe_area_um2"] + (area["logic_ge"] - 4 * pe_ge + area["buffer_ge"]) * 24.0
+    assert d["total_um2"] == pytest.approx(expect, rel=1e-6)
+    assert "engine in osu018_stdcells (pre-layout, no wire load):" in capsys.readouterr().out
+    assert main(argv) == 0                     # without --top: the PE and its units only
+    assert "design" not in json.loads(out.read_text())
+
+
 # -- the reader ---------------------------------------------------------------------------------
 
 def test_units_are_normalized_to_ps_ff_um2(lib):

@@ -16,6 +16,7 @@ import pytest
 
 from engine_harness import check_result, random_encoded, run_engine
 from golden import Config
+from golden import counters as counter_table
 from golden.gemm import gemm_encoded
 from hw.ws import WSArray, WSBlockEnd, WSEngine, WSPE
 
@@ -201,8 +202,12 @@ def test_generate_same_interface(tmp_path):
     v2, j2 = generate(ws, tmp_path / "again")
     assert v1.read_bytes() == v2.read_bytes() and j1.read_bytes() == j2.read_bytes()
     a, b = infos["ws"], infos["os"]
-    assert a["ports"] == b["ports"]
-    assert a["counters"] == b["counters"]
+    # The same ports but the accumulator memories' access counters, which only WS has.
+    acc = ["cnt_rd_acc", "cnt_wr_acc"]
+    assert [p for p in a["ports"] if p["name"] not in acc] == b["ports"]
+    assert a["counters"] == b["counters"] + acc
+    assert a["access_counters"] == {**b["access_counters"], "cnt_rd_acc": ["acc", "reads"],
+                                    "cnt_wr_acc": ["acc", "writes"]}
     assert a["word_layouts"] == b["word_layouts"]
     for name in ("a_data", "a_scale", "w_data", "w_scale", "c"):
         assert a["buffers"][name] == b["buffers"][name]
@@ -262,6 +267,16 @@ def test_os_and_ws_bit_identical(kw):
         assert rw["scalesim_cycles"] == sum(ws.schedule.scalesim_cycles(*r["shape"])
                                             for r in rw["runs"])
         assert rw["scalesim_cycles"] != ro["scalesim_cycles"]
+        # Every counter equals the model in both dataflows; the host's writes and the C
+        # writes are the same, the array's reads are not, and only WS has accumulators.
+        for r, c in ((rw, ws), (ro, os_)):
+            assert r["counters"] == r["model_counters"] == {
+                name: sum(counter_table.expected(c, *x["shape"])[name] for x in r["runs"])
+                for name in counter_table.names(c)}
+        for buf in ("a_data", "w_data", "a_scale", "w_scale", "c"):
+            assert rw["buffer_accesses"][buf]["writes"] == ro["buffer_accesses"][buf]["writes"]
+        assert rw["buffer_accesses"]["a_data"]["reads"] != ro["buffer_accesses"]["a_data"]["reads"]
+        assert "acc" in rw["buffer_accesses"] and "acc" not in ro["buffer_accesses"]
 
 
 # -- synthesis ------------------------------------------------------------------------------------

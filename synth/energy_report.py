@@ -1,0 +1,139 @@
+"""``python -m synth --energy``: pJ per dense-equivalent MAC, logic plus buffers.
+
+:func:`energy_report` combines
+
+- the PE's logic energy from gate-level activity (:func:`synth.energy.pe_energy`), per
+  dense-equivalent MAC of PE (0, 0), broken down by unit plus clock and leakage;
+- the buffers' energy: every buffer's word reads and writes of one GEMM
+  (:meth:`golden.schedule.Schedule.buffer_accesses`) times its energy per access from
+  :mod:`synth.memory` (CACTI 7 at 45 nm), per dense-equivalent MAC of that GEMM.
+
+The two come from different nodes: the logic in the named library (OSU018 180 nm,
+ASAP7 7 nm), the buffers at CACTI's 45 nm.  They are reported side by side, each with
+its node (``buffer_model.node_nm``, ``library``), and not rescaled; the sum
+``energy_pj_per_mac`` is therefore a mixed-node figure and says so in ``note``.
+"""
+
+from .energy import ENERGY_CATEGORIES, LABEL, DEFAULT_CYCLES, pe_energy
+
+__all__ = ["energy_report", "format_energy", "REPORT_KEYS"]
+
+#: Keys of the JSON report.
+REPORT_KEYS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
+               "energy_breakdown", "energy_pj_per_gemm", "tops_per_w", "buffer_model",
+               "library", "clock_ps", "period_ps", "fmax_mhz", "gemm", "data", "cycles",
+               "macs_simulated", "sim_seconds", "label", "scope", "note", "config")
+
+
+def _fmax(config, lib, clock_ps, yosys):
+    """The PE's critical path (ps) at the mapping clock, as :func:`synth.timing.timing_report`
+    times it (same design and top name, so the two share cache entries)."""
+    from hw.registry import hardware
+    from .timing import Registered, analyze
+    pe = hardware(config).pe
+    r = analyze(Registered(pe(config), outputs=False), lib, clock_ps,
+                top=f"{config.name}_{pe.__name__.lower()}", yosys=yosys)
+    return r["critical_path_ps"]
+
+
+def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
+                  cycles=DEFAULT_CYCLES, seed=0, pe_config=None, yosys=None, cache=None):
+    """The energy report of ``config`` in ``library`` (a :class:`synth.nldm.Library`).
+
+    Parameters
+    ----------
+    clock_ps : float or None
+        The clock: mapping target and cycle time.  ``None``: map for 40 FO4
+        (:func:`synth.timing.default_clock_ps`) and run at the PE's fmax from timing.
+    gemm : (m, k, n) or None
+        The GEMM whose stream drives the PE and whose buffer accesses are priced
+        (default the config's largest, ``m_max x k_max x n_max``).
+    pe_config : golden.Config or None
+        The config whose PE (0, 0) is mapped, timed and simulated (default ``config``;
+        the design-space study passes a 1 x 1 array so that array sizes share it); the
+        buffers are always ``config``'s.
+    """
+    from .memory import buffer_report
+    from .area import SRAM_GE_PER_BIT
+    from .timing import default_clock_ps
+    from hw.registry import hardware
+    m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
+    config.check_gemm(m, k, n)
+    map_clock = default_clock_ps(library) if clock_ps is None else float(clock_ps)
+    pe_config = config if pe_config is None else pe_config
+    crit = _fmax(pe_config, library, map_clock, yosys)
+    period = float(clock_ps) if clock_ps is not None else float(crit or map_clock)
+    pe = pe_energy(pe_config, library, map_clock, data=data, gemm=(m, k, n), cycles=cycles,
+                   seed=seed, period_ps=period, yosys=yosys, cache=cache)
+    per_mac = {c: pe["logic_fj"][c] / pe["macs"] / 1000.0 for c in ENERGY_CATEGORIES}
+    macs = config.schedule.useful_macs(m, k, n)
+    bufs = buffer_report(hardware(config).engine.buffers_of(config), SRAM_GE_PER_BIT)
+    access = config.schedule.buffer_accesses(m, k, n)
+    buf_pj = {}
+    for name, b in bufs["buffers"].items():
+        a = access.get(name, {"reads": 0, "writes": 0})
+        buf_pj[name] = a["reads"] * b["read_pj"] + a["writes"] * b["write_pj"]
+    breakdown = {c: round(v, 5) for c, v in per_mac.items()}
+    breakdown.update({f"buffer_{name}": round(v / macs, 5) for name, v in buf_pj.items()})
+    logic = sum(per_mac.values())
+    buffer = sum(buf_pj.values()) / macs
+    total = logic + buffer
+    model = dict(bufs["buffer_model"])
+    model["accesses"] = access
+    model["energy_pj_per_gemm"] = round(sum(buf_pj.values()), 3)
+    from golden.config import Dataflow
+    if config.dataflow == Dataflow.OS:
+        scope = "PE (0, 0) with its input (link) registers"
+    else:
+        scope = "WSPE (0, 0) with its input registers" + (
+            "; the MX block-end units (converter and binary32 adder below the block-end "
+            "rows) are not included" if config.scaled else "")
+    return {
+        "energy_pj_per_mac": round(total, 5),
+        "logic_pj_per_mac": round(logic, 5),
+        "buffer_pj_per_mac": round(buffer, 5),
+        "energy_breakdown": breakdown,
+        "energy_pj_per_gemm": round(total * macs, 2),
+        "tops_per_w": round(2.0 / total, 4),
+        "logic_tops_per_w": round(2.0 / logic, 4),
+        "buffer_model": model,
+        "library": library.name,
+        "clock_ps": map_clock,
+        "period_ps": period,
+        "fmax_mhz": round(1e6 / period, 2),
+        "gemm": [m, k, n],
+        "data": data,
+        "cycles": pe["cycles"],
+        "macs_simulated": pe["macs"],
+        "sim_seconds": pe["sim_seconds"],
+        "label": LABEL,
+        "scope": scope,
+        "note": (f"logic in {library.name} at {library.voltage:g} V, per dense-equivalent "
+                 f"MAC of PE (0, 0) over {pe['cycles']} cycles; buffers from "
+                 f"{model['name']} at {model['node_nm']} nm, not scaled to the logic's "
+                 "node; 2 ops per MAC; array/engine control logic and PE-to-PE wires "
+                 "not included"),
+        "config": config.to_dict(),
+    }
+
+
+def format_energy(r):
+    """The human-readable energy report."""
+    rows = [f"energy of {r.get('design', 'the PE')} in {r['library']} ({r['label']})",
+            f"scope: {r['scope']}",
+            f"clock: mapped for {r['clock_ps']:g} ps, run at {r['period_ps']:g} ps "
+            f"({r['fmax_mhz']:g} MHz); stimulus {r['data']}, GEMM "
+            f"{'x'.join(map(str, r['gemm']))}, {r['cycles']} cycles "
+            f"({r['macs_simulated']:g} dense-equivalent MACs) in {r['sim_seconds']:.2f} s",
+            "", f"{'unit':<22} {'pJ/MAC':>10} {'share':>7}"]
+    total = r["energy_pj_per_mac"] or 1.0
+    for k, v in r["energy_breakdown"].items():
+        rows.append(f"{k:<22} {v:>10.4f} {100 * v / total:>6.1f}%")
+    rows += [f"{'logic':<22} {r['logic_pj_per_mac']:>10.4f}",
+             f"{'buffers':<22} {r['buffer_pj_per_mac']:>10.4f} "
+             f"({r['buffer_model']['name']}, {r['buffer_model']['node_nm']} nm)",
+             f"{'total':<22} {r['energy_pj_per_mac']:>10.4f} pJ/MAC, "
+             f"{r['energy_pj_per_gemm'] / 1e6:.4f} uJ per GEMM, {r['tops_per_w']:g} TOPS/W "
+             f"(logic only {r['logic_tops_per_w']:g} TOPS/W)",
+             f"({r['note']})"]
+    return "\n".join(rows)

@@ -1,0 +1,346 @@
+"""Gate-level energy (synth.energy, synth.cellsim): cell models, toggle counting, the
+OpenSTA cross-check, and the energy orderings issue #14 asks for."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.config import Config
+from sim.stimulus import make_operands
+from synth import cellsim, energy, nldm
+from synth.liberty_text import eval_function
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    OSU = nldm.find_library("osu018")
+except nldm.LibraryError:       # pragma: no cover - the machine setup provides it
+    OSU = None
+needs_osu = pytest.mark.skipif(OSU is None, reason="OSU018 liberty not installed")
+
+def _cfg(fmt, sp=(2, 4), **kw):
+    """A small config: the PE does not depend on the array size, only the GEMM does."""
+    kw.setdefault("rows", 2)
+    kw.setdefault("cols", 2)
+    return Config(a_format=fmt, w_format=fmt, sparsity=sp, m_max=4, k_max=256, n_max=4, **kw)
+
+
+# -- cell models against the liberty ----------------------------------------------------------
+
+def _exhaustive_tb(cells):
+    """A testbench that applies every input vector of each cell, one per cycle, and
+    prints ``v <cycle> <cell> <pin> <value>`` (the test's own check, not the counters)."""
+    body, disp, n_max = [], [], 0
+    for i, c in enumerate(cells):
+        ins = [p.name for p in c.inputs]
+        n_max = max(n_max, len(ins))
+        conns = [f".{x}(x[{b}])" for b, x in enumerate(ins)]
+        for p in c.outputs:
+            body.append(f"  wire y{i}_{p.name};")
+            conns.append(f".{p.name}(y{i}_{p.name})")
+            disp.append(f'    $display("v %0d {c.name} {p.name} %0d", cyc, y{i}_{p.name});')
+        body.append(f"  {c.name} c{i} ({', '.join(conns)});")
+    return ("module tb(input clk);\n  integer cyc = 0;\n"
+            f"  wire [{n_max - 1}:0] x = cyc[{n_max - 1}:0];\n" + "\n".join(body) +
+            "\n  always @(posedge clk) begin\n" + "\n".join(disp) +
+            f"\n    cyc <= cyc + 1;\n    if (cyc == {1 << n_max}) $finish;\n  end\nendmodule\n")
+
+
+@needs_osu
+def test_combinational_models_equal_the_liberty_functions():
+    cells = [OSU.cells[n] for n in ("NAND2X1", "AOI21X1", "XOR2X1", "MUX2X1", "FAX1", "OAI22X1")]
+    src = {"cells.v": cellsim.cell_models(OSU, [c.name for c in cells]),
+           "tb.v": _exhaustive_tb(cells)}
+    out = cellsim.run(cellsim.build(src, count=False), [0], 1)
+    got = {(int(k), c, p): int(v) for k, c, p, v in
+           re.findall(r"^v (\d+) (\w+) (\w+) (\d+)$", out, re.M)}
+    checked = 0
+    for c in cells:
+        ins = [p.name for p in c.inputs]
+        for k in range(1 << len(ins)):
+            env = {x: bool(k >> b & 1) for b, x in enumerate(ins)}
+            for p in c.outputs:
+                assert got[(k, c.name, p.name)] == int(eval_function(p.function, env)), \
+                    (c.name, p.name, k)
+                checked += 1
+    assert checked == sum((1 << len(c.inputs)) * len(c.outputs) for c in cells)
+
+
+@needs_osu
+def test_flip_flop_model_follows_its_ff_group():
+    cell = OSU.cells["DFFPOSX1"]
+    assert cell.state == {"kind": "ff", "vars": cell.state["vars"], "next_state": "D",
+                          "clocked_on": "CLK"}
+    rng = np.random.default_rng(5)
+    d = rng.integers(0, 2, 64)
+    tb = ("module tb(input clk);\n  integer cyc = 0;\n  reg d = 0;\n  wire q;\n"
+          "  DFFPOSX1 ff (.CLK(clk), .D(d), .Q(q));\n"
+          "  always @(posedge clk) begin\n    $display(\"v %0d %0d\", cyc, q);\n"
+          f"    d <= (64'h{int(''.join(map(str, d[::-1])), 2):016x} >> cyc[5:0]) & 1;\n"
+          "    cyc <= cyc + 1;\n    if (cyc == 64) $finish;\n  end\nendmodule\n")
+    src = {"cells.v": cellsim.cell_models(OSU, ["DFFPOSX1"]), "tb.v": tb}
+    out = cellsim.run(cellsim.build(src, count=False), [0], 1)
+    q = {int(k): int(v) for k, v in re.findall(r"^v (\d+) (\d+)$", out, re.M)}
+    # d takes bit c at edge c; the flop samples it at edge c+1, q shows it at edge c+2.
+    assert [q[c + 2] for c in range(60)] == list(d[:60])
+
+
+def test_truth_table_order():
+    assert cellsim.truth_table("(A B)", ["A", "B"]) == 0b1000
+    assert cellsim.truth_table("(!A)", ["A"]) == 0b01
+    assert cellsim.truth_table("A+B'", ["A", "B"]) == 0b1011
+
+
+# -- toggle counting -------------------------------------------------------------------------------
+
+@needs_osu
+def test_toggle_counts_of_a_known_circuit():
+    # x -> INV -> INV -> DFF; and NAND2(x, q).  Net bits are Yosys-style integers.
+    module = {"ports": {"x": {"direction": "input", "bits": [2]},
+                        "clk": {"direction": "input", "bits": [3]},
+                        "rst": {"direction": "input", "bits": [9]},
+                        "y": {"direction": "output", "bits": [7]}},
+              "cells": {"i1": {"type": "INVX1", "connections": {"A": [2], "Y": [4]}},
+                        "i2": {"type": "INVX1", "connections": {"A": [4], "Y": [5]}},
+                        "ff": {"type": "DFFPOSX1",
+                               "connections": {"CLK": [3], "D": [5], "Q": [6]}},
+                        "nd": {"type": "NAND2X1", "connections": {"A": [2], "B": [6],
+                                                                  "Y": [7]}}}}
+    names = ["ff", "i1", "i2", "nd"]
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2, 500)
+    src = {"cells.v": cellsim.cell_models(OSU, {"INVX1", "DFFPOSX1", "NAND2X1"}),
+           "dut.v": cellsim.netlist_verilog(module, names),
+           "tb.v": cellsim.testbench([("x", 0, 1)], 1)}
+    counts = cellsim.parse_counts(cellsim.run(cellsim.build(src),
+                                              [int(v) for v in x], 1))
+    # The counters sample at every rising edge 0..N, before it: the word is x[e-1]
+    # (0 at edge 0), the flop holds x[e-2] (0 before edge 2).
+    w = np.concatenate([[0], x])
+    q = np.concatenate([[0, 0], x[:-1]])
+    nand = 1 - (w & q)
+    toggles = lambda v: int(np.count_nonzero(np.diff(v)))   # noqa: E731
+    assert counts == {(1, "Y"): toggles(w), (2, "Y"): toggles(w), (0, "Q"): toggles(q),
+                      (3, "Y"): toggles(nand)}
+    assert toggles(w) > 100
+    # The input's own toggles as the energy flow counts them from the stimulus.
+    assert energy.input_toggles([("x", 0, 1)], {"x": x.astype(object)}) == \
+        {("x", 0): toggles(w)}
+
+
+# -- the OpenSTA cross-check --------------------------------------------------------------------
+
+@needs_osu
+def test_switching_power_agrees_with_opensta_report_power():
+    config = _cfg("int8", (4, 4))
+    lib = OSU
+    netdir = energy.mapped_pe(config, lib, 4000.0)
+    net = energy.Netlist(netdir, lib)
+    sta = energy.sta_power(net, 0.1, 4000.0)
+    ours = energy.switching_power_uniform(net, 0.1, 4000.0)
+    print(f"switching at activity 0.1: nmmx {ours:.4f} mW, OpenSTA {sta['switching']:.4f} mW")
+    assert sta["switching"] > 0
+    assert ours == pytest.approx(sta["switching"], rel=0.10)
+    # Twice the activity, twice the power, in both.
+    assert energy.switching_power_uniform(net, 0.2, 4000.0) == pytest.approx(2 * ours)
+
+
+# -- energy orderings ---------------------------------------------------------------------------------
+
+def _pj_per_mac(config, data, cycles=2000):
+    r = energy.pe_energy(config, OSU, 4000.0, data=data, cycles=cycles,
+                         gemm=(config.m_max, config.k_max, config.n_max))
+    return sum(r["logic_fj"].values()) / r["macs"] / 1000.0, r
+
+
+@needs_osu
+def test_energy_falls_with_zero_heavy_data():
+    config = _cfg("mxfp4_e2m1")
+    gauss, r = _pj_per_mac(config, "gaussian")
+    half, _ = _pj_per_mac(config, "halfzero")
+    print(f"{config.name}: gaussian {gauss:.3f} pJ/MAC, halfzero {half:.3f} pJ/MAC")
+    assert r["macs"] == r["valid_cycles"] * config.m_group
+    assert half < gauss
+
+
+@needs_osu
+def test_mxfp4_pe_spends_less_per_mac_than_mxfp8():
+    fp4, _ = _pj_per_mac(_cfg("mxfp4_e2m1"), "gaussian")
+    fp8, _ = _pj_per_mac(_cfg("mxfp8_e4m3"), "gaussian")
+    print(f"mxfp4_e2m1 {fp4:.3f} pJ/MAC, mxfp8_e4m3 {fp8:.3f} pJ/MAC")
+    assert fp4 < fp8
+
+
+# -- the stimulus -----------------------------------------------------------------------------
+
+def test_halfzero_zeroes_half_the_activations():
+    from sim.stimulus import DATA_CLASSES, ENERGY_CLASSES, _SEED_INDEX
+    config = _cfg("mxfp8_e4m3")
+    enc = make_operands(config, 4, 256, 4, "halfzero", seed=3)
+    zeros = int((enc.a_codes == 0).sum())
+    # Exactly half are set to zero; a gaussian code rounds to zero only rarely.
+    assert enc.a_codes.size // 2 <= zeros < 0.55 * enc.a_codes.size
+    assert (make_operands(config, 4, 256, 4, "gaussian", seed=3).a_codes == 0).mean() < 0.05
+    # The regression classes keep the seed streams they had before halfzero existed.
+    old = sorted(set(DATA_CLASSES) - set(ENERGY_CLASSES))
+    assert {c: _SEED_INDEX[c] for c in old} == {c: i for i, c in enumerate(old)}
+
+
+def test_pe_stream_follows_the_schedule():
+    config = _cfg("mxfp8_e4m3")
+    m, k, n = 4, 256, 4
+    stream, valid = energy.pe_stream(config, m, k, n, cycles=10_000)
+    g = config.groups(k)
+    tiles = config.schedule.output_tiles(m, n)
+    assert valid == tiles * g
+    assert len(stream["a"]) == tiles * config.schedule.tile_period(k)
+    from hw.pe import control_layout
+    ctl = stream["ctl"].astype(np.int64)
+    first = (ctl >> control_layout["tfirst"].offset) & 1
+    assert first.sum() == tiles
+
+
+def test_sim_cli_runs_halfzero():
+    c = Config(rows=2, cols=3, a_format="mxfp8_e5m2", w_format="mxfp8_e5m2", sparsity=(2, 4),
+               m_max=5, n_max=7, k_max=96)
+    res = subprocess.run([sys.executable, "-m", "sim", "--rows", "2", "--cols", "3",
+                          "--format", c.a_format, "--sparsity", "2:4", "--m-max", "5",
+                          "--k-max", "96", "--n-max", "7", "--gemm", "5x96x7",
+                          "--data", "halfzero"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith(f"PASS  {c.name}  gemm 5x96x7")
+
+
+# -- the design-space study -----------------------------------------------------------------------
+
+@needs_osu
+def test_dse_energy_columns_front_and_plot(tmp_path):
+    import csv
+    from dse.__main__ import main as dse_main
+    from tests.test_dse import fake_area
+    from nmmx.flags import run_cli
+    out = tmp_path / "dse"
+    argv = ["--format", "mxfp4_e2m1", "--sparsity", "4:4,2:4", "--rows", "2,4", "--cols", "2",
+            "--eval-shape", "8x64x8", "--gemm", "8x256x8", "--no-progress",
+            "--energy", "--liberty", "osu018", "-o", str(out)]
+    assert run_cli(lambda a: dse_main(a, area_fn=fake_area), argv) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 4
+    for r in rows:
+        parts = sum(float(v) for k, v in r.items()
+                    if k.startswith("energy_") and k.endswith("_pj"))
+        assert float(r["energy_pj_per_mac"]) == pytest.approx(parts, rel=1e-3)
+        assert float(r["tops_per_w"]) == pytest.approx(2 / float(r["energy_pj_per_mac"]),
+                                                       rel=1e-3)
+        assert r["energy_library"] == "osu018_stdcells"
+    # One PE measurement per (format, sparsity): both array sizes share it.
+    by = {}
+    for r in rows:
+        by.setdefault(r["sparsity"], set()).add(r["logic_pj_per_mac"])
+    assert all(len(v) == 1 for v in by.values())
+    assert any(r["pareto_energy"] == "True" for r in rows)
+    report = (out / "report.md").read_text()
+    assert "## Energy (osu018_stdcells, gaussian data)" in report
+    assert (out / "energy_breakdown.png").stat().st_size > 1000
+    assert (out / "pareto_energy.png").is_file()
+
+
+# -- python -m synth --energy --------------------------------------------------------------------
+
+@needs_osu
+def test_synth_energy_cli_writes_the_report(tmp_path, capsys):
+    import json
+    from synth.__main__ import main as synth_main
+    from synth.energy_report import REPORT_KEYS
+    out = tmp_path / "e.json"
+    assert synth_main(["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--liberty", "osu018",
+                       "--energy", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert set(REPORT_KEYS) <= set(r)
+    assert r["energy_pj_per_mac"] == pytest.approx(sum(r["energy_breakdown"].values()),
+                                                   rel=1e-3)
+    assert r["energy_pj_per_mac"] == pytest.approx(r["logic_pj_per_mac"]
+                                                   + r["buffer_pj_per_mac"], rel=1e-4)
+    config = Config.from_dict(r["config"])
+    m, k, n = r["gemm"]
+    assert r["energy_pj_per_gemm"] == pytest.approx(
+        r["energy_pj_per_mac"] * config.schedule.useful_macs(m, k, n), rel=1e-4)
+    assert r["tops_per_w"] == pytest.approx(2 / r["energy_pj_per_mac"], rel=1e-3)
+    assert {f"buffer_{b}" for b in config.host_buffers} <= set(r["energy_breakdown"])
+    assert r["buffer_model"]["node_nm"] == 45 and "not scaled" in r["note"]
+    assert r["cycles"] == 10_000 and f"{r['cycles']} cycles" in text
+    assert "pJ/MAC" in text and "TOPS/W" in text
+
+
+# -- python -m synth.table --energy --------------------------------------------------------------
+
+def _fake_report(config, library, clock_ps=None, *, data="gaussian", **kw):
+    """An energy report whose figures name the case, so the table's mapping can be read."""
+    logic = {"int8": 1.0, "mxfp8_e4m3": 2.0, "mxfp4_e2m1": 0.5}[config.a_format] \
+        * config.n_keep / 4 * (0.5 if data == "halfzero" else 1.0)
+    bd = {"multipliers": logic / 2, "clock": logic / 4, "accumulators": logic / 4,
+          "buffer_a": 0.25}
+    scope = "WSPE (0, 0); the MX block-end units are not included" \
+        if config.dataflow.value == "ws" and config.scaled else "PE (0, 0)"
+    return {"logic_pj_per_mac": logic, "buffer_pj_per_mac": 0.25,
+            "energy_pj_per_mac": logic + 0.25, "logic_tops_per_w": 2 / logic,
+            "tops_per_w": 2 / (logic + 0.25), "energy_breakdown": bd, "fmax_mhz": 100.0,
+            "clock_ps": 1000.0, "period_ps": 10000.0, "gemm": [64, 1024, 64],
+            "cycles": 10_000, "scope": scope,
+            "buffer_model": {"name": "cacti7-45nm", "node_nm": 45}}
+
+
+@needs_osu
+def test_synth_table_energy_writes_one_row_per_case(tmp_path, monkeypatch, capsys):
+    import json
+    import synth.energy_report
+    from synth import table
+    monkeypatch.setattr(synth.energy_report, "energy_report", _fake_report)
+    out, md = tmp_path / "t.json", tmp_path / "t.md"
+    assert table.main(["--energy", "--liberty", "osu018", "--json", str(out),
+                       "--markdown", str(md)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    keys = [(r["format"], r["sparsity"], r["dataflow"], r["data"]) for r in rows]
+    want = [(f, s, d, "gaussian") for f in table.FORMATS for s in table.SPARSITIES
+            for d in ("os", "ws")]
+    want += [(f, s, d, x) for f, s, d, _ in want if (f, d) in table.EXTRA_CONFIGS
+             for x in table.EXTRA_DATA]
+    assert keys == want and len(set(keys)) == len(keys)
+    for r in rows:
+        want_logic = _fake_report(Config(rows=8, cols=8, a_format=r["format"],
+                                         w_format=r["format"], sparsity=r["sparsity"],
+                                         dataflow=r["dataflow"]), OSU,
+                                  data=r["data"])["logic_pj_per_mac"]
+        assert r["logic_pj_per_mac"] == want_logic
+        assert r["clock_share"] == pytest.approx(0.25)
+        assert r["buffer_share"] == pytest.approx(0.25 / (want_logic + 0.25), abs=1e-4)
+    text = md.read_text()
+    lines = [x for x in text.splitlines() if x.startswith("| osu018")]
+    assert len(lines) == len(rows)
+    assert sum("WS ¹" in x for x in lines) == 4 and "¹ Weight-stationary MX" in text
+    assert "45 nm" in text and capsys.readouterr().out.strip() == text.strip()
+
+
+def test_readme_energy_table_is_the_committed_table():
+    """The README shows the table the command wrote, and it covers the issue's set."""
+    import json
+    doc = json.loads((ROOT / "docs/energy/table.json").read_text())
+    keys = {(r["format"], r["sparsity"], r["dataflow"], r["library"].split("_")[0][:6])
+            for r in doc["rows"] if r["data"] == "gaussian"}
+    assert keys == {(f, s, d, lib) for f in ("int8", "mxfp8_e4m3", "mxfp4_e2m1")
+                    for s in ("2:4", "4:4") for d in ("os", "ws")
+                    for lib in ("osu018", "asap7s")}
+    table_md = (ROOT / "docs/energy/table.md").read_text()
+    rows = [x for x in table_md.splitlines() if x.startswith("| ")]
+    readme = (ROOT / "README.md").read_text()
+    assert len(rows) == len(doc["rows"]) + 1
+    lines = readme.splitlines()
+    assert all(x in lines for x in rows), [x for x in rows if x not in lines]
+    at = [lines.index(x) for x in rows]
+    # the header, its separator line, then the rows in the table's order
+    assert at == [at[0]] + [at[0] + 1 + i for i in range(1, len(rows))]
