@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, asdict, replace
 from math import ceil
 
 from .formats import BINARY32, get_format
-from .latency import LATENCY
+from .latency import LATENCY, RESOLVE_STAGE_BITS
 from .schedule import schedule_of
 
 __all__ = ["Config", "Dataflow", "LATENCY", "SPARSITY_GROUPS", "DATAFLOWS", "MAX_BUFFER_BITS",
@@ -476,8 +476,19 @@ class Config:
         products, int32 accumulator)."""
         if not self.scaled:
             return LATENCY["pe_int8"] + self.front_stages
-        return LATENCY["pe_mx"] + self.front_stages + self.convert_stages + \
-            self.acc_add_stages
+        return LATENCY["pe_mx"] + self.front_stages + self.resolve_stages + \
+            self.convert_stages + self.acc_add_stages
+
+    @property
+    def resolve_stages(self):
+        """Register stages that add the output-stationary block accumulator's two
+        carry-save rows (``hw.pe.PE``, ``hw.adder.CarrySelectAdder``): one prefix adder
+        up to ``RESOLVE_STAGE_BITS`` bits of ``block_acc_bits``, else two (a
+        carry-select adder); a unified engine's are its datapath mode's."""
+        if not self.scaled:
+            return 0
+        bits = (self.datapath if self.unified else self).block_acc_bits
+        return 1 if bits <= RESOLVE_STAGE_BITS else 2
 
     @property
     def front_stages(self):

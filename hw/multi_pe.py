@@ -30,8 +30,7 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import get_format
 from golden.latency import LATENCY
 from . import units
-from .adder import multi_add
-from .component import ConfigComponent, category_signal
+from .component import ConfigComponent
 from .pe import (PE, ModuleReference, a_group_layout, control_layout, delayed, flag_names,
                  w_group_layout)
 
@@ -327,8 +326,8 @@ class MultiPE(PE):
         cfg = self._config
         m = Module()
         # -- front end (cfg.front_stages, as hw.pe.sparse_products): the byte select
-        # (registered when a mode is sparse), the shared slots (registered), then their
-        # sum, registered ---------------------------------------------------------------
+        # (registered when a mode is sparse), then the shared slots (registered); the
+        # block accumulator adds the slot values directly ---------------------------------
         m.submodules.select = sel = ByteSelect(cfg)
         m.d.comb += sel.group.eq(self.a)
         if cfg.mode_index_bits:
@@ -357,13 +356,10 @@ class MultiPE(PE):
         # The shared back end is the fixed PE's, built for the datapath mode's units with
         # the unified config's stage counts.
         dp = cfg.datapath
-        psum = category_signal("accumulators", signed(dp.block_acc_bits))
-        ctl1 = Signal(control_layout)
-        m.d.sync += ctl1.eq(delayed(m, self.ctl, front, "ctl"))
-        m.d.sync += psum.eq(multi_add(slot_values, dp.block_acc_bits))
+        ctl = delayed(m, self.ctl, front, "ctl")
         self._config = dp
         try:
-            stages = front + 1 + self._mx_pipeline(m, ctl1, psum, flags, stages_of=cfg)
+            stages = front + self._mx_pipeline(m, ctl, slot_values, flags, stages_of=cfg)
         finally:
             self._config = cfg
         assert stages == self.latency, (stages, self.latency)

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 from . import units
-from .adder import multi_add, prefix_add
+from .adder import CarrySelectAdder, carry_save, multi_add, prefix_add
 from .component import category_signal
 from .units import ConfigComponent
 from .word import word_layout
@@ -51,9 +51,11 @@ def flag_names(config):
         ["inf_pos", "inf_neg"] if config.product_has_inf else [])
 
 
-def sparse_products(m, config, a, w):
+def sparse_products(m, config, a, w, complement=False):
     """Add the pipelined front end of one PE to ``m``: the sparse select and the N exact
-    multipliers, with ``config.front_stages`` register stages.
+    multipliers, with ``config.front_stages`` register stages.  ``complement``: the
+    multipliers leave the negation's ``+1`` to the caller (:class:`hw.units.Multiplier`),
+    and ``flags["neg"]`` holds the N registered bits to add.
 
     The cuts: after the select (sparse configs only), the N selected codes and the N
     weight values are registered; after the multipliers, the N products and their flags
@@ -90,9 +92,9 @@ def sparse_products(m, config, a, w):
         values = [delayed(m, values[s], 1, f"sel_w{s}") for s in range(n)]
         stages += 1
     products = []
-    flags = {k: [] for k in flag_names(config)}
+    flags = {k: [] for k in flag_names(config) + (["neg"] if complement else [])}
     for s in range(n):
-        mul = units.Multiplier(config)
+        mul = units.Multiplier(config, complement=complement)
         m.submodules[f"mul{s}"] = mul
         m.d.comb += [mul.a.eq(acts[s]), mul.w.eq(values[s])]
         products.append(delayed(m, mul.product, 1, f"prod{s}"))
@@ -255,16 +257,16 @@ class PE(ConfigComponent):
         m = Module()
         # -- front end (select, multipliers: cfg.front_stages), then the N exact products
         # summed and registered -----------------------------------------------------------
-        products, flags = sparse_products(m, cfg, self.a, self.w)
+        products, flags = sparse_products(m, cfg, self.a, self.w, complement=cfg.scaled)
         front = cfg.front_stages
-        psum = category_signal("accumulators", signed(cfg.block_acc_bits))
-        ctl1 = Signal(control_layout)
-        m.d.sync += ctl1.eq(delayed(m, self.ctl, front, "ctl"))
-        m.d.sync += psum.eq(multi_add(products, cfg.block_acc_bits))
+        ctl = delayed(m, self.ctl, front, "ctl")
         if not cfg.scaled:
+            ctl1 = Signal(control_layout)
+            psum = category_signal("accumulators", signed(cfg.block_acc_bits))
+            m.d.sync += [ctl1.eq(ctl), psum.eq(multi_add(products, cfg.block_acc_bits))]
             stages = front + 1 + self._int8_accumulator(m, ctl1, psum)
         else:
-            stages = front + 1 + self._mx_pipeline(m, ctl1, psum, flags)
+            stages = front + self._mx_pipeline(m, ctl, products, flags)
         assert stages == self.latency, (stages, self.latency)
         return m
 
@@ -280,40 +282,60 @@ class PE(ConfigComponent):
             m.d.sync += [self.result.eq(acc.sum_now), self.result_valid.eq(1)]
         return acc.stages
 
-    def _mx_pipeline(self, m, ctl1, psum, flags, stages_of=None):
-        """MX stages from 2: exact block accumulator, block converter, binary32 output
-        accumulator; returns the number of register stages.  Widths come from
+    def _mx_pipeline(self, m, ctl1, products, flags, stages_of=None):
+        """MX stages after the front end: exact block accumulator, its resolve, block
+        converter, binary32 output accumulator; returns the number of register stages.
+        ``products``, ``flags`` and ``ctl1`` are the front end's registered products
+        (any number of signed terms), their flag lists and their control.
+
+        The block accumulator loop.  A loop-carried ``block_acc_bits``-wide add is a
+        carry chain in the loop (55 FO4 at E4M3's 41 bits, 77 at E5M2's 69 in OSU018,
+        even as a prefix adder), and cannot be cut without losing one group per cycle.
+        So the accumulator stays in carry-save form: a sum and a carry row, to which each
+        cycle a tree of 3:2 compressors adds the registered products themselves (N + 2
+        rows down to two: 2 levels at N = 2, 7 at N = 16); the loop is a mux and a few
+        full adders whatever the width, and the products need no stage of their own.  Modulo
+        ``2**block_acc_bits`` the rows add to the exact block sum, which that width
+        holds by construction (Config), so the modular sum is the integer sum.  The
+        rows are resolved after the accumulator by a prefix adder (up to
+        ``RESOLVE_STAGE_BITS``), else a two-stage carry-select adder
+        (:class:`hw.adder.CarrySelectAdder`, ``Config.resolve_stages``; the block sum is
+        read once per block and the adder is feed-forward: latency, no throughput).
+        Widths come from
         ``self._config``; the stage counts (front end, converter, adder) from
         ``stages_of`` (default ``self._config``: a unified engine's shared back end is
         built for its datapath mode with the unified config's stage counts)."""
         cfg = self._config
         lat = cfg if stages_of is None else stages_of
-        acc_shape = signed(cfg.block_acc_bits)
         # Special-value flags exist only where the formats can produce them.
+        ones = flags.pop("neg", ())    # the complemented products' +1s
         names = list(flags)
-        flag1 = {k: Signal(name=f"{k}1") for k in names}
-        a_scale1, w_scale1 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
-        m.d.sync += [flag1[k].eq(any_of(flags[k])) for k in names]
+        flag1 = {k: any_of(flags[k]) for k in names}
         front = lat.front_stages
-        m.d.sync += [a_scale1.eq(delayed(m, self.a_scale, front, "a_scale")),
-                     w_scale1.eq(delayed(m, self.w_scale, front, "w_scale"))]
+        a_scale1 = delayed(m, self.a_scale, front, "a_scale")
+        w_scale1 = delayed(m, self.w_scale, front, "w_scale")
 
-        # -- stage 2: exact block accumulator (never rounds: block_acc_bits is enough) ---
-        bacc = category_signal("accumulators", acc_shape)
+        # -- stage 1: exact block accumulator in carry-save form (never rounds:
+        # block_acc_bits is enough) ------------------------------------------------------
+        width = cfg.block_acc_bits
+        bacc_s = category_signal("accumulators", width)
+        bacc_c = category_signal("accumulators", width)
         flag2 = {k: Signal(name=f"block_{k}") for k in names}
         a_scale2, w_scale2 = Signal(cfg.scale_bits), Signal(cfg.scale_bits)
         blk_done = Signal()          # bacc holds a finished block this cycle
         blk_tfirst = Signal()        # ... which is the first block of its tile
         blk_tlast = Signal()         # ... which is the last block of its tile
         tfirst_seen = Signal()       # the running block started a tile
-        bsum = Signal(acc_shape)
-        m.d.comb += bsum.eq(prefix_add(Mux(ctl1.bfirst, 0, bacc), psum, cfg.block_acc_bits))
+        bsum_s, bsum_c = carry_save(
+            [Mux(ctl1.bfirst, 0, bacc_s), Mux(ctl1.bfirst, 0, bacc_c), *products], width,
+            ones=ones)
         m.d.sync += blk_done.eq(ctl1.valid & ctl1.blast)
         with m.If(ctl1.valid):
             started_tile = Mux(ctl1.bfirst, ctl1.tfirst, tfirst_seen)
             m.d.sync += [flag2[k].eq(flag1[k] | (~ctl1.bfirst & flag2[k])) for k in names]
             m.d.sync += [
-                bacc.eq(bsum),
+                bacc_s.eq(bsum_s),
+                bacc_c.eq(bsum_c),
                 a_scale2.eq(a_scale1),
                 w_scale2.eq(w_scale1),
                 tfirst_seen.eq(started_tile),
@@ -321,16 +343,24 @@ class PE(ConfigComponent):
                 blk_tlast.eq(ctl1.tlast),
             ]
 
-        # -- stages 3..: scale and round the block sum once to binary32 (convert_stages
+        # -- stages 2..: the block sum resolved (the two rows added, lat.resolve_stages) --
+        resolve = CarrySelectAdder(m, bacc_s, bacc_c, width, "bacc",
+                                   stages=lat.resolve_stages)
+        bacc = resolve.sum.as_signed()
+        a_scale3 = delayed(m, a_scale2, resolve.stages, "a_scale2")
+        w_scale3 = delayed(m, w_scale2, resolve.stages, "w_scale2")
+        flag3 = {k: delayed(m, flag2[k], resolve.stages, f"block_{k}") for k in names}
+
+        # -- then: scale and round the block sum once to binary32 (convert_stages
         # inside the converter, then the term register) --------------------------------
         m.submodules.convert = conv = units.BlockConverter(cfg, stages=lat.convert_stages)
         m.d.comb += [
-            conv.sum.eq(bacc), conv.a_scale.eq(a_scale2), conv.w_scale.eq(w_scale2),
+            conv.sum.eq(bacc), conv.a_scale.eq(a_scale3), conv.w_scale.eq(w_scale3),
         ]
-        m.d.comb += [getattr(conv, k).eq(flag2[k]) for k in names]
+        m.d.comb += [getattr(conv, k).eq(flag3[k]) for k in names]
         term = Signal(cfg.acc_bits)
         term_valid, term_tfirst, term_tlast = Signal(), Signal(), Signal()
-        lag = lat.convert_stages
+        lag = resolve.stages + lat.convert_stages
         m.d.sync += [
             term.eq(conv.result),
             term_valid.eq(delayed(m, blk_done, lag, "blk_done")),
@@ -352,7 +382,7 @@ class PE(ConfigComponent):
             m.d.sync += acc.eq(add.sum)
             with m.If(sum_tlast):
                 m.d.sync += [self.result.eq(add.sum), self.result_valid.eq(1)]
-        return 3 + lat.convert_stages + lat.acc_add_stages
+        return 3 + resolve.stages + lat.convert_stages + lat.acc_add_stages
 
 
 class ModuleReference(ConfigComponent):

@@ -14,7 +14,7 @@ integer ``(-1)**(na^nw) * sig_a * sig_w << (shift_a + shift_w)`` in units of
 ``2**config.product_lsb_exp``.
 """
 
-from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -45,6 +45,12 @@ class Multiplier(ConfigComponent):
     ----------
     config : golden.Config
         Engine configuration (``a_format``, ``w_format``).
+    complement : bool
+        MX only: leave the negation's ``+1`` to the caller (``product`` is the one's
+        complement of a negative product and ``neg`` its sign, so that ``product + neg``
+        is the exact product).  The output-stationary PE adds the ``neg`` bits in its
+        carry-save accumulator for free, which takes the negation's carry chain (a
+        ``product_bits``-wide increment) off the multiplier's stage.
 
     Members
     -------
@@ -53,7 +59,9 @@ class Multiplier(ConfigComponent):
     w : In(config.w_fmt.bits)
         Weight element code.
     product : Out(signed(config.product_bits))
-        Exact product; 0 whenever a flag is set.
+        Exact product (``complement``: minus ``neg``); 0 whenever a flag is set.
+    neg : Out(1)
+        ``complement`` only: the sign of the product (add it to ``product``).
     nan : Out(1)
         A NaN operand, or Inf times zero (constant 0 unless ``config.product_has_nan``).
         MX configurations only.
@@ -69,11 +77,21 @@ class Multiplier(ConfigComponent):
 
     area_category = "multipliers"    #: synth.attribution's PE breakdown
 
-    def __init__(self, config):
+    @classmethod
+    def validate(cls, config, complement=False):
+        super().validate(config)
+        if complement and not config.scaled:
+            raise ValueError("Multiplier complement needs an MX configuration, not "
+                             f"a_format={config.a_format} with w_format={config.w_format}")
+
+    def __init__(self, config, complement=False):
+        self._complement = complement
         ports = {"a": In(config.a_fmt.bits), "w": In(config.w_fmt.bits),
                  "product": Out(signed(config.product_bits))}
         if config.scaled:
             ports.update(nan=Out(1), inf_pos=Out(1), inf_neg=Out(1))
+        if complement:
+            ports["neg"] = Out(1)
         super().__init__(config, ports)
 
     def elaborate(self, platform):
@@ -95,7 +113,12 @@ class Multiplier(ConfigComponent):
         # the bits above are always zero and the slice only trims the shifter's width.
         mag = mag[:cfg.product_bits - 1]
         neg = dec_a.neg ^ dec_w.neg
-        m.d.comb += self.product.eq(Mux(neg, -mag, mag))
+        if self._complement:
+            ext = Signal(cfg.product_bits, name="mag")
+            m.d.comb += [ext.eq(mag), self.product.eq(Mux(neg, ~ext, ext)),
+                         self.neg.eq(neg)]
+        else:
+            m.d.comb += self.product.eq(Mux(neg, -mag, mag))
 
         if cfg.product_has_inf:
             zero_a = (dec_a.sig == 0) & ~dec_a.nan & ~dec_a.inf

@@ -312,7 +312,8 @@ def module_designs(config):
     The PE itself (``"PE"`` or ``"WSPE"``, plus ``"WSBlockEnd"`` for an MX
     weight-stationary config) with registered inputs, as the array's link registers
     drive it, and each arithmetic unit between registers with the stage count the PE
-    builds it with: the output-stationary accumulator's ``Float32Adder`` has
+    builds it with (the output-stationary MX PE's ``Multiplier`` with ``complement``):
+    the output-stationary accumulator's ``Float32Adder`` has
     ``config.acc_add_stages`` (fewer than ``LATENCY["f32_add"]`` when
     ``groups_per_block`` is small, and then its longer stage shows here and in the PE;
     nothing is hidden), the block-end unit's has all of them.
@@ -326,7 +327,9 @@ def module_designs(config):
     ws = config.dataflow == Dataflow.WS
     if ws and config.scaled:
         out["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
-    out["Multiplier"] = Registered(units.Multiplier(config))
+    # The OS MX PE's multipliers leave the negation's +1 to its carry-save accumulator.
+    out["Multiplier"] = Registered(units.Multiplier(config,
+                                                    complement=config.scaled and not ws))
     if not config.dense:
         out["SparseSelect"] = Registered(units.SparseSelect(config))
     if config.scaled:

@@ -228,6 +228,25 @@ def test_multiplier_exhaustive(a_name, w_name):
     _check_products(cfg, a, w, got)
 
 
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp4_e2m1", "mxint8"])
+def test_multiplier_complement_exhaustive(fmt):
+    """``complement``: ``product + neg`` is the exact product (the OS PE adds the neg
+    bits in its carry-save accumulator)."""
+    cfg = Config(a_format=fmt, w_format=fmt)
+    na = 1 << cfg.a_fmt.bits
+    a, w = np.repeat(np.arange(na), na), np.tile(np.arange(na), na)
+    got = simulate(lambda: Multiplier(cfg, complement=True), {"a": a, "w": w},
+                   ["product", "neg", "nan", "inf_pos", "inf_neg"], lanes=64)
+    neg = np.array(got["neg"], dtype=np.int64)
+    assert neg.any() and not neg.all()
+    got["product"] = [p + int(n) for p, n in zip(got["product"], neg)]
+    _check_products(cfg, a, w, got)
+    with pytest.raises(ValueError, match=r"^Multiplier complement needs an MX "
+                                         r"configuration, not a_format=int8 with "
+                                         r"w_format=int8$"):
+        Multiplier(Config(a_format="int8", w_format="int8"), complement=True)
+
+
 def test_multiplier_ports():
     cfg = Config(a_format="mxfp8_e5m2", w_format="mxfp8_e5m2")
     mul = Multiplier(cfg)

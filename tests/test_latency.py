@@ -24,7 +24,13 @@ def test_components_expose_the_table():
     front = gc.LATENCY["select"] + gc.LATENCY["multiply"]      # 2:4 is sparse
     assert MX.front_stages == INT8.front_stages == front == 2
     assert MX.groups_per_block > gc.LATENCY["f32_add"]      # the adder is not shortened
-    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] + front + units == 15
+    # E4M3's 41-bit block sum: two resolve stages; E2M1's 13 bits: one.
+    assert MX.block_acc_bits > gc.RESOLVE_STAGE_BITS and MX.resolve_stages == 2
+    assert PE(MX).latency == MX.pe_latency == gc.LATENCY["pe_mx"] + front + 2 + units == 16
+    fp4 = Config(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1")
+    assert fp4.block_acc_bits <= gc.RESOLVE_STAGE_BITS and fp4.resolve_stages == 1
+    assert PE(fp4).latency == fp4.pe_latency == MX.pe_latency - 1
+    assert INT8.resolve_stages == 0
     assert PE(INT8).latency == INT8.pe_latency == gc.LATENCY["pe_int8"] + front == 5
     # Dense: the select is wires, no register.
     dense = Config(rows=2, cols=2, sparsity=(4, 4))
@@ -33,7 +39,7 @@ def test_components_expose_the_table():
         gc.LATENCY["ws_block_end"] + units == 11
     # One block per cycle: the accumulator's adder loop cannot have stages.
     one = Config(rows=2, cols=2, sparsity=(2, 4), block_size=4)
-    assert (one.acc_add_stages, PE(one).latency) == (0, gc.LATENCY["pe_mx"] + front + 3)
+    assert (one.acc_add_stages, PE(one).latency) == (0, gc.LATENCY["pe_mx"] + front + 2 + 3)
     two = Config(rows=2, cols=2, sparsity=(2, 4), block_size=8)
     assert two.acc_add_stages == 1
     assert WSPE(MX).latency == MX.ws_pe_latency == front + gc.LATENCY["ws_pe"] == 3
@@ -156,7 +162,7 @@ def test_unified_engine_has_one_latency(modes, front, add):
     assert cfg.unified
     assert cfg.front_stages == front
     assert cfg.acc_add_stages == add == min(cfg.mode(m).acc_add_stages for m in cfg.modes)
-    assert cfg.pe_latency == (gc.LATENCY["pe_mx"] + front + gc.LATENCY["block_convert"]
-                              + add)
+    assert cfg.pe_latency == (gc.LATENCY["pe_mx"] + front + cfg.resolve_stages
+                              + gc.LATENCY["block_convert"] + add)
     assert all(cfg.schedule.mode(m).pe_latency == cfg.pe_latency for m in cfg.modes)
     Fragment.get(MultiPE(cfg), None)    # elaboration asserts its stage count
