@@ -269,10 +269,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     if config.unified:
-        # The unified engine (issue 16, phase 1): area of the PE, array and engine only.
+        # The unified engine (issue 16): area, timing and energy per mode; no SoC.
         for flag, given in (("--top soc", args.top == "soc"),
-                            ("--compare-dataflows", args.compare_dataflows),
-                            ("--liberty", args.liberty is not None)):
+                            ("--compare-dataflows", args.compare_dataflows)):
             if given:
                 raise UsageError(f"{flag} does not take an engine with several modes yet")
     if args.yosys is not None:
@@ -282,6 +281,8 @@ def main(argv=None):
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")
+    if config.unified and lib is not None:
+        return _modes(config, lib, clock, energy, args, out if args.json is not None else None)
     if energy is not None:
         return _energy(config, lib, clock, energy, args, out if args.json is not None else None)
     if lib is not None:
@@ -297,6 +298,33 @@ def main(argv=None):
         return 1
     print(format_table(report))
     if args.json is not None:
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def _modes(config, lib, clock, energy, args, out):
+    """``--liberty`` (and ``--energy``) of a unified engine: the one PE's timing beside
+    each mode's fixed PE, and with ``--energy`` each mode's pJ/MAC beside the fixed
+    engine's (:mod:`synth.modes`); print (and write) the report."""
+    from synth.modes import format_modes_energy, format_modes_timing, modes_energy, \
+        modes_timing
+    from synth.sta import StaError
+    from synth.cellsim import SimError
+    try:
+        report = {"design": config.name, "timing": modes_timing(config, lib, clock,
+                                                                yosys=args.yosys)}
+        if energy is not None:
+            data, gemm = energy
+            report["energy"] = modes_energy(config, lib, clock, data=data, gemm=gemm,
+                                            yosys=args.yosys)
+    except (YosysError, StaError, SimError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_modes_timing(report["timing"]))
+    if "energy" in report:
+        print()
+        print(format_modes_energy(report["energy"]))
+    if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
 
