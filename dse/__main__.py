@@ -140,6 +140,7 @@ def build_parser():
     # -- end of --energy ------------------------------------------------------------------
     # -- unified engines (issue 16) ------------------------------------------------------
     g.add_argument("--modes", metavar="LIST", action="append", default=None,
+                   dest="unified_modes",
                    help="add a unified engine with these run-time modes (FORMAT@N:M[p], "
                         "comma-separated) at every geometry of the sweep, beside the "
                         "fixed engine of each mode; repeat for several engines "
@@ -350,6 +351,10 @@ def read_sweep_file(path):
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"The {where} is not valid TOML ({e})") from None
     extras = doc.pop("extra", [])
+    for i, t in enumerate(extras):
+        if "modes" in t:
+            raise UsageError(f"Key 'modes' in [[extra]] table {i + 1} of {where} belongs at "
+                             f"the top level (each mode list is one unified engine)")
     if "modes" in doc:               # unified engines (issue 16): lists of mode lists
         from .modes import parse_mode_lists
         # One unified engine per mode list; ";" never occurs in a mode spec.
@@ -589,12 +594,8 @@ def _mode_lists(args, top, extras, wheres):
     (removed from ``top``, so it stays out of the fixed cross product)."""
     from .modes import parse_mode_lists
     text = top.pop("modes", None)
-    for t, where in zip(extras, wheres[1]):
-        if "modes" in t:
-            raise UsageError(f"Key 'modes' in {where} belongs at the top level (each mode "
-                             f"list is one unified engine)")
-    if args.modes is not None:
-        return parse_mode_lists(args.modes, "--modes")
+    if args.unified_modes is not None:
+        return parse_mode_lists(args.unified_modes, "--modes")
     return [] if text is None else text.split(";")
 
 

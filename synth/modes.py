@@ -80,7 +80,8 @@ def modes_energy(config, library, clock_ps=None, *, data="gaussian", gemm=None,
                        period_ps=period, mode=mode, yosys=yosys, cache=cache)
         breakdown, logic, buf = _logic_buffer(config, mode, pe, library, m, k, n)
         one = config.mode(mode)
-        fixed = energy_report(one, library, map_clock, data=data, gemm=(m, k, n),
+        # The fixed engine at its own clock (``clock_ps``, else its own Fmax).
+        fixed = energy_report(one, library, clock_ps, data=data, gemm=(m, k, n),
                               yosys=yosys, cache=cache)
         # The fixed engine at the unified clock: the same run, leakage over ``period``.
         fpe = pe_energy(one, library, map_clock, data=data, gemm=(m, k, n),
