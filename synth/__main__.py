@@ -313,6 +313,9 @@ def _modes(config, lib, clock, energy, args, out):
     try:
         report = {"design": config.name, "timing": modes_timing(config, lib, clock,
                                                                 yosys=args.yosys)}
+        if args.top not in (None, "pe"):
+            report["design_area"] = modes_design_area(config, args.top, lib, clock,
+                                                      report["timing"], yosys=args.yosys)
         if energy is not None:
             data, gemm = energy
             report["energy"] = modes_energy(config, lib, clock, data=data, gemm=gemm,
@@ -321,12 +324,42 @@ def _modes(config, lib, clock, energy, args, out):
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_modes_timing(report["timing"]))
+    if "design_area" in report:
+        print()
+        print(format_modes_design_area(report["design_area"], args.top))
     if "energy" in report:
         print()
         print(format_modes_energy(report["energy"]))
     if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def modes_design_area(config, top, lib, clock, timing, *, yosys=None):
+    """``--top array|engine`` of a unified engine in a library: its area
+    (:func:`design_area`) and each mode's fixed engine's, with the logic ratios (against
+    the largest fixed engine and the sum of them), as the issue's area target reads."""
+    from synth.timing import timing_report
+    out = {"unified": design_area(config, top, timing["unified"], yosys=yosys), "modes": {}}
+    for mode in config.modes:
+        one = config.mode(mode)
+        out["modes"][mode.spec] = design_area(one, top, timing_report(one, lib, clock,
+                                                                      yosys=yosys),
+                                              yosys=yosys)
+    logic = [d["logic_um2"] for d in out["modes"].values()]
+    out["logic_vs_largest"] = round(out["unified"]["logic_um2"] / max(logic), 4)
+    out["logic_vs_sum"] = round(out["unified"]["logic_um2"] / sum(logic), 4)
+    return out
+
+
+def format_modes_design_area(d, top):
+    rows = [f"{top} area in the library (the PEs mapped, the rest at its NAND2 area per GE):",
+            f"  {'engine':<36} {'logic um2':>12} {'buffers um2':>12}"]
+    for name, a in [("unified", d["unified"]), *d["modes"].items()]:
+        rows.append(f"  {name:<36} {a['logic_um2']:>12.0f} {a['buffer_um2']:>12.0f}")
+    rows.append(f"unified logic = {d['logic_vs_largest']:.3f}x the largest fixed engine, "
+                f"{100 * d['logic_vs_sum']:.1f}% of all of them")
+    return "\n".join(rows)
 
 
 def _timing(config, lib, clock, args, out):
