@@ -1,5 +1,7 @@
 """Run-time modes (issue 16): the mode specs, the unified config, pair sparsity in golden,
-the unified word packing, the per-mode cycle model and the shared PE."""
+the unified word packing, the per-mode cycle model and the shared PE; then timing and
+energy per mode, the design-space study of unified engines and the prefill/decode
+scenario."""
 
 import numpy as np
 import pytest
