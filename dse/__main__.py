@@ -31,6 +31,13 @@ products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6
 
     python -m dse --sweep dse/model_sweep.toml -o docs/model
 
+Unified engines (issue 16): ``--modes LIST`` (repeatable) or a top-level ``modes`` key (a
+mode list or a list of them) adds one engine per list at every geometry of the sweep,
+beside the fixed engine of each of its modes, and writes ``modes.csv`` and ``modes.md``
+(:mod:`dse.modes`)::
+
+    python -m dse --sweep dse/modes_sweep.toml -o docs/modes/sweep
+
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
 """

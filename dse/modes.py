@@ -96,7 +96,7 @@ def _mode_energy(config, mode, settings, gemm):
     period = float(_fmax(pe_config, lib, clock, None) or clock)
     pe = pe_energy(pe_config, lib, clock, data=settings.energy_data, gemm=gemm,
                    period_ps=period, mode=mode)
-    _, logic, buf = _logic_buffer(config, mode, pe, lib, *gemm)
+    _, logic, buf = _logic_buffer(config, mode, pe, *gemm)
     return {"energy_pj_per_mac": logic + buf, "logic_pj_per_mac": logic,
             "energy_fmax_mhz": 1e6 / period}
 

@@ -28,6 +28,13 @@ buffers' energy of one GEMM (``--gemm``), and TOPS/W (see ``docs/energy.md``)::
 
     python -m synth --format mxfp4_e2m1 --liberty asap7 --energy --data halfzero
 
+With ``--modes`` (a unified engine, issue 16) ``--liberty`` times the one unified PE and,
+beside it, the fixed PE of each mode; ``--energy`` adds each mode's pJ per dense-equivalent
+MAC, the gate-level replay with the mode held at that mode, beside the fixed engine's
+(:mod:`synth.modes`); ``--top engine`` adds both engines' area in the library::
+
+    python -m synth --modes mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p --liberty osu018 --energy
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 

@@ -39,7 +39,7 @@ def modes_timing(config, library, clock_ps=None, *, yosys=None, cache=None):
     return out
 
 
-def _logic_buffer(config, mode, pe, library, m, k, n):
+def _logic_buffer(config, mode, pe, m, k, n):
     """Per dense-equivalent MAC: ``(logic breakdown, logic, buffers)`` of one mode's run
     of the unified engine (``pe`` from :func:`synth.energy.pe_energy` in that mode; the
     buffers are the unified engine's, accessed as the mode's schedule says)."""
@@ -78,7 +78,7 @@ def modes_energy(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     for mode in config.modes:
         pe = pe_energy(config, library, map_clock, data=data, gemm=(m, k, n),
                        period_ps=period, mode=mode, yosys=yosys, cache=cache)
-        breakdown, logic, buf = _logic_buffer(config, mode, pe, library, m, k, n)
+        breakdown, logic, buf = _logic_buffer(config, mode, pe, m, k, n)
         one = config.mode(mode)
         # The fixed engine at its own clock (``clock_ps``, else its own Fmax).
         fixed = energy_report(one, library, clock_ps, data=data, gemm=(m, k, n),
