@@ -31,6 +31,13 @@ products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6
 
     python -m dse --sweep dse/model_sweep.toml -o docs/model
 
+Unified engines (issue 16): ``--modes LIST`` (repeatable) or a top-level ``modes`` key (a
+mode list or a list of them) adds one engine per list at every geometry of the sweep,
+beside the fixed engine of each of its modes, and writes ``modes.csv`` and ``modes.md``
+(:mod:`dse.modes`)::
+
+    python -m dse --sweep dse/modes_sweep.toml -o docs/modes/sweep
+
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
 """
@@ -138,6 +145,14 @@ def build_parser():
                    help="stimulus class of the energy figures (python -m sim's classes "
                         "and halfzero) [default: gaussian]")
     # -- end of --energy ------------------------------------------------------------------
+    # -- unified engines (issue 16) ------------------------------------------------------
+    g.add_argument("--modes", metavar="LIST", action="append", default=None,
+                   dest="unified_modes",
+                   help="add a unified engine with these run-time modes (FORMAT@N:M[p], "
+                        "comma-separated) at every geometry of the sweep, beside the "
+                        "fixed engine of each mode; repeat for several engines "
+                        "[writes modes.csv and modes.md]")
+    # -- end of unified engines -----------------------------------------------------------
     g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
     g.add_argument("--model", metavar="DIR", nargs="?", const="",
                    help="BERT-family checkpoint directory [default with no DIR: the "
@@ -343,10 +358,22 @@ def read_sweep_file(path):
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"The {where} is not valid TOML ({e})") from None
     extras = doc.pop("extra", [])
+    for i, t in enumerate(extras):
+        if "modes" in t:
+            raise UsageError(f"Key 'modes' in [[extra]] table {i + 1} of {where} belongs at "
+                             f"the top level (each mode list is one unified engine)")
+    if "modes" in doc:               # unified engines (issue 16): lists of mode lists
+        from .modes import parse_mode_lists
+        # One unified engine per mode list; ";" never occurs in a mode spec.
+        modes = ";".join(parse_mode_lists(doc.pop("modes"), f"Key 'modes' in {where}"))
+    else:
+        modes = None
     if not isinstance(extras, list) or not all(isinstance(t, dict) for t in extras):
         raise UsageError(f"Key 'extra' in {where} must be an array of tables ([[extra]])")
     top = _normalize_table(where, doc, set(_CONFIG_KEYS) | set(_OPTIONS)
                            | set(_MODEL_LIST_KEYS) | set(_MODEL_OPTIONS))
+    if modes is not None:
+        top["modes"] = modes
     # Paths in the file are relative to the file, so a sweep file travels with its data.
     for key in ("weights", "model", "text", "calibration"):
         if top.get(key) and not Path(top[key]).is_absolute():
@@ -492,8 +519,11 @@ def prepare(argv):
     args = build_parser().parse_args(argv)
     top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
     wheres = _wheres(args.sweep, extras) if args.sweep else ("", [])
+    mode_lists = _mode_lists(args, top, extras, wheres)
     sweeps = _sweeps(args, top, extras, wheres)
     configs = _configs(sweeps)
+    unified = _unified(configs, mode_lists)
+    configs += [c for c in _fixed_of(unified) if c not in configs]
     out = _option(args, top, "out")
     if out is None:
         raise UsageError("An output directory is required (-o DIR or 'out' in the sweep file)")
@@ -529,7 +559,7 @@ def prepare(argv):
                         simulate=simulate,
                         sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
                         sim_filter=_option(args, top, "sim_filter"), **timing)
-    for c in configs:
+    for c in configs + unified:
         try:
             settings.check(c)
         except ValueError as e:
@@ -542,7 +572,10 @@ def prepare(argv):
         check_dask_address(dask)
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
-               "progress": not args.no_progress, "model": None}
+               "progress": not args.no_progress, "model": None, "unified": unified}
+    if unified and (args.model is not None or "model" in top):
+        raise UsageError("--modes adds unified engines to the hardware sweep, not to the "
+                         "model study; run it without --model")
     if args.model is not None or "model" in top:
         if lib is not None:
             raise UsageError("--liberty times the hardware sweep, not the model study; "
@@ -559,6 +592,43 @@ def prepare(argv):
                 raise UsageError(f"Key {keys[0]!r} in {where} belongs to the model "
                                  f"study and needs --model (or a 'model' key)")
     return configs, settings, options
+
+
+# -- unified engines (issue 16) ----------------------------------------------------------
+
+def _mode_lists(args, top, extras, wheres):
+    """The mode lists of ``--modes`` (which win) or the sweep file's ``modes`` key
+    (removed from ``top``, so it stays out of the fixed cross product)."""
+    from .modes import parse_mode_lists
+    text = top.pop("modes", None)
+    if args.unified_modes is not None:
+        return parse_mode_lists(args.unified_modes, "--modes")
+    return [] if text is None else text.split(";")
+
+
+def _unified(configs, mode_lists):
+    from .modes import unified_configs
+    return unified_configs(configs, mode_lists) if mode_lists else []
+
+
+def _fixed_of(unified):
+    from .modes import fixed_configs
+    return fixed_configs(unified)
+
+
+def _unified_main(argv, configs, res, opt, settings, area_fn, timing_fn):
+    """Rows of the unified engines (their modes' fixed points are in ``res``); write
+    ``modes.csv`` and ``modes.md``."""
+    from .modes import unified_rows, write_modes
+    fixed = dict(zip(configs, res.rows))
+    rows = []
+    for u in opt["unified"]:
+        rows += unified_rows(u, settings, fixed, area_fn=area_fn, timing_fn=timing_fn)
+    write_modes(rows, opt["out"], command="python -m dse " + shlex.join(argv))
+    print(f"dse: {len(opt['unified'])} unified engine(s), {len(rows)} mode rows -> "
+          f"{opt['out'] / 'modes.md'}", file=sys.stderr)
+
+# -- end of unified engines -------------------------------------------------------------
 
 
 def check_energy_flags(args):
@@ -612,6 +682,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     write_all(res.rows, out, settings=settings, plots=opt["plots"],
               command="python -m dse " + shlex.join(argv))
     print(f"dse: wrote {out / 'results.csv'} and {out / 'report.md'}", file=sys.stderr)
+    if opt["unified"]:
+        _unified_main(argv, configs, res, opt, settings, area_fn, timing_fn)
     return 0
 
 

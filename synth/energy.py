@@ -205,19 +205,21 @@ def _bank0(writes, sel):
     return table
 
 
-def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
+def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES, mode=None):
     """The inputs PE (0, 0) of the output-stationary engine sees for one ``m x k x n``
     GEMM of class ``data``: ``{port: object array of ints}`` per cycle (the first
     ``cycles`` cycles of the GEMM, tiles in the controller's order), and the number of
-    issued (valid) groups among them."""
+    issued (valid) groups among them.  A unified engine's GEMM runs in ``mode``: operands
+    of ``config.mode(mode)`` in the unified words, the ``mode`` input held at its value."""
     from golden.pack import pack_operands
     from hw.pe import control_layout
     from sim.stimulus import make_operands
-    enc = make_operands(config, m, k, n, data=data, seed=seed)
-    writes = pack_operands(config, enc)
-    sched = config.schedule
-    g_n, gpb = config.groups(k), config.groups_per_block
-    b_n = config.padded_k(k) // config.block_size
+    one = config.mode(mode) if config.unified else config
+    enc = make_operands(one, m, k, n, data=data, seed=seed)
+    writes = pack_operands(config, enc, mode if config.unified else None)
+    sched = one.schedule
+    g_n, gpb = one.groups(k), one.groups_per_block
+    b_n = one.padded_k(k) // config.block_size
     tiles_r, tiles_c = -(-m // config.rows), -(-n // config.cols)
     period = sched.tile_period(k)
     ti, tj = np.divmod(np.arange(tiles_r * tiles_c), tiles_c)
@@ -245,6 +247,8 @@ def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
         out["a_scale"] = _bank0(writes, "a_scale")[ti[t] * config.blocks_max + b]
         out["w_scale"] = _bank0(writes, "w_scale")[tj[t] * config.blocks_max + b]
         assert b.max() < b_n
+    if config.unified:
+        out["mode"] = np.full(len(t), config.mode_index(mode), dtype=object)
     return out, int(valid.sum())
 
 
@@ -496,8 +500,9 @@ def energy_cache(root=None):
 
 
 def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=DEFAULT_CYCLES,
-              seed=0, period_ps=None, yosys=None, cache=None):
-    """Logic energy of ``config``'s PE over ``cycles`` cycles of one GEMM's stream.
+              seed=0, period_ps=None, mode=None, yosys=None, cache=None):
+    """Logic energy of ``config``'s PE over ``cycles`` cycles of one GEMM's stream (a
+    unified engine's in ``mode``, :func:`pe_stream`).
 
     Returns
     -------
@@ -518,7 +523,9 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
         "netlist": Path(netdir).name, "data": data, "gemm": [m, k, n], "cycles": cycles,
         "seed": seed, "clock_ps": clock_ps, "period_ps": period_ps, "cellsim": hashlib.sha256(
             Path(cellsim.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest(),
-        "config": config.to_dict()}, sort_keys=True, default=str))
+        "config": config.to_dict(), **({"mode": config.mode(mode).all_modes[0].spec}
+                                        if config.unified else {})}, sort_keys=True,
+        default=str))
     hit = ecache.get(key)
     if hit is not None:
         return hit
@@ -530,7 +537,8 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
     exe = cellsim.build(sources, Path(netdir) / "sim")
     t1 = time.perf_counter()
     make = pe_stream if config.dataflow == Dataflow.OS else ws_pe_stream
-    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles)
+    extra = {"mode": mode} if config.unified else {}
+    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles, **extra)
     words = stream_words(fields, stream)
     counts = cellsim.parse_counts(cellsim.run(exe, words, width))
     if not counts:
@@ -538,8 +546,9 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
     e, _ = energy_of(net, counts, input_toggles(fields, stream), len(words), period_ps)
     # Dense-equivalent MACs per issued group of one PE: useful MACs per multiplier slot
     # issued (cnt_issued counts n_keep slots per group) times n_keep.
-    sched = config.schedule
-    per_issue = sched.useful_macs(m, k, n) * config.n_keep / sched.issued(m, k, n)
+    one = config.mode(mode) if config.unified else config
+    sched = one.schedule
+    per_issue = sched.useful_macs(m, k, n) * one.n_keep / sched.issued(m, k, n)
     out = {"logic_fj": {c: round(v, 4) for c, v in e.items()}, "cycles": len(words),
            "valid_cycles": valid, "macs": valid * per_issue, "clock_ps": clock_ps,
            "period_ps": period_ps,

@@ -315,8 +315,14 @@ def module_designs(config):
     out = {hw.pe.__name__: Registered(hw.pe(config), outputs=False)}
     if config.dataflow == Dataflow.WS and config.scaled:
         out["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
-    out["Multiplier"] = Registered(units.Multiplier(config))
-    if not config.dense:
+    if config.unified:
+        # The unified PE's shared units (issue 16): a multiplier slot and the byte select.
+        from hw.multi_pe import ByteSelect, MultiSlot
+        out["MultiSlot"] = Registered(MultiSlot(config))
+        out["ByteSelect"] = Registered(ByteSelect(config))
+    else:
+        out["Multiplier"] = Registered(units.Multiplier(config))
+    if not config.dense and not config.unified:
         out["SparseSelect"] = Registered(units.SparseSelect(config))
     if config.scaled:
         out["BlockConverter"] = Registered(units.BlockConverter(config),

@@ -278,8 +278,8 @@ _MODES_ONLY = [
      r"with 3 modes"),
     ("synth", ["--modes", _THREE, "--top", "soc"],
      r"--top soc does not take an engine with several modes yet"),
-    ("synth", ["--modes", _THREE, "--liberty", "osu018"],
-     r"--liberty does not take an engine with several modes yet"),
+    ("synth", ["--modes", _THREE, "--compare-dataflows"],
+     r"--compare-dataflows does not take an engine with several modes yet"),
 ]
 
 
