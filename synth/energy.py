@@ -87,8 +87,11 @@ ACCUMULATOR_UNITS = {"Float32Adder": "output_accumulator"}
 #: block accumulator for MX (exact partial block sums) and the output accumulator for
 #: int8 (the int32 sums).  ``psum`` is the registered sum of the N products, ``bacc``
 #: the MX block accumulator, ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
-#: halves when it is split with a registered carry).
-ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc)$"), "block_accumulator"),
+#: halves when it is split with a registered carry).  Yosys keeps one name of the nets
+#: it merges, with the attributes of all: ``<name>_term``, the split accumulator's input
+#: (``psum`` sign-extended), is the name the products' sum register keeps there.  A
+#: register of any other name is an error (the tests map every PE), not a guess.
+ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|acc_term)$"), "block_accumulator"),
                          (re.compile(r"^acc(_lo|_hi)?$"), "output_accumulator"),
                          (re.compile(r"^psum_out$"), None))
 
@@ -114,9 +117,11 @@ def energy_units():
     return out
 
 
-def register_unit(register, area, scaled):
+def register_unit(register, area, scaled, aliases=()):
     """The energy unit of a PE register ``register`` of declared area category ``area``
-    (``None``: undeclared, a pipeline register) in an MX (``scaled``) or int8 PE."""
+    (``None``: undeclared, a pipeline register) in an MX (``scaled``) or int8 PE.
+    ``aliases``: other names of the register's nets (Yosys keeps one name of several
+    for a flip-flop's output; an accumulator is recognised by any of them)."""
     if area is None:
         return "pipeline_registers"
     if area != "accumulators":
@@ -124,17 +129,32 @@ def register_unit(register, area, scaled):
             raise UnmappedError(f"Register {register} has area category {area}, which no "
                                 "energy unit is named for")
         return AREA_TO_ENERGY[area]
-    base = re.split(r"[.$\[]", register, maxsplit=1)[0]
-    for pattern, unit in ACCUMULATOR_REGISTERS:
-        if pattern.match(base):
-            if unit is None:
-                if scaled is None:
-                    raise UnmappedError(f"Accumulator register {register} needs to know "
-                                        "whether the config is MX")
-                unit = "block_accumulator" if scaled else "output_accumulator"
-            return unit
+    for name in (register, *aliases):
+        base = re.split(r"[.$\\[]", name, maxsplit=1)[0]
+        for pattern, unit in ACCUMULATOR_REGISTERS:
+            if pattern.match(base):
+                if unit is None:
+                    if scaled is None:
+                        raise UnmappedError(f"Accumulator register {register} needs to "
+                                            "know whether the config is MX")
+                    unit = "block_accumulator" if scaled else "output_accumulator"
+                return unit
     raise UnmappedError(f"Accumulator register {register} is not named in "
                         "synth.energy.ACCUMULATOR_REGISTERS")
+
+
+def _aliases(mod_json):
+    """Net name -> the other net names that share a bit with it."""
+    by_bit = {}
+    for name, info in mod_json.get("netnames", {}).items():
+        for b in info["bits"]:
+            if isinstance(b, int):
+                by_bit.setdefault(b, set()).add(name)
+    out = {}
+    for name, info in mod_json.get("netnames", {}).items():
+        out[name] = sorted(set().union(*(by_bit.get(b, set()) for b in info["bits"]
+                                         if isinstance(b, int))) - {name})
+    return out
 
 
 # -- 1. the mapped netlist ------------------------------------------------------------------
@@ -286,8 +306,8 @@ def cell_categories(netdir, library, scaled=None):
         mod = ".".join(("top",) + path)
         if cat is None and path and classes.get(mod) in _OWN_CELL_CLASSES:
             if mod not in owners_of:
-                owners_of[mod] = cell_owners(hier[mod], alib)
-            owners, declared = owners_of[mod]
+                owners_of[mod] = cell_owners(hier[mod], alib) + (_aliases(hier[mod]),)
+            owners, declared, aliases = owners_of[mod]
             cat = {}
             for owner, share in owners.get(local, {"unattributed": 1.0}).items():
                 if owner.startswith("sub:"):
@@ -296,7 +316,8 @@ def cell_categories(netdir, library, scaled=None):
                 elif owner.startswith("out:") or owner == "unattributed":
                     c = "other"
                 else:
-                    c = register_unit(owner, declared.get(owner), scaled)
+                    c = register_unit(owner, declared.get(owner), scaled,
+                                      aliases.get(owner, ()))
                 cat[c] = cat.get(c, 0.0) + share
         elif cat is None and path:
             raise UnmappedError(f"Cell {name} sits in module {mod} of class "
