@@ -367,9 +367,14 @@ _UNITS = set(energy.ENERGY_CATEGORIES) - {"clock", "leakage", "other"}
 @needs_osu
 @pytest.mark.parametrize("fmt,sp,df", [("int8", (2, 4), "os"), ("int8", (4, 4), "ws"),
                                        ("mxfp8_e4m3", (2, 4), "os"),
-                                       ("mxfp4_e2m1", (2, 4), "ws")])
+                                       ("mxfp4_e2m1", (2, 4), "ws"),
+                                       ("unified", (2, 4), "os")])
 def test_every_pe_cell_lands_in_a_named_unit(fmt, sp, df):
-    config = _cfg(fmt, sp, dataflow=df)
+    if fmt == "unified":      # the reconfigurable PE (hw.multi_pe.MultiPE)
+        config = Config(modes="mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p", rows=2,
+                        cols=2, m_max=4, k_max=256, n_max=4)
+    else:
+        config = _cfg(fmt, sp, dataflow=df)
     netdir = energy.mapped_pe(config, OSU, 4000.0)
     names, cats, _ = energy.cell_categories(netdir, OSU, config.scaled)
     total = {}
