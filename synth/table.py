@@ -23,7 +23,8 @@ runs :func:`synth.energy_report.energy_report` (gate-level activity, cached) for
 configs and libraries on gaussian data, plus the :data:`EXTRA_DATA` classes for the
 configs of :data:`EXTRA_CONFIGS`, one row per (config, library, data): logic pJ/MAC in
 the library, buffer pJ/MAC (CACTI 45 nm), their sum, TOPS/W with and without buffers,
-the clock share of the logic, Fmax and the scope of what was simulated.
+the clock share of the logic, Fmax and the scope of what was simulated (weight-stationary
+MX: with the block-end units, amortized), then the logic by unit.
 
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
@@ -178,7 +179,8 @@ def energy_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=No
                 "clock_ps": r["clock_ps"], "period_ps": r["period_ps"],
                 "gemm": r["gemm"], "cycles": r["cycles"], "scope": r["scope"],
                 "buffer_node_nm": r["buffer_model"]["node_nm"],
-                "buffer_model": r["buffer_model"]["name"]})
+                "buffer_model": r["buffer_model"]["name"], "block_end": r.get("block_end"),
+                "sim_seconds": r.get("sim_seconds")})
     return rows
 
 
