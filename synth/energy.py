@@ -8,16 +8,22 @@ The flow (``docs/energy.md`` states the method, assumptions and limits):
    ``-flatten``, ``dfflibmap``, ``abc -D`` at the clock), then flattened, so that every
    cell's name still carries its unit (``$flatten\\unit.\\mul0.``).  Yosys writes the
    netlist (``write_verilog -noattr``) and its JSON.
-2. **Attribution** (:func:`cell_categories`): a cell inside a unit counts by the unit
-   class's ``area_category``; the PE's own cells by :func:`synth.attribution.cell_owners`
+2. **Attribution** (:func:`cell_categories`): into issue #14's units
+   (:data:`ENERGY_CATEGORIES`); a cell inside a unit counts by the unit's class
+   (:func:`energy_units`); the PE's own cells by :func:`synth.attribution.cell_owners`
    (a register's declared category, shared cells split evenly), as the area breakdown
-   does; the link registers are pipeline registers.
+   does, with the area category ``accumulators`` split by register name
+   (:data:`ACCUMULATOR_REGISTERS`); the link registers are pipeline registers.  A cell
+   no unit is named for is an error (:class:`UnmappedError`).
 3. **Stimulus** (:func:`pe_stream`): the words PE (0, 0) sees in the output-stationary
    engine for one GEMM of a ``python -m sim`` data class: its A and W buffer words and
    scales from :func:`golden.pack.pack_operands` (bank 0), one group per cycle, tiles in
    the controller's order, control from :data:`hw.pe.control_layout`.
 4. **Simulation** (:mod:`synth.cellsim`): Verilator, zero delay, toggles counted by the
    cell models.
+   The weight-stationary MX block-end unit (:func:`block_end_energy`) is mapped and
+   simulated the same way on the partial sums golden says it receives
+   (:func:`ws_block_end_stream`, :mod:`golden.psum`).
 5. **Energy** (:func:`energy_of`): per net ``toggles x C_load x V^2 / 2`` (C_load = the
    input pins it drives, no wire load), internal energy per output toggle from the
    ``internal_power`` tables at the net's load and the library's FO4 slew, input pins'
