@@ -366,6 +366,7 @@ def write_energy_plots(rows, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from synth.energy import UNIT_LABELS
     out_dir = Path(out_dir)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.scatter([r["energy_pj_per_mac"] for r in rows], [r[PARETO_Y] for r in rows], s=25)
@@ -395,7 +396,8 @@ def write_energy_plots(rows, out_dir):
     bottom = [0.0] * len(labels)
     for u in units:
         vals = [r.get(u, 0.0) for r in firsts.values()]
-        ax.bar(labels, vals, bottom=bottom, label=u[len("energy_"):-len("_pj")].replace("_", " "))
+        unit = u[len("energy_"):-len("_pj")]
+        ax.bar(labels, vals, bottom=bottom, label=UNIT_LABELS.get(unit, unit.replace("_", " ")))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']})")
     ax.set_title("Energy per MAC by unit (PE logic, clock, leakage; buffers at 45 nm)")
