@@ -278,8 +278,11 @@ def prepare_model(args, sweeps, top=None):
             if pt not in points:
                 points.append(pt)
     hw_configs = list(dict.fromkeys(_study.numerics_config(c, m) for c, m in points))
+    lengths = [len(t) for t in ck.tokenize(texts["text"][1][:sentences])]
+    gemms = _study.gemm_shapes(model_from_checkpoint(ck), lengths)
     return {"settings": st, "points": points, "hw_configs": hw_configs,
-            "calibration": texts["calibration"][1], "text": texts["text"][1]}
+            "calibration": texts["calibration"][1], "text": texts["text"][1],
+            "tokens": sum(lengths), "engine_run": _study.engine_run(gemms, hw_configs)}
 
 
 def _kind_of(key):
@@ -515,6 +518,20 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    model_plan = None
+    if args.model is not None or "model" in top:
+        model_plan = prepare_model(args, sweeps, top)
+        if args.gemm is None and "gemm" not in top:
+            # The hardware axes (cycles, MAC/s, energy per MAC) of the model study are
+            # those of one engine run of its FFN-in GEMM (dse.model.study.engine_run).
+            gemms = [model_plan["engine_run"]]
+            for c in model_plan["hw_configs"]:
+                try:
+                    c.check_gemm(*gemms[0])
+                except ValueError as e:
+                    raise UsageError(f"The model's FFN-in engine run "
+                                     f"{'x'.join(map(str, gemms[0]))} does not fit "
+                                     f"{c.name}: {e}; choose one with --gemm") from None
     from synth.__main__ import check_timing_flags
     lib, clock = check_timing_flags(args)
     timing = {}
@@ -543,11 +560,8 @@ def prepare(argv):
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress, "model": None}
-    if args.model is not None or "model" in top:
-        if lib is not None:
-            raise UsageError("--liberty times the hardware sweep, not the model study; "
-                             "run it without --model")
-        options["model"] = prepare_model(args, sweeps, top)
+    if model_plan is not None:
+        options["model"] = model_plan
     else:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
         if given or args.attention_gemm:
@@ -588,7 +602,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
     if opt["model"] is not None:
-        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn)
+        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn,
+                           timing_fn=timing_fn)
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
@@ -615,7 +630,7 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     return 0
 
 
-def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
+def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None, timing_fn=None):
     """The model study: the hardware sweep of the engine configs it needs, then the
     numerics of every point, then the outputs."""
     plan, out = opt["model"], opt["out"]
@@ -627,7 +642,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: model study, {len(plan['points'])} points on {len(hw_configs)} engine "
           f"configs, {plan['settings'].sentences} sentences -> {out}", file=sys.stderr)
     res = run_sweep(hw_configs, settings, out, jobs=jobs, dask=opt["dask"],
-                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+                    area_fn=area_fn, simulate_fn=simulate_fn, timing_fn=timing_fn,
+                    progress=opt["progress"])
     if res.failures:
         for msg in res.failures:
             print(f"error: {msg}", file=sys.stderr)
@@ -642,7 +658,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: {evaluated} model points evaluated, {cached} from cache", file=sys.stderr)
     from .report import write_model_outputs
     write_model_outputs(rows, layers, embs, out, plots=opt["plots"],
-                        command="python -m dse " + shlex.join(argv))
+                        command="python -m dse " + shlex.join(argv), settings=settings,
+                        tokens=plan["tokens"])
     print(f"dse: wrote {out / 'results.csv'}, {out / 'layers.csv'} and "
           f"{out / 'report.md'}", file=sys.stderr)
     return 0

@@ -288,3 +288,84 @@ def test_committed_model_sweep_covers_the_acceptance_set():
     assert {m.order for c, m in pts if not c.dense} == {"pq", "qp"}
     assert any(m.rank for _, m in pts)
     assert opt["model"]["settings"].sentences == 256
+
+
+def test_gemm_shapes_and_the_engine_run(tiny, tmp_path):
+    """The model's GEMMs (public: the unified-engine study reuses them) and the engine
+    run that stands for them on the hardware axes: M = all evaluation tokens, split at
+    m_max; FFN-in's K x N split at n_max."""
+    from dse.__main__ import prepare
+    model = model_from_checkpoint(load_checkpoint(tiny))
+    g = study.gemm_shapes(model, [5, 7, 5], attention=True)
+    lin = [x for x in g if x["gemm"] not in ("qk", "pv")]
+    assert [x["gemm"] for x in lin[:6]] == ["q", "k", "v", "o", "ffn_in", "ffn_out"]
+    assert len(lin) == 6 * len(model.layers) and all(x["m"] == 17 for x in lin)
+    ffn = next(x for x in lin if x["gemm"] == "ffn_in")
+    assert (ffn["k"], ffn["n"]) == (64, 128)
+    att = [(x["gemm"], x["m"], x["k"], x["n"], x["count"]) for x in g[:8]
+           if x["gemm"] in ("qk", "pv")]
+    assert att == [("qk", 5, 32, 5, 4), ("pv", 5, 5, 32, 4), ("qk", 7, 32, 7, 2),
+                   ("pv", 7, 7, 32, 2)]
+    (tmp_path / "ev.txt").write_text("one sentence\nanother sentence here\n")
+    w = study.workload(tiny, tmp_path / "ev.txt")
+    assert w["sentences"] == 2 and w["tokens"] == sum(w["lengths"]) and w["tokens"] > 4
+    assert w["gemms"][0] == {"layer": 0, "gemm": "q", "m": w["tokens"], "k": 64, "n": 64,
+                             "count": 1}
+    base = ["--model", str(tiny), "--format", "mxfp8_e4m3", "-o", str(tmp_path / "o"),
+            "--text", str(tmp_path / "ev.txt")]
+    _, settings, opt = prepare(base + ["--n-max", "32"])
+    assert settings.gemms == ((w["tokens"], 64, 32),)
+    assert opt["model"]["tokens"] == w["tokens"]
+    _, settings, _ = prepare(base + ["--m-max", "4"])
+    assert settings.gemms == ((4, 64, 64),)
+    # --gemm wins over the model's engine run
+    _, settings, _ = prepare(base + ["--gemm", "8x32x8"])
+    assert settings.gemms == ((8, 32, 8),)
+
+
+def test_model_study_at_fmax_with_energy(tiny, tmp_path, capsys):
+    """--liberty and --energy with --model: the sweep's timing and energy columns on
+    every point (unstructured from the dense engine), fronts in the report, plots."""
+    from dse.__main__ import main
+    from synth import nldm, sta
+    from test_dse import FakeTiming
+    try:
+        nldm.find_library("osu018")
+        sta.sta_executable()
+    except (nldm.LibraryError, sta.StaError) as e:
+        pytest.fail(str(e))   # the README's set-up installs both; never skip
+    out = tmp_path / "out"
+    (tmp_path / "ev.txt").write_text("a first sentence\nthe second one\na third line\n")
+    timing = FakeTiming()
+    argv = ["--model", str(tiny), "-o", str(out), "--format", "mxfp8_e4m3,mxfp4_e2m1",
+            "--sparsity", "4:4,2:4", "--prune", "magnitude,unstructured", "--rows", "2",
+            "--cols", "2", "--m-max", "8", "--n-max", "8", "--text", str(tmp_path / "ev.txt"),
+            "--liberty", "osu018", "--energy", "--no-progress"]
+    assert main(argv, area_fn=fake_area, timing_fn=timing) == 0
+    rows = _read_csv(out / "results.csv")[1:]
+    assert len(rows) == 6 and len(timing.calls) == 4
+    for r in rows:
+        assert r["cycles@8x64x8"] and r["energy_gemm"] == "8x64x8"
+        assert float(r["macs_per_s"]) == pytest.approx(
+            float(r["macs_per_cycle"]) * float(r["fmax_mhz"]) * 1e6)
+        assert float(r["energy_pj_per_mac"]) > 0 and float(r["tops_per_w"]) > 0
+        assert float(r["macs_per_s_per_mm2"]) == pytest.approx(
+            float(r["macs_per_s"]) / float(r["area_mm2"]))
+    by = {r["point"]: r for r in rows}
+    un = by["nmmx_os_2x2_mxfp4e2m1_2of4-unstructured-rtn-none-pq"]
+    dense = by["nmmx_os_2x2_mxfp4e2m1_4of4-none-rtn-none-pq"]
+    sparse = by["nmmx_os_2x2_mxfp4e2m1_2of4-magnitude-rtn-none-pq"]
+    for k in ("fmax_mhz", "energy_pj_per_mac", "area_mm2"):
+        assert un[k] == dense[k] != sparse[k]
+    report = (out / "report.md").read_text()
+    assert "Library **fake_lib**" in report and "pre-layout" in report
+    assert "FFN-in GEMM, 8x64x8" in report
+    assert "### Accuracy against MAC/s" in report and "### Accuracy against energy" in report
+    for png in ("model_pareto_area.png", "model_pareto_macs.png", "model_pareto_energy.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the front of accuracy against MAC/s holds the best and the fastest points
+    front = [ln for ln in report.splitlines() if ln.startswith("On the front")]
+    assert len(front) == 3
+    fastest = max(rows, key=lambda r: (float(r["macs_per_s"]), float(r["emb_cos_mean"])))
+    best = max(rows, key=lambda r: float(r["emb_cos_mean"]))
+    assert f"`{fastest['point']}`" in front[1] and f"`{best['point']}`" in front[1]
