@@ -29,7 +29,12 @@ top-level ones it does not set, so a curated set of points is a list of small cr
 products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6-v2),
 ``text``, ``calibration``, ``sentences`` and ``attention_gemm`` at the top level::
 
-    python -m dse --sweep dse/model_sweep.toml -o docs/model
+    python -m dse --sweep dse/model_sweep.toml --liberty osu018 --energy -o docs/model
+
+With ``--liberty LIB`` (and ``--energy``) every point gets the sweep's timing (and
+energy) columns, exactly as without ``--model``; the model study's hardware axes are one
+engine run of the model's FFN-in GEMM (``dse.model.study.engine_run``) unless ``--gemm``
+names others.
 
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
@@ -104,7 +109,8 @@ def build_parser():
     g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
     g.add_argument("-o", "--out", metavar="DIR", help="output directory (required)")
     g.add_argument("--gemm", metavar="LIST",
-                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64]")
+                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64; "
+                        "with --model one engine run of the model's FFN-in GEMM]")
     g.add_argument("--eval-shape", metavar="MxKxN",
                    help="shape of the numerical-error GEMMs [default: 64x256x64]")
     g.add_argument("--weights", metavar="FILE",

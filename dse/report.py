@@ -704,7 +704,8 @@ def model_findings(rows, layers):
                         if k not in ("prune", "sparsity"))]
         if same:
             b = max(same, key=lambda q: q[MODEL_Y])
-            out.append(f"The N:M structure at {r['target_sparsity']} costs "
+            out.append(f"The N:M structure at {r['target_sparsity']} "
+                       f"({_fmt_pair(r)}) costs "
                        f"{r[MODEL_Y] - b[MODEL_Y]:.4f} of mean cosine: unstructured "
                        f"{r[MODEL_Y]:.4f} against the best N:M ({b['prune']}) "
                        f"{b[MODEL_Y]:.4f}, at {r['bits_per_weight']:.2f} against "

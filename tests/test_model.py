@@ -285,6 +285,10 @@ def test_committed_model_sweep_covers_the_acceptance_set():
         assert {m.prune for c, m in pts if c.sparsity == sp} >= set(M.PRUNE_METHODS)
     assert any(m.quant == "gptq" for _, m in pts)
     assert any(m.smooth.startswith("smoothquant:") for _, m in pts)
+    # AWQ and SmoothQuant on the same dense mxfp4_e2m1 point, so the report compares them
+    smooth = {m.smooth for c, m in pts if c.dense and c.w_format == "mxfp4_e2m1"
+              and m.quant == "rtn" and not m.rank}
+    assert smooth >= {"none", "awq"} and any(s.startswith("smoothquant:") for s in smooth)
     assert {m.order for c, m in pts if not c.dense} == {"pq", "qp"}
     assert any(m.rank for _, m in pts)
     assert opt["model"]["settings"].sentences == 256
