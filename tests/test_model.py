@@ -291,6 +291,7 @@ def test_committed_model_sweep_covers_the_acceptance_set():
     assert smooth >= {"none", "awq"} and any(s.startswith("smoothquant:") for s in smooth)
     assert {m.order for c, m in pts if not c.dense} == {"pq", "qp"}
     assert any(m.rank for _, m in pts)
+    assert any(m.rank and not c.dense for c, m in pts)   # low rank combined with pruning
     assert opt["model"]["settings"].sentences == 256
 
 
