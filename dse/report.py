@@ -757,6 +757,10 @@ def _model_axes(pts):
         speed = ("macs_per_cycle", True, "model_pareto_macs.png", "MACs/cycle",
                  "dense-equivalent MACs per cycle", 1.0)
     axes = [area, speed]
+    if speed[0] == "macs_per_s":
+        axes.append(("macs_per_s_per_mm2", True, "model_pareto_macs_per_mm2.png",
+                     "MAC/s/mm2", "dense-equivalent MAC/s per mm2 at the PE's Fmax "
+                     "(GMAC/s/mm2)", 1e-9))
     if any(_num(r.get("energy_pj_per_mac")) for r in pts):
         axes.append(("energy_pj_per_mac", False, "model_pareto_energy.png", "energy",
                      "energy per dense-equivalent MAC (pJ, logic and buffers)", 1.0))
@@ -870,7 +874,15 @@ def write_model_report(rows, layers, path, *, command=None, settings=None, token
     hw = [r for r in pts if r.get("total_ge") is not None]
     for key, larger, png, what, _, _ in _model_axes(hw):
         if not _varies(hw, key):
-            if hw:
+            if hw and key == "macs_per_s":
+                r0 = hw[0]
+                lines += [f"No {what} plot: every point runs at the same "
+                          f"{_num(r0[key]) * 1e-9:.2f} GMAC/s (the same array and "
+                          f"{_fmt(_num(r0['macs_per_cycle']), 1)} dense-equivalent MACs "
+                          f"per cycle, and the same Fmax, {_fmt(_num(r0['fmax_mhz']), 1)} "
+                          f"MHz, set by {r0.get('worst_module')}); throughput per area "
+                          f"follows.", ""]
+            elif hw:
                 lines += [f"No {what} plot: every point has the same {what} "
                           f"({_fmt(_num(hw[0].get(key)), 1)}).", ""]
             continue

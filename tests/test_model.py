@@ -366,11 +366,42 @@ def test_model_study_at_fmax_with_energy(tiny, tmp_path, capsys):
     assert "Library **fake_lib**" in report and "pre-layout" in report
     assert "FFN-in GEMM, 8x64x8" in report
     assert "### Accuracy against MAC/s" in report and "### Accuracy against energy" in report
-    for png in ("model_pareto_area.png", "model_pareto_macs.png", "model_pareto_energy.png"):
+    assert "### Accuracy against MAC/s/mm2" in report
+    for png in ("model_pareto_area.png", "model_pareto_macs.png", "model_pareto_energy.png",
+                "model_pareto_macs_per_mm2.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # the front of accuracy against MAC/s holds the best and the fastest points
     front = [ln for ln in report.splitlines() if ln.startswith("On the front")]
-    assert len(front) == 3
+    assert len(front) == 4
     fastest = max(rows, key=lambda r: (float(r["macs_per_s"]), float(r["emb_cos_mean"])))
     best = max(rows, key=lambda r: float(r["emb_cos_mean"]))
     assert f"`{fastest['point']}`" in front[1] and f"`{best['point']}`" in front[1]
+
+
+def test_model_report_says_why_there_is_no_macs_plot(tmp_path):
+    """Points at one Fmax on one array run at one MAC/s: the report says so (with the
+    figures that set it) and plots throughput per area instead."""
+    from dse.report import write_model_report
+    from dse.sweep import Settings
+    base = {"model": "m", "sentences": 4, "prune": "none", "quant": "rtn", "smooth": "none",
+            "order": "pq", "rank": 0, "emb_cos_p1": 0.9, "emb_cos_min": 0.9,
+            "nn_agreement": 1.0, "emulation_gap": 0.0, "a_format": "mxfp8_e4m3",
+            "target_sparsity": "4:4", "block_size": 32, "rows": 8, "cols": 8,
+            "dataflow": "os", "macs_per_cycle": 255.0, "library": "lib", "clock_ps": 4000.0,
+            "ge_unit_cell": "NAND2X1", "fmax_mhz": 76.2, "worst_module": "Float32Adder",
+            "macs_per_s": 255.0 * 76.2e6}
+    rows = [{**base, "point": "fp32", "bits_per_weight": 32.0, "emb_cos_mean": 1.0}]
+    for i, (fmt, bits, area) in enumerate([("mxfp8_e4m3", 8, 40.0), ("mxfp4_e2m1", 4, 25.0)]):
+        rows.append({**base, "point": f"p{i}", "w_format": fmt, "w_bits": bits,
+                     "bits_per_weight": bits + 0.25, "emb_cos_mean": 0.99 - 0.05 * i,
+                     "total_ge": area * 1e5, "area_mm2": area,
+                     "macs_per_s_per_mm2": base["macs_per_s"] / area})
+    write_model_report(rows, [], tmp_path / "r.md", settings=Settings(gemms=((64, 384, 64),)),
+                       tokens=3000)
+    text = (tmp_path / "r.md").read_text()
+    assert ("No MAC/s plot: every point runs at the same 19.43 GMAC/s (the same array and "
+            "255 dense-equivalent MACs per cycle, and the same Fmax, 76.2 MHz, set by "
+            "Float32Adder); throughput per area follows.") in text
+    assert "### Accuracy against MAC/s/mm2" in text and "### Accuracy against area" in text
+    assert "FFN-in GEMM, 64x384x64: M is 3,000 tokens" in text
+    assert "No energy axis: it needs `--energy --liberty LIB`." in text
