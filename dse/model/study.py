@@ -4,8 +4,11 @@ and join accuracy to the sweep's area and cycles.
 A *point* is one engine :class:`golden.Config` plus one :class:`Method` (pruning, weight
 quantization, smoothing, order, rank).  Its numerics depend only on the formats, the
 sparsity, the block size and the method, so they are computed once and shared by every
-array size and dataflow (cached in ``OUT/model_points/<key>.json`` and ``.npy``); area and
-cycles come from the existing sweep (``dse.sweep.run_sweep``, cached in ``OUT/points``).
+array size and dataflow (cached in ``OUT/model_points/<key>.json`` and ``.npy``); area,
+cycles and, with ``--liberty``/``--energy``, Fmax, MAC/s and energy per MAC come from the
+existing sweep (``dse.sweep.run_sweep``, cached in ``OUT/points``) on one engine run of the
+model's FFN-in GEMM (:func:`engine_run`).  :func:`gemm_shapes` and :func:`workload` give
+every GEMM of the model's forward pass (for studies of the same workload elsewhere).
 
 Outputs (all written atomically): ``results.csv`` (one row per point, the sweep's columns
 plus the model columns; ``point = fp32`` is the reference), ``layers.csv`` (per point and
