@@ -29,7 +29,12 @@ top-level ones it does not set, so a curated set of points is a list of small cr
 products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6-v2),
 ``text``, ``calibration``, ``sentences`` and ``attention_gemm`` at the top level::
 
-    python -m dse --sweep dse/model_sweep.toml -o docs/model
+    python -m dse --sweep dse/model_sweep.toml --liberty osu018 --energy -o docs/model
+
+With ``--liberty LIB`` (and ``--energy``) every point gets the sweep's timing (and
+energy) columns, exactly as without ``--model``; the model study's hardware axes are one
+engine run of the model's FFN-in GEMM (``dse.model.study.engine_run``) unless ``--gemm``
+names others.
 
 Unified engines (issue 16): ``--modes LIST`` (repeatable) or a top-level ``modes`` key (a
 mode list or a list of them) adds one engine per list at every geometry of the sweep,
@@ -111,7 +116,8 @@ def build_parser():
     g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
     g.add_argument("-o", "--out", metavar="DIR", help="output directory (required)")
     g.add_argument("--gemm", metavar="LIST",
-                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64]")
+                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64; "
+                        "with --model one engine run of the model's FFN-in GEMM]")
     g.add_argument("--eval-shape", metavar="MxKxN",
                    help="shape of the numerical-error GEMMs [default: 64x256x64]")
     g.add_argument("--weights", metavar="FILE",
@@ -293,8 +299,11 @@ def prepare_model(args, sweeps, top=None):
             if pt not in points:
                 points.append(pt)
     hw_configs = list(dict.fromkeys(_study.numerics_config(c, m) for c, m in points))
+    lengths = [len(t) for t in ck.tokenize(texts["text"][1][:sentences])]
+    gemms = _study.gemm_shapes(model_from_checkpoint(ck), lengths)
     return {"settings": st, "points": points, "hw_configs": hw_configs,
-            "calibration": texts["calibration"][1], "text": texts["text"][1]}
+            "calibration": texts["calibration"][1], "text": texts["text"][1],
+            "tokens": sum(lengths), "engine_run": _study.engine_run(gemms, hw_configs)}
 
 
 def _kind_of(key):
@@ -545,6 +554,23 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    model_plan = None
+    if unified and (args.model is not None or "model" in top):
+        raise UsageError("--modes adds unified engines to the hardware sweep, not to the "
+                         "model study; run it without --model")
+    if args.model is not None or "model" in top:
+        model_plan = prepare_model(args, sweeps, top)
+        if args.gemm is None and "gemm" not in top:
+            # The hardware axes (cycles, MAC/s, energy per MAC) of the model study are
+            # those of one engine run of its FFN-in GEMM (dse.model.study.engine_run).
+            gemms = [model_plan["engine_run"]]
+            for c in model_plan["hw_configs"]:
+                try:
+                    c.check_gemm(*gemms[0])
+                except ValueError as e:
+                    raise UsageError(f"The model's FFN-in engine run "
+                                     f"{'x'.join(map(str, gemms[0]))} does not fit "
+                                     f"{c.name}: {e}; choose one with --gemm") from None
     from synth.__main__ import check_timing_flags
     lib, clock = check_timing_flags(args)
     timing = {}
@@ -573,14 +599,8 @@ def prepare(argv):
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
                "progress": not args.no_progress, "model": None, "unified": unified}
-    if unified and (args.model is not None or "model" in top):
-        raise UsageError("--modes adds unified engines to the hardware sweep, not to the "
-                         "model study; run it without --model")
-    if args.model is not None or "model" in top:
-        if lib is not None:
-            raise UsageError("--liberty times the hardware sweep, not the model study; "
-                             "run it without --model")
-        options["model"] = prepare_model(args, sweeps, top)
+    if model_plan is not None:
+        options["model"] = model_plan
     else:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
         if given or args.attention_gemm:
@@ -658,7 +678,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
     if opt["model"] is not None:
-        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn)
+        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn,
+                           timing_fn=timing_fn)
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
@@ -687,7 +708,7 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     return 0
 
 
-def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
+def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None, timing_fn=None):
     """The model study: the hardware sweep of the engine configs it needs, then the
     numerics of every point, then the outputs."""
     plan, out = opt["model"], opt["out"]
@@ -699,7 +720,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: model study, {len(plan['points'])} points on {len(hw_configs)} engine "
           f"configs, {plan['settings'].sentences} sentences -> {out}", file=sys.stderr)
     res = run_sweep(hw_configs, settings, out, jobs=jobs, dask=opt["dask"],
-                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+                    area_fn=area_fn, simulate_fn=simulate_fn, timing_fn=timing_fn,
+                    progress=opt["progress"])
     if res.failures:
         for msg in res.failures:
             print(f"error: {msg}", file=sys.stderr)
@@ -714,7 +736,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: {evaluated} model points evaluated, {cached} from cache", file=sys.stderr)
     from .report import write_model_outputs
     write_model_outputs(rows, layers, embs, out, plots=opt["plots"],
-                        command="python -m dse " + shlex.join(argv))
+                        command="python -m dse " + shlex.join(argv), settings=settings,
+                        tokens=plan["tokens"])
     print(f"dse: wrote {out / 'results.csv'}, {out / 'layers.csv'} and "
           f"{out / 'report.md'}", file=sys.stderr)
     return 0
