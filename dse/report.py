@@ -394,10 +394,13 @@ def write_energy_plots(rows, out_dir):
     units = _energy_units(rows)
     fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(labels) + 3), 5.5))
     bottom = [0.0] * len(labels)
-    for u in units:
+    # One colour per unit: the breakdown has more units than matplotlib's default cycle.
+    palette = plt.get_cmap("tab20").colors
+    for i, u in enumerate(units):
         vals = [r.get(u, 0.0) for r in firsts.values()]
         unit = u[len("energy_"):-len("_pj")]
-        ax.bar(labels, vals, bottom=bottom, label=UNIT_LABELS.get(unit, unit.replace("_", " ")))
+        ax.bar(labels, vals, bottom=bottom, color=palette[i % len(palette)],
+               label=UNIT_LABELS.get(unit, unit.replace("_", " ")))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']})")
     ax.set_title("Energy per MAC by unit (PE logic, clock, leakage; buffers at 45 nm)")
