@@ -36,17 +36,13 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from amaranth import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In
 
 from nmmx.cache import Cache, DictOf, Number
 
-from . import cellsim, nldm
+from . import cellsim
 from .area import cache_dir
 from .attribution import cell_owners
 from .liberty import Liberty
@@ -56,7 +52,7 @@ from .yosys import run_yosys, yosys_version
 
 __all__ = ["ENERGY_CATEGORIES", "UNIT_LABELS", "UnmappedError", "energy_units", "register_unit", "mapped_pe", "cell_categories", "pe_stream", "energy_of",
            "pe_energy", "block_end_energy", "ws_block_end_stream", "mapped_block_end",
-           "BlockEndLinks", "switching_power_uniform", "sta_power", "Netlist", "DEFAULT_CYCLES", "LABEL"]
+           "block_end_links", "switching_power_uniform", "sta_power", "Netlist", "DEFAULT_CYCLES", "LABEL"]
 
 #: Keys of the logic breakdown, issue #14's units: the sparse select, the multipliers,
 #: the block accumulator (the exact integer sums: the products' adder tree and its
@@ -187,32 +183,16 @@ def energy_design(config):
     return Registered(design_of_config(config), outputs=False)
 
 
-class BlockEndLinks(wiring.Component):
+def block_end_links(config):
     """``config``'s :class:`hw.ws_pe.WSBlockEnd` with the registers that drive it in the
     array: the row's control and activation scale (one register after the PE's, as
     :class:`hw.ws_array.WSArray` delays them) and the load bus's scale field.  The
     partial sums come straight from registers already counted (the PE's ``psum_out``,
     the accumulator memory's read port), and ``ld_en``/``ld_sel`` are decoded from the
     load bus the PEs' input registers stand for."""
-
-    REGISTERED = ("ctl", "a_scale", "ld_scale")
-
-    def __init__(self, config):
-        from hw.ws_pe import WSBlockEnd
-        self._unit = WSBlockEnd(config)
-        super().__init__(dict(self._unit.signature.members))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.unit = self._unit
-        for name, member in self.signature.members.items():
-            outer, inner = getattr(self, name), getattr(self._unit, name)
-            if member.flow == In:
-                dom = m.d.sync if name in self.REGISTERED else m.d.comb
-                dom += inner.eq(outer)
-            else:
-                m.d.comb += outer.eq(inner)
-        return m
+    from hw.ws_pe import WSBlockEnd
+    return Registered(WSBlockEnd(config), outputs=False,
+                      inputs=("ctl", "a_scale", "ld_scale"))
 
 
 def mapped_pe(config, library, clock_ps, *, yosys=None, cache=None):
@@ -223,9 +203,9 @@ def mapped_pe(config, library, clock_ps, *, yosys=None, cache=None):
 
 
 def mapped_block_end(config, library, clock_ps, *, yosys=None, cache=None):
-    """Map ``config``'s weight-stationary block-end unit (:class:`BlockEndLinks`) as
+    """Map ``config``'s weight-stationary block-end unit (:func:`block_end_links`) as
     :func:`mapped_pe` maps the PE."""
-    return _mapped(BlockEndLinks(config), library, clock_ps, yosys=yosys, cache=cache)
+    return _mapped(block_end_links(config), library, clock_ps, yosys=yosys, cache=cache)
 
 
 def _mapped(design, library, clock_ps, *, yosys=None, cache=None):
@@ -759,49 +739,12 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
         ``clock_ps`` is the mapping clock (``abc -D``); leakage is integrated over
         ``period_ps`` per cycle (default ``clock_ps``).
     """
-    import time
     from golden.config import Dataflow
-    period_ps = clock_ps if period_ps is None else period_ps
-    m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
     netdir = mapped_pe(config, library, clock_ps, yosys=yosys, cache=cache)
-    ecache = energy_cache(cache)
-    key = ecache.digest(json.dumps({
-        "netlist": Path(netdir).name, "data": data, "gemm": [m, k, n], "cycles": cycles,
-        "seed": seed, "clock_ps": clock_ps, "period_ps": period_ps, "cellsim": hashlib.sha256(
-            Path(cellsim.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest(),
-        "config": config.to_dict(), **({"mode": config.mode(mode).all_modes[0].spec}
-                                        if config.unified else {})}, sort_keys=True,
-        default=str))
-    hit = ecache.get(key)
-    if hit is not None:
-        return hit
-    t0 = time.perf_counter()
-    net = Netlist(netdir, library, config.scaled)
-    fields, width = stimulus_fields(design_of_config(config))
-    sources = {"cells.v": cellsim.cell_models(library, set(net.types)),
-               "dut.v": net.verilog(), "tb.v": cellsim.testbench(fields, width)}
-    exe = cellsim.build(sources, Path(netdir) / "sim")
-    t1 = time.perf_counter()
     make = pe_stream if config.dataflow == Dataflow.OS else ws_pe_stream
-    extra = {"mode": mode} if config.unified else {}
-    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles, **extra)
-    words = stream_words(fields, stream)
-    counts = cellsim.parse_counts(cellsim.run(exe, words, width))
-    if not counts:
-        raise cellsim.SimError("The gate-level model printed no toggle counts")
-    e, _ = energy_of(net, counts, input_toggles(fields, stream), len(words), period_ps)
-    # Dense-equivalent MACs per issued group of one PE: useful MACs per multiplier slot
-    # issued (cnt_issued counts n_keep slots per group) times n_keep.
-    one = config.mode(mode) if config.unified else config
-    sched = one.schedule
-    per_issue = sched.useful_macs(m, k, n) * one.n_keep / sched.issued(m, k, n)
-    out = {"logic_fj": {c: round(v, 4) for c, v in e.items()}, "cycles": len(words),
-           "valid_cycles": valid, "macs": valid * per_issue, "clock_ps": clock_ps,
-           "period_ps": period_ps,
-           "library": library.name, "sim_seconds": round(time.perf_counter() - t1, 3),
-           "build_seconds": round(t1 - t0, 3), "cells": len(net.names)}
-    ecache.put(key, out)
-    return out
+    return _simulated_energy("pe", config, netdir, design_of_config(config), make,
+                             library, clock_ps, data=data, gemm=gemm, cycles=cycles,
+                             seed=seed, period_ps=period_ps, mode=mode, cache=cache)
 
 
 def block_end_energy(config, library, clock_ps, *, data="gaussian", gemm=None,
@@ -820,8 +763,9 @@ def block_end_energy(config, library, clock_ps, *, data="gaussian", gemm=None,
 
 
 def _simulated_energy(what, config, netdir, design, make, library, clock_ps, *, data, gemm,
-                      cycles, seed, period_ps, cache):
-    """Simulate the mapped netlist in ``netdir`` on ``make``'s stream; cached."""
+                      cycles, seed, period_ps, cache, mode=None):
+    """Simulate the mapped netlist in ``netdir`` on ``make``'s stream (a unified engine's
+    in ``mode``); cached."""
     import time
     period_ps = clock_ps if period_ps is None else period_ps
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
@@ -832,7 +776,8 @@ def _simulated_energy(what, config, netdir, design, make, library, clock_ps, *, 
     key = ecache.digest(json.dumps({
         "what": what, "netlist": Path(netdir).name, "data": data, "gemm": [m, k, n],
         "cycles": cycles, "seed": seed, "clock_ps": clock_ps, "period_ps": period_ps,
-        "cellsim": hashlib.sha256(src).hexdigest(), "config": config.to_dict()},
+        "cellsim": hashlib.sha256(src).hexdigest(), "config": config.to_dict(),
+        **({"mode": config.mode(mode).all_modes[0].spec} if config.unified else {})},
         sort_keys=True, default=str))
     hit = ecache.get(key)
     if hit is not None:
@@ -844,7 +789,8 @@ def _simulated_energy(what, config, netdir, design, make, library, clock_ps, *, 
                "dut.v": net.verilog(), "tb.v": cellsim.testbench(fields, width)}
     exe = cellsim.build(sources, Path(netdir) / "sim")
     t1 = time.perf_counter()
-    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles)
+    extra = {"mode": mode} if config.unified else {}
+    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles, **extra)
     words = stream_words(fields, stream)
     counts = cellsim.parse_counts(cellsim.run(exe, words, width))
     if not counts:
@@ -852,8 +798,9 @@ def _simulated_energy(what, config, netdir, design, make, library, clock_ps, *, 
     e, _ = energy_of(net, counts, input_toggles(fields, stream), len(words), period_ps)
     # Dense-equivalent MACs per issued group of one PE: useful MACs per multiplier slot
     # issued (cnt_issued counts n_keep slots per group) times n_keep.
-    sched = config.schedule
-    per_issue = sched.useful_macs(m, k, n) * config.n_keep / sched.issued(m, k, n)
+    one = config.mode(mode) if config.unified else config
+    sched = one.schedule
+    per_issue = sched.useful_macs(m, k, n) * one.n_keep / sched.issued(m, k, n)
     out = {"logic_fj": {c: round(v, 4) for c, v in e.items()}, "cycles": len(words),
            "valid_cycles": valid, "macs": valid * per_issue, "clock_ps": clock_ps,
            "period_ps": period_ps,

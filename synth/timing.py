@@ -280,10 +280,13 @@ class Registered(wiring.Component):
         Any component whose members are plain inputs and outputs.
     outputs : bool
         Register the outputs too (``False`` for a unit that registers its own).
+    inputs : tuple of str, optional
+        The inputs to register (default: all); the others are wired straight through,
+        for inputs that come from registers counted elsewhere.
     """
 
-    def __init__(self, unit, outputs=True):
-        self._unit, self._outputs = unit, outputs
+    def __init__(self, unit, outputs=True, inputs=None):
+        self._unit, self._outputs, self._inputs = unit, outputs, inputs
         super().__init__(dict(unit.signature.members))
 
     def elaborate(self, platform):
@@ -292,7 +295,10 @@ class Registered(wiring.Component):
         for name, member in self.signature.members.items():
             outer, inner = getattr(self, name), getattr(self._unit, name)
             if member.flow == In:
-                m.d.sync += inner.eq(outer)
+                if self._inputs is None or name in self._inputs:
+                    m.d.sync += inner.eq(outer)
+                else:
+                    m.d.comb += inner.eq(outer)
             elif self._outputs:
                 m.d.sync += outer.eq(inner)
             else:
