@@ -29,7 +29,19 @@ top-level ones it does not set, so a curated set of points is a list of small cr
 products), ``model`` (a checkpoint directory, "" for the installed all-MiniLM-L6-v2),
 ``text``, ``calibration``, ``sentences`` and ``attention_gemm`` at the top level::
 
-    python -m dse --sweep dse/model_sweep.toml -o docs/model
+    python -m dse --sweep dse/model_sweep.toml --liberty osu018 --energy -o docs/model
+
+With ``--liberty LIB`` (and ``--energy``) every point gets the sweep's timing (and
+energy) columns, exactly as without ``--model``; the model study's hardware axes are one
+engine run of the model's FFN-in GEMM (``dse.model.study.engine_run``) unless ``--gemm``
+names others.
+
+Unified engines (issue 16): ``--modes LIST`` (repeatable) or a top-level ``modes`` key (a
+mode list or a list of them) adds one engine per list at every geometry of the sweep,
+beside the fixed engine of each of its modes, and writes ``modes.csv`` and ``modes.md``
+(:mod:`dse.modes`)::
+
+    python -m dse --sweep dse/modes_sweep.toml -o docs/modes/sweep
 
 Exit status: 0 on success, 2 on bad input (nothing written), 1 when a point fails
 (evaluation error, or an RTL run that differs from golden or from the cycle model).
@@ -104,7 +116,8 @@ def build_parser():
     g.add_argument("--sweep", metavar="FILE", help="TOML sweep file (keys mirror the flags)")
     g.add_argument("-o", "--out", metavar="DIR", help="output directory (required)")
     g.add_argument("--gemm", metavar="LIST",
-                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64]")
+                   help="GEMM shapes MxKxN for the cycle model [default: 64x512x64; "
+                        "with --model one engine run of the model's FFN-in GEMM]")
     g.add_argument("--eval-shape", metavar="MxKxN",
                    help="shape of the numerical-error GEMMs [default: 64x256x64]")
     g.add_argument("--weights", metavar="FILE",
@@ -138,6 +151,14 @@ def build_parser():
                    help="stimulus class of the energy figures (python -m sim's classes "
                         "and halfzero) [default: gaussian]")
     # -- end of --energy ------------------------------------------------------------------
+    # -- unified engines (issue 16) ------------------------------------------------------
+    g.add_argument("--modes", metavar="LIST", action="append", default=None,
+                   dest="unified_modes",
+                   help="add a unified engine with these run-time modes (FORMAT@N:M[p], "
+                        "comma-separated) at every geometry of the sweep, beside the "
+                        "fixed engine of each mode; repeat for several engines "
+                        "[writes modes.csv and modes.md]")
+    # -- end of unified engines -----------------------------------------------------------
     g = p.add_argument_group("model study (a real encoder through the engine's numerics)")
     g.add_argument("--model", metavar="DIR", nargs="?", const="",
                    help="BERT-family checkpoint directory [default with no DIR: the "
@@ -278,8 +299,11 @@ def prepare_model(args, sweeps, top=None):
             if pt not in points:
                 points.append(pt)
     hw_configs = list(dict.fromkeys(_study.numerics_config(c, m) for c, m in points))
+    lengths = [len(t) for t in ck.tokenize(texts["text"][1][:sentences])]
+    gemms = _study.gemm_shapes(model_from_checkpoint(ck), lengths)
     return {"settings": st, "points": points, "hw_configs": hw_configs,
-            "calibration": texts["calibration"][1], "text": texts["text"][1]}
+            "calibration": texts["calibration"][1], "text": texts["text"][1],
+            "tokens": sum(lengths), "engine_run": _study.engine_run(gemms, hw_configs)}
 
 
 def _kind_of(key):
@@ -343,10 +367,22 @@ def read_sweep_file(path):
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"The {where} is not valid TOML ({e})") from None
     extras = doc.pop("extra", [])
+    for i, t in enumerate(extras):
+        if "modes" in t:
+            raise UsageError(f"Key 'modes' in [[extra]] table {i + 1} of {where} belongs at "
+                             f"the top level (each mode list is one unified engine)")
+    if "modes" in doc:               # unified engines (issue 16): lists of mode lists
+        from .modes import parse_mode_lists
+        # One unified engine per mode list; ";" never occurs in a mode spec.
+        modes = ";".join(parse_mode_lists(doc.pop("modes"), f"Key 'modes' in {where}"))
+    else:
+        modes = None
     if not isinstance(extras, list) or not all(isinstance(t, dict) for t in extras):
         raise UsageError(f"Key 'extra' in {where} must be an array of tables ([[extra]])")
     top = _normalize_table(where, doc, set(_CONFIG_KEYS) | set(_OPTIONS)
                            | set(_MODEL_LIST_KEYS) | set(_MODEL_OPTIONS))
+    if modes is not None:
+        top["modes"] = modes
     # Paths in the file are relative to the file, so a sweep file travels with its data.
     for key in ("weights", "model", "text", "calibration"):
         if top.get(key) and not Path(top[key]).is_absolute():
@@ -492,8 +528,11 @@ def prepare(argv):
     args = build_parser().parse_args(argv)
     top, extras = read_sweep_file(args.sweep) if args.sweep else ({}, [])
     wheres = _wheres(args.sweep, extras) if args.sweep else ("", [])
+    mode_lists = _mode_lists(args, top, extras, wheres)
     sweeps = _sweeps(args, top, extras, wheres)
     configs = _configs(sweeps)
+    unified = _unified(configs, mode_lists)
+    configs += [c for c in _fixed_of(unified) if c not in configs]
     out = _option(args, top, "out")
     if out is None:
         raise UsageError("An output directory is required (-o DIR or 'out' in the sweep file)")
@@ -515,6 +554,23 @@ def prepare(argv):
             raise UsageError(str(e)) from None
         digest = _data.file_digest(weights)
     simulate = bool(_option(args, top, "simulate"))
+    model_plan = None
+    if unified and (args.model is not None or "model" in top):
+        raise UsageError("--modes adds unified engines to the hardware sweep, not to the "
+                         "model study; run it without --model")
+    if args.model is not None or "model" in top:
+        model_plan = prepare_model(args, sweeps, top)
+        if args.gemm is None and "gemm" not in top:
+            # The hardware axes (cycles, MAC/s, energy per MAC) of the model study are
+            # those of one engine run of its FFN-in GEMM (dse.model.study.engine_run).
+            gemms = [model_plan["engine_run"]]
+            for c in model_plan["hw_configs"]:
+                try:
+                    c.check_gemm(*gemms[0])
+                except ValueError as e:
+                    raise UsageError(f"The model's FFN-in engine run "
+                                     f"{'x'.join(map(str, gemms[0]))} does not fit "
+                                     f"{c.name}: {e}; choose one with --gemm") from None
     from synth.__main__ import check_timing_flags
     lib, clock = check_timing_flags(args)
     timing = {}
@@ -529,7 +585,7 @@ def prepare(argv):
                         simulate=simulate,
                         sim_gemm=_shape_option(_option(args, top, "sim_gemm"), "--sim-gemm"),
                         sim_filter=_option(args, top, "sim_filter"), **timing)
-    for c in configs:
+    for c in configs + unified:
         try:
             settings.check(c)
         except ValueError as e:
@@ -542,12 +598,9 @@ def prepare(argv):
         check_dask_address(dask)
     options = {"out": out, "jobs": _int_option(args, top, "jobs", 1),
                "dask": dask, "plots": not args.no_plots,
-               "progress": not args.no_progress, "model": None}
-    if args.model is not None or "model" in top:
-        if lib is not None:
-            raise UsageError("--liberty times the hardware sweep, not the model study; "
-                             "run it without --model")
-        options["model"] = prepare_model(args, sweeps, top)
+               "progress": not args.no_progress, "model": None, "unified": unified}
+    if model_plan is not None:
+        options["model"] = model_plan
     else:
         given = [f for f in _MODEL_FLAGS if getattr(args, f) is not None]
         if given or args.attention_gemm:
@@ -559,6 +612,43 @@ def prepare(argv):
                 raise UsageError(f"Key {keys[0]!r} in {where} belongs to the model "
                                  f"study and needs --model (or a 'model' key)")
     return configs, settings, options
+
+
+# -- unified engines (issue 16) ----------------------------------------------------------
+
+def _mode_lists(args, top, extras, wheres):
+    """The mode lists of ``--modes`` (which win) or the sweep file's ``modes`` key
+    (removed from ``top``, so it stays out of the fixed cross product)."""
+    from .modes import parse_mode_lists
+    text = top.pop("modes", None)
+    if args.unified_modes is not None:
+        return parse_mode_lists(args.unified_modes, "--modes")
+    return [] if text is None else text.split(";")
+
+
+def _unified(configs, mode_lists):
+    from .modes import unified_configs
+    return unified_configs(configs, mode_lists) if mode_lists else []
+
+
+def _fixed_of(unified):
+    from .modes import fixed_configs
+    return fixed_configs(unified)
+
+
+def _unified_main(argv, configs, res, opt, settings, area_fn, timing_fn):
+    """Rows of the unified engines (their modes' fixed points are in ``res``); write
+    ``modes.csv`` and ``modes.md``."""
+    from .modes import unified_rows, write_modes
+    fixed = dict(zip(configs, res.rows))
+    rows = []
+    for u in opt["unified"]:
+        rows += unified_rows(u, settings, fixed, area_fn=area_fn, timing_fn=timing_fn)
+    write_modes(rows, opt["out"], command="python -m dse " + shlex.join(argv))
+    print(f"dse: {len(opt['unified'])} unified engine(s), {len(rows)} mode rows -> "
+          f"{opt['out'] / 'modes.md'}", file=sys.stderr)
+
+# -- end of unified engines -------------------------------------------------------------
 
 
 def check_energy_flags(args):
@@ -588,7 +678,8 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     configs, settings, opt = prepare(argv)
     out = opt["out"]          # created by the first file written into it, not before
     if opt["model"] is not None:
-        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn)
+        return _model_main(argv, settings, opt, area_fn=area_fn, simulate_fn=simulate_fn,
+                           timing_fn=timing_fn)
     jobs, note = capped_jobs(opt["jobs"], len(configs))
     if note and opt["dask"] is None:
         print(note, file=sys.stderr)
@@ -612,10 +703,12 @@ def main(argv=None, *, area_fn=None, simulate_fn=None, timing_fn=None):
     write_all(res.rows, out, settings=settings, plots=opt["plots"],
               command="python -m dse " + shlex.join(argv))
     print(f"dse: wrote {out / 'results.csv'} and {out / 'report.md'}", file=sys.stderr)
+    if opt["unified"]:
+        _unified_main(argv, configs, res, opt, settings, area_fn, timing_fn)
     return 0
 
 
-def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
+def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None, timing_fn=None):
     """The model study: the hardware sweep of the engine configs it needs, then the
     numerics of every point, then the outputs."""
     plan, out = opt["model"], opt["out"]
@@ -627,7 +720,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: model study, {len(plan['points'])} points on {len(hw_configs)} engine "
           f"configs, {plan['settings'].sentences} sentences -> {out}", file=sys.stderr)
     res = run_sweep(hw_configs, settings, out, jobs=jobs, dask=opt["dask"],
-                    area_fn=area_fn, simulate_fn=simulate_fn, progress=opt["progress"])
+                    area_fn=area_fn, simulate_fn=simulate_fn, timing_fn=timing_fn,
+                    progress=opt["progress"])
     if res.failures:
         for msg in res.failures:
             print(f"error: {msg}", file=sys.stderr)
@@ -642,7 +736,8 @@ def _model_main(argv, settings, opt, *, area_fn=None, simulate_fn=None):
     print(f"dse: {evaluated} model points evaluated, {cached} from cache", file=sys.stderr)
     from .report import write_model_outputs
     write_model_outputs(rows, layers, embs, out, plots=opt["plots"],
-                        command="python -m dse " + shlex.join(argv))
+                        command="python -m dse " + shlex.join(argv), settings=settings,
+                        tokens=plan["tokens"])
     print(f"dse: wrote {out / 'results.csv'}, {out / 'layers.csv'} and "
           f"{out / 'report.md'}", file=sys.stderr)
     return 0

@@ -366,6 +366,7 @@ def write_energy_plots(rows, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from synth.energy import UNIT_LABELS
     out_dir = Path(out_dir)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.scatter([r["energy_pj_per_mac"] for r in rows], [r[PARETO_Y] for r in rows], s=25)
@@ -393,9 +394,13 @@ def write_energy_plots(rows, out_dir):
     units = _energy_units(rows)
     fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(labels) + 3), 5.5))
     bottom = [0.0] * len(labels)
-    for u in units:
+    # One colour per unit: the breakdown has more units than matplotlib's default cycle.
+    palette = plt.get_cmap("tab20").colors
+    for i, u in enumerate(units):
         vals = [r.get(u, 0.0) for r in firsts.values()]
-        ax.bar(labels, vals, bottom=bottom, label=u[len("energy_"):-len("_pj")].replace("_", " "))
+        unit = u[len("energy_"):-len("_pj")]
+        ax.bar(labels, vals, bottom=bottom, color=palette[i % len(palette)],
+               label=UNIT_LABELS.get(unit, unit.replace("_", " ")))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel(f"pJ per dense-equivalent MAC ({rows[0]['energy_library']})")
     ax.set_title("Energy per MAC by unit (PE logic, clock, leakage; buffers at 45 nm)")
@@ -704,7 +709,8 @@ def model_findings(rows, layers):
                         if k not in ("prune", "sparsity"))]
         if same:
             b = max(same, key=lambda q: q[MODEL_Y])
-            out.append(f"The N:M structure at {r['target_sparsity']} costs "
+            out.append(f"The N:M structure at {r['target_sparsity']} "
+                       f"({_fmt_pair(r)}) costs "
                        f"{r[MODEL_Y] - b[MODEL_Y]:.4f} of mean cosine: unstructured "
                        f"{r[MODEL_Y]:.4f} against the best N:M ({b['prune']}) "
                        f"{b[MODEL_Y]:.4f}, at {r['bits_per_weight']:.2f} against "
@@ -733,7 +739,84 @@ def _bits_bin(b):
     return round(b * 4) / 4
 
 
-def write_model_report(rows, layers, path, *, command=None):
+def _num(v):
+    """``v`` as a finite float, else ``None``."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+#: The hardware axes of the model study's Pareto fronts: (row key, whether larger is
+#: better, plot file, what the report calls it, axis label, plot scale of the value).
+def _model_axes(pts):
+    area = ("area_mm2", False, "model_pareto_area.png", "area",
+            "engine area in the library (mm2, logic and buffers)", 1.0)
+    if not any(_num(r.get("area_mm2")) for r in pts):
+        area = ("total_ge", False, "model_pareto_area.png", "area",
+                "total area of the engine (MGE, logic and buffers)", 1e-6)
+    speed = ("macs_per_s", True, "model_pareto_macs.png", "MAC/s",
+             "dense-equivalent MAC/s at the PE's Fmax (GMAC/s)", 1e-9)
+    if not any(_num(r.get("macs_per_s")) for r in pts):
+        speed = ("macs_per_cycle", True, "model_pareto_macs.png", "MACs/cycle",
+                 "dense-equivalent MACs per cycle", 1.0)
+    axes = [area, speed]
+    if speed[0] == "macs_per_s":
+        axes.append(("macs_per_s_per_mm2", True, "model_pareto_macs_per_mm2.png",
+                     "MAC/s/mm2", "dense-equivalent MAC/s per mm2 at the PE's Fmax "
+                     "(GMAC/s/mm2)", 1e-9))
+    if any(_num(r.get("energy_pj_per_mac")) for r in pts):
+        axes.append(("energy_pj_per_mac", False, "model_pareto_energy.png", "energy",
+                     "energy per dense-equivalent MAC (pJ, logic and buffers)", 1.0))
+    return axes
+
+
+def model_front(pts, key, larger_better):
+    """The points of ``pts`` on the Pareto front of mean embedding cosine against ``key``
+    (larger or smaller is better), sorted by ``key``; points without a value stay off."""
+    sel = [r for r in pts if _num(r.get(key)) is not None]
+    obj = [{"x": _num(r[key]) * (1 if larger_better else -1),
+            "err": 1.0 - float(r[MODEL_Y])} for r in sel]
+    return sorted((sel[i] for i in pareto_front(obj, maximize="x", minimize="err")),
+                  key=lambda r: _num(r[key]))
+
+
+def _hardware_lines(pts, settings, tokens):
+    """The report's paragraph on what the hardware axes measure."""
+    r0 = next((r for r in pts if r.get("total_ge") is not None), None)
+    if r0 is None:
+        return []
+    gemms = getattr(settings, "gemms", None) or ()
+    labs = [shape_label(g) for g in gemms]
+    lines = ["## Hardware axes", ""]
+    run = (f"one engine run of the model's FFN-in GEMM, {labs[0]}: M is "
+           f"{tokens:,} tokens (the evaluation sentences' tokens, which every linear "
+           f"layer takes as one GEMM) split at the buffers' m_max, K x N is layer 0's "
+           f"FFN-in weight split at n_max (K is never split); every full engine run of "
+           f"Q, K, V, the attention output and FFN-in has this shape, FFN-out's K does "
+           f"not fit the buffers") if tokens is not None and len(labs) == 1 else (
+           f"the GEMMs {', '.join(labs)} (given with --gemm)")
+    lines += [f"Area is the engine's (logic and buffers); cycles and dense-equivalent "
+              f"MACs per cycle come from the exact cycle model of {run}.", ""]
+    if r0.get("library") is not None:
+        clock = _num(r0.get("clock_ps"))
+        lines += [f"Library **{r0['library']}**, timing-driven mapping at a "
+                  f"{clock:,.0f} ps target clock (`abc -D`); MAC/s is dense-equivalent "
+                  f"MACs per cycle times the PE's Fmax from OpenSTA (worst "
+                  f"register-to-register path, pre-layout, no wire load), area in mm2 is "
+                  f"the PE array mapped in the library plus the rest of the logic and the "
+                  f"buffers at {r0.get('ge_unit_cell')}'s area per GE.", ""]
+    if r0.get("energy_library") is not None:
+        lines += [f"Energy per dense-equivalent MAC (logic and buffers) is the gate-level "
+                  f"figure of `synth.energy` in {r0['energy_library']}: the PE simulated "
+                  f"on the GEMM {r0.get('energy_gemm')} with "
+                  f"{getattr(settings, 'energy_data', 'gaussian')} data, the point's "
+                  f"buffers priced for it; TOPS/W counts 2 operations per MAC.", ""]
+    return lines
+
+
+def write_model_report(rows, layers, path, *, command=None, settings=None, tokens=None):
     ref = rows[0]
     pts = [r for r in rows if r["point"] != "fp32"]
     lines = [f"# Model study: {ref['model']}", ""]
@@ -743,7 +826,9 @@ def write_model_report(rows, layers, path, *, command=None):
               f"sentence's embedding against the float32 model (`emb_cos_*`) and the "
               f"fraction of sentences whose nearest neighbour is unchanged "
               f"(`nn_agreement`).  Every linear layer ran through golden's exact engine "
-              f"arithmetic.", "", "## Findings", ""]
+              f"arithmetic.", ""]
+    lines += _hardware_lines(pts, settings, tokens)
+    lines += ["## Findings", ""]
     lines += [f"- {f}" for f in model_findings(rows, layers)]
     lines += ["", "## Sparsity, quantization or both at equal bits per weight", "",
               "Each quarter-bit bin that holds more than one technique, with the best point "
@@ -772,25 +857,52 @@ def write_model_report(rows, layers, path, *, command=None):
               "quarter bit; best first within a bin).", ""]
     header = ["bits/weight", "technique", "point", "emb_cos_mean", "emb_cos_p1",
               "nn_agreement", "emulation_gap", "total GE", "MACs/cycle"]
+    # The library's figures where the study has them (--liberty, --energy).
+    extra = [(k, h, f) for k, h, f in (
+        ("area_mm2", "area mm2", lambda v: f"{v:.3f}"),
+        ("fmax_mhz", "Fmax MHz", lambda v: f"{v:.1f}"),
+        ("macs_per_s", "GMAC/s", lambda v: f"{v * 1e-9:.2f}"),
+        ("energy_pj_per_mac", "pJ/MAC", lambda v: f"{v:.3f}"),
+        ("tops_per_w", "TOPS/W", lambda v: f"{v:.3f}")) if any(
+            _num(r.get(k)) is not None for r in pts)]
+    header += [h for _, h, _ in extra]
     body = []
     for r in sorted(pts, key=lambda r: (_bits_bin(r["bits_per_weight"]), -r[MODEL_Y])):
         body.append([f"{r['bits_per_weight']:.3f}", technique(r), f"`{r['point']}`",
                      f"{r['emb_cos_mean']:.5f}", f"{r['emb_cos_p1']:.5f}",
                      f"{r['nn_agreement']:.3f}", f"{r['emulation_gap']:.2e}",
                      "" if r.get("total_ge") is None else f"{r['total_ge']:,.0f}",
-                     _fmt(r.get("macs_per_cycle"), 1)])
+                     _fmt(r.get("macs_per_cycle"), 1)]
+                    + ["-" if _num(r.get(k)) is None else f(_num(r[k])) for k, _, f in extra])
     lines += [_table(header, body)]
-    lines += ["", "## Plots", ""]
+    lines += ["", "## Pareto fronts and plots", ""]
     hw = [r for r in pts if r.get("total_ge") is not None]
-    for key, png, what in (("total_ge", "model_pareto_area.png", "area"),
-                           ("macs_per_cycle", "model_pareto_macs.png", "MACs/cycle")):
-        if _varies(hw, key):
-            lines += [f"![accuracy vs {what}]({png})", ""]
-        elif hw:
-            lines += [f"No {what} plot: every point has the same {what} "
-                      f"({_fmt(hw[0][key], 1)}).", ""]
-    lines += ["MACs per cycle are dense-equivalent (the cycle model); MAC/s needs a clock "
-              "from a timing library, and energy lands with the energy issue.", ""]
+    for key, larger, png, what, _, _ in _model_axes(hw):
+        if not _varies(hw, key):
+            if hw and key == "macs_per_s":
+                r0 = hw[0]
+                lines += [f"No {what} plot: every point runs at the same "
+                          f"{_num(r0[key]) * 1e-9:.2f} GMAC/s (the same array and "
+                          f"{_fmt(_num(r0['macs_per_cycle']), 1)} dense-equivalent MACs "
+                          f"per cycle, and the same Fmax, {_fmt(_num(r0['fmax_mhz']), 1)} "
+                          f"MHz, set by {r0.get('worst_module')}); throughput per area "
+                          f"follows.", ""]
+            elif hw:
+                lines += [f"No {what} plot: every point has the same {what} "
+                          f"({_fmt(_num(hw[0].get(key)), 1)}).", ""]
+            continue
+        front = model_front(hw, key, larger)
+        lines += [f"### Accuracy against {what}", "",
+                  f"On the front (mean embedding cosine against {key}, "
+                  f"{'more' if larger else 'less'} is better), by {key}: "
+                  + "; ".join(f"`{r['point']}` ({r[MODEL_Y]:.4f}, {_fmt(_num(r[key]), 4)})"
+                              for r in front) + ".", "",
+                  f"![accuracy vs {what}]({png})", ""]
+    if not any(_num(r.get("macs_per_s")) for r in hw):
+        lines += ["MACs per cycle are dense-equivalent (the cycle model); MAC/s needs "
+                  "`--liberty LIB` (the PE's Fmax in a real library).", ""]
+    if not any(_num(r.get("energy_pj_per_mac")) for r in hw):
+        lines += ["No energy axis: it needs `--energy --liberty LIB`.", ""]
     from dse.model.study import atomic_write
     atomic_write(path, "\n".join(lines).encode())
 
@@ -823,7 +935,8 @@ def _short_label(r):
 
 
 def write_model_plots(rows, out_dir):
-    """Accuracy against area, and against MACs/cycle.  The accuracy axis is the mean
+    """Accuracy against area, against throughput (MAC/s with a library, else MACs/cycle)
+    and against energy per MAC (with ``--energy``).  The accuracy axis is the mean
     embedding error ``1 - cosine`` on a log scale (lower is better), since the cosines
     of all but the worst points sit within 1e-2 of 1; every point is labelled."""
     import matplotlib
@@ -836,34 +949,28 @@ def write_model_plots(rows, out_dir):
               "quantization + low rank": "tab:green", "sparsity + low rank": "tab:olive",
               "both + low rank": "tab:purple"}
     err = lambda r: max(1.0 - r[MODEL_Y], 1e-9)
-    for x, fname, xlabel in (("total_ge", "model_pareto_area.png",
-                              "total area of the engine (MGE, logic and buffers)"),
-                             ("macs_per_cycle", "model_pareto_macs.png",
-                              "dense-equivalent MACs per cycle")):
+    for x, larger, fname, _, xlabel, scale in _model_axes(pts):
         if not _varies(pts, x):
             continue
+        sel_pts = [r for r in pts if _num(r.get(x)) is not None]
+        val = lambda r: _num(r[x]) * scale
         fig, ax = plt.subplots(figsize=(9, 6))
         for kind, col in colors.items():
-            sel = [r for r in pts if technique(r) == kind]
+            sel = [r for r in sel_pts if technique(r) == kind]
             if sel:
-                ax.scatter([r[x] for r in sel], [err(r) for r in sel], c=col,
+                ax.scatter([val(r) for r in sel], [err(r) for r in sel], c=col,
                            label=kind, s=22, zorder=3)
-        for r in pts:
-            ax.annotate(_short_label(r), (r[x], err(r)), fontsize=6, alpha=0.8,
+        for r in sel_pts:
+            ax.annotate(_short_label(r), (val(r), err(r)), fontsize=6, alpha=0.8,
                         xytext=(3, 2), textcoords="offset points")
-        # Fronts: least area for the accuracy, or most MACs/cycle for the accuracy.
-        obj = [{"x": (-r[x] if x == "total_ge" else r[x]), "err": err(r)} for r in pts]
-        front = pareto_front(obj, maximize="x", minimize="err")
-        fr = sorted((pts[i] for i in front), key=lambda r: r[x])
+        # The front: least area or energy, or most throughput, for the accuracy.
+        fr = model_front(sel_pts, x, larger)
         if fr:
-            ax.plot([r[x] for r in fr], [err(r) for r in fr], "k--", lw=1,
+            ax.plot([val(r) for r in fr], [err(r) for r in fr], "k--", lw=1,
                     label="Pareto front")
         ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(xlabel + ("" if larger else ", lower is better"))
         ax.set_ylabel("1 - mean embedding cosine vs float32 (lower is better)")
-        if x == "total_ge":
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-                lambda v, _: f"{v / 1e6:.2f}"))
         ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3, which="both")
         buf = io.BytesIO()
@@ -873,7 +980,8 @@ def write_model_plots(rows, out_dir):
         atomic_write(Path(out_dir) / fname, buf.getvalue())
 
 
-def write_model_outputs(rows, layers, embeddings, out_dir, *, plots=True, command=None):
+def write_model_outputs(rows, layers, embeddings, out_dir, *, plots=True, command=None,
+                        settings=None, tokens=None):
     """results.csv, layers.csv, embeddings/<point>.npy and report.md of the model study."""
     from dse.model.study import atomic_write, _npy_bytes
     out_dir = Path(out_dir)
@@ -883,6 +991,7 @@ def write_model_outputs(rows, layers, embeddings, out_dir, *, plots=True, comman
     atomic_write(out_dir / "layers.csv", _csv_bytes(
         layers, ["point", "layer", "linear", "rows", "sqnr_db", "rel_err", "compounding",
                  "emulation_gap"]))
-    write_model_report(rows, layers, out_dir / "report.md", command=command)
+    write_model_report(rows, layers, out_dir / "report.md", command=command,
+                       settings=settings, tokens=tokens)
     if plots:
         write_model_plots(rows, out_dir)

@@ -164,10 +164,14 @@ def _roundtrip(x, fmt, block_size, axis):
     return dequantize_mx(q).astype(np.float64)
 
 
-def _prune(w, sparsity):
-    """Keep the N largest magnitudes of every group of M along K (axis 0)."""
-    from golden.sparse import prune_nm
+def _prune(w, sparsity, pairs=False):
+    """Keep the N largest magnitudes of every group of M along K (axis 0); with ``pairs``
+    (a pair-sparse mode, ``config.pair_sparse``) the N/2 largest pairs of adjacent K
+    positions, as the engine's pruner does."""
+    from golden.sparse import prune_nm, prune_nm_pairs
     n, m = sparsity
+    if pairs:
+        return np.asarray(prune_nm_pairs(np.asarray(w), n, m, axis=0), dtype=np.float64)
     return np.asarray(prune_nm(np.asarray(w), n, m, axis=0), dtype=np.float64)
 
 
@@ -176,6 +180,9 @@ def _engine_gemm(a, w, config):
     from golden.gemm import gemm
     kw = dict(a_format=config.a_format, w_format=config.w_format,
               sparsity=config.sparsity, block_size=config.block_size)
+    if config.pair_sparse:
+        # Pairs pruned first; golden's element pruner then keeps every stored value.
+        w = _prune(w, config.sparsity, pairs=True).astype(w.dtype)
     if config.scaled:
         return np.asarray(gemm(a, w, **kw), dtype=np.float64)
     # Prune the float weights before rounding them to codes (rounding can tie two
@@ -242,8 +249,8 @@ def evaluate_numerics(config, settings):
     study's settings, not on the array or buffer sizes, so points that differ only there
     (a sweep over ``rows``) share one evaluation per process.
     """
-    key = (config.a_format, config.w_format, config.sparsity, config.block_size,
-           settings.weights, settings.weights_digest, settings.weights_pattern,
+    key = (config.a_format, config.w_format, config.sparsity, config.pair_sparse,
+           config.block_size, settings.weights, settings.weights_digest, settings.weights_pattern,
            tuple(settings.eval_shape), settings.seed)
     if key not in _NUMERICS_CACHE:
         _NUMERICS_CACHE[key] = _evaluate_numerics(config, settings)
@@ -252,7 +259,7 @@ def evaluate_numerics(config, settings):
 
 def _evaluate_numerics(config, settings):
     a_fmt, w_fmt = config.a_format, config.w_format
-    bs, sp = config.block_size, config.sparsity
+    bs, sp, pairs = config.block_size, config.sparsity, config.pair_sparse
     total, werr = ErrorStats(), ErrorStats()
     per_kind = {kind: ErrorStats() for kind in _data.ACTIVATION_KINDS}
     pq_w, qp_w, pq_out, qp_out = ErrorStats(), ErrorStats(), ErrorStats(), ErrorStats()
@@ -263,10 +270,10 @@ def _evaluate_numerics(config, settings):
     m = settings.eval_shape[0]
     for w in _weight_set(settings, bs).values():
         w64 = w.astype(np.float64)
-        w_pq = _roundtrip(_prune(w, sp), w_fmt, bs, axis=0)
+        w_pq = _roundtrip(_prune(w, sp, pairs), w_fmt, bs, axis=0)
         werr.add(w64, w_pq)
         if not config.dense:
-            w_qp = _prune(_roundtrip(w, w_fmt, bs, axis=0), sp)
+            w_qp = _prune(_roundtrip(w, w_fmt, bs, axis=0), sp, pairs)
             pq_w.add(w64, w_pq)
             qp_w.add(w64, w_qp)
         for kind in _data.ACTIVATION_KINDS:

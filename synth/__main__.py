@@ -28,6 +28,13 @@ buffers' energy of one GEMM (``--gemm``), and TOPS/W (see ``docs/energy.md``)::
 
     python -m synth --format mxfp4_e2m1 --liberty asap7 --energy --data halfzero
 
+With ``--modes`` (a unified engine, issue 16) ``--liberty`` times the one unified PE and,
+beside it, the fixed PE of each mode; ``--energy`` adds each mode's pJ per dense-equivalent
+MAC, the gate-level replay with the mode held at that mode, beside the fixed engine's
+(:mod:`synth.modes`); ``--top engine`` adds both engines' area in the library::
+
+    python -m synth --modes mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p --liberty osu018 --energy
+
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
 
@@ -269,10 +276,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     if config.unified:
-        # The unified engine (issue 16, phase 1): area of the PE, array and engine only.
+        # The unified engine (issue 16): area, timing and energy per mode; no SoC.
         for flag, given in (("--top soc", args.top == "soc"),
-                            ("--compare-dataflows", args.compare_dataflows),
-                            ("--liberty", args.liberty is not None)):
+                            ("--compare-dataflows", args.compare_dataflows)):
             if given:
                 raise UsageError(f"{flag} does not take an engine with several modes yet")
     if args.yosys is not None:
@@ -282,6 +288,8 @@ def main(argv=None):
     if args.json is not None:
         # Checked before Yosys runs, so a bad path costs nothing (OutputError: exit 2).
         out = check_output_file(args.json, what="--json file")
+    if config.unified and lib is not None:
+        return _modes(config, lib, clock, energy, args, out if args.json is not None else None)
     if energy is not None:
         return _energy(config, lib, clock, energy, args, out if args.json is not None else None)
     if lib is not None:
@@ -299,6 +307,66 @@ def main(argv=None):
     if args.json is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def _modes(config, lib, clock, energy, args, out):
+    """``--liberty`` (and ``--energy``) of a unified engine: the one PE's timing beside
+    each mode's fixed PE, and with ``--energy`` each mode's pJ/MAC beside the fixed
+    engine's (:mod:`synth.modes`); print (and write) the report."""
+    from synth.modes import format_modes_energy, format_modes_timing, modes_energy, \
+        modes_timing
+    from synth.sta import StaError
+    from synth.cellsim import SimError
+    try:
+        report = {"design": config.name, "timing": modes_timing(config, lib, clock,
+                                                                yosys=args.yosys)}
+        if args.top not in (None, "pe"):
+            report["design_area"] = modes_design_area(config, args.top, lib, clock,
+                                                      report["timing"], yosys=args.yosys)
+        if energy is not None:
+            data, gemm = energy
+            report["energy"] = modes_energy(config, lib, clock, data=data, gemm=gemm,
+                                            yosys=args.yosys)
+    except (YosysError, StaError, SimError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_modes_timing(report["timing"]))
+    if "design_area" in report:
+        print()
+        print(format_modes_design_area(report["design_area"], args.top))
+    if "energy" in report:
+        print()
+        print(format_modes_energy(report["energy"]))
+    if out is not None:
+        atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def modes_design_area(config, top, lib, clock, timing, *, yosys=None):
+    """``--top array|engine`` of a unified engine in a library: its area
+    (:func:`design_area`) and each mode's fixed engine's, with the logic ratios (against
+    the largest fixed engine and the sum of them), as the issue's area target reads."""
+    from synth.timing import timing_report
+    out = {"unified": design_area(config, top, timing["unified"], yosys=yosys), "modes": {}}
+    for mode in config.modes:
+        one = config.mode(mode)
+        out["modes"][mode.spec] = design_area(one, top, timing_report(one, lib, clock,
+                                                                      yosys=yosys),
+                                              yosys=yosys)
+    logic = [d["logic_um2"] for d in out["modes"].values()]
+    out["logic_vs_largest"] = round(out["unified"]["logic_um2"] / max(logic), 4)
+    out["logic_vs_sum"] = round(out["unified"]["logic_um2"] / sum(logic), 4)
+    return out
+
+
+def format_modes_design_area(d, top):
+    rows = [f"{top} area in the library (the PEs mapped, the rest at its NAND2 area per GE):",
+            f"  {'engine':<36} {'logic um2':>12} {'buffers um2':>12}"]
+    for name, a in [("unified", d["unified"]), *d["modes"].items()]:
+        rows.append(f"  {name:<36} {a['logic_um2']:>12.0f} {a['buffer_um2']:>12.0f}")
+    rows.append(f"unified logic = {d['logic_vs_largest']:.3f}x the largest fixed engine, "
+                f"{100 * d['logic_vs_sum']:.1f}% of all of them")
+    return "\n".join(rows)
 
 
 def _timing(config, lib, clock, args, out):

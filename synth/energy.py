@@ -8,16 +8,22 @@ The flow (``docs/energy.md`` states the method, assumptions and limits):
    ``-flatten``, ``dfflibmap``, ``abc -D`` at the clock), then flattened, so that every
    cell's name still carries its unit (``$flatten\\unit.\\mul0.``).  Yosys writes the
    netlist (``write_verilog -noattr``) and its JSON.
-2. **Attribution** (:func:`cell_categories`): a cell inside a unit counts by the unit
-   class's ``area_category``; the PE's own cells by :func:`synth.attribution.cell_owners`
+2. **Attribution** (:func:`cell_categories`): into issue #14's units
+   (:data:`ENERGY_CATEGORIES`); a cell inside a unit counts by the unit's class
+   (:func:`energy_units`); the PE's own cells by :func:`synth.attribution.cell_owners`
    (a register's declared category, shared cells split evenly), as the area breakdown
-   does; the link registers are pipeline registers.
+   does, with the area category ``accumulators`` split by register name
+   (:data:`ACCUMULATOR_REGISTERS`); the link registers are pipeline registers.  A cell
+   no unit is named for is an error (:class:`UnmappedError`).
 3. **Stimulus** (:func:`pe_stream`): the words PE (0, 0) sees in the output-stationary
    engine for one GEMM of a ``python -m sim`` data class: its A and W buffer words and
    scales from :func:`golden.pack.pack_operands` (bank 0), one group per cycle, tiles in
    the controller's order, control from :data:`hw.pe.control_layout`.
 4. **Simulation** (:mod:`synth.cellsim`): Verilator, zero delay, toggles counted by the
    cell models.
+   The weight-stationary MX block-end unit (:func:`block_end_energy`) is mapped and
+   simulated the same way on the partial sums golden says it receives
+   (:func:`ws_block_end_stream`, :mod:`golden.psum`).
 5. **Energy** (:func:`energy_of`): per net ``toggles x C_load x V^2 / 2`` (C_load = the
    input pins it drives, no wire load), internal energy per output toggle from the
    ``internal_power`` tables at the net's load and the library's FO4 slew, input pins'
@@ -30,14 +36,13 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from nmmx.cache import Cache, DictOf, Number
 
-from . import cellsim, nldm
+from . import cellsim
 from .area import cache_dir
 from .attribution import cell_owners
 from .liberty import Liberty
@@ -45,18 +50,113 @@ from .timing import Registered, abc_constraints, design_of_config, liberty_file,
     mapping_commands
 from .yosys import run_yosys, yosys_version
 
-__all__ = ["ENERGY_CATEGORIES", "mapped_pe", "cell_categories", "pe_stream", "energy_of",
-           "pe_energy", "switching_power_uniform", "sta_power", "Netlist", "DEFAULT_CYCLES", "LABEL"]
+__all__ = ["ENERGY_CATEGORIES", "UNIT_LABELS", "UnmappedError", "energy_units", "register_unit", "mapped_pe", "cell_categories", "pe_stream", "energy_of",
+           "pe_energy", "block_end_energy", "ws_block_end_stream", "mapped_block_end",
+           "block_end_links", "switching_power_uniform", "sta_power", "Netlist", "DEFAULT_CYCLES", "LABEL"]
 
-#: Keys of the logic breakdown: the area categories of the PE, then clock and leakage.
-ENERGY_CATEGORIES = ("sparse_select", "multipliers", "accumulators", "scale_and_convert",
-                     "pipeline_registers", "other", "clock", "leakage")
+#: Keys of the logic breakdown, issue #14's units: the sparse select, the multipliers,
+#: the block accumulator (the exact integer sums: the products' adder tree and its
+#: register, the MX block accumulator, the weight-stationary MX partial sums), the
+#: block converter, the output accumulator (binary32 for MX, int32 for int8), the
+#: pipeline registers, ``other`` (logic that only drives an output port), then clock
+#: and leakage.
+ENERGY_CATEGORIES = ("sparse_select", "multipliers", "block_accumulator", "converter",
+                     "output_accumulator", "pipeline_registers", "other", "clock", "leakage")
+#: How reports name the units.
+UNIT_LABELS = {"sparse_select": "select", "multipliers": "multipliers",
+               "block_accumulator": "block accumulator", "converter": "converter",
+               "output_accumulator": "binary32 accumulator (int32 for int8)",
+               "pipeline_registers": "pipeline registers", "other": "other",
+               "clock": "clock", "leakage": "leakage"}
 #: Cycles of PE activity simulated by default.
 DEFAULT_CYCLES = 10_000
 #: What every energy figure is.
 LABEL = "zero-delay gate-level activity (no glitches), pin loads only (no wire load)"
 
-_PE_CLASSES = ("PE", "WSPE")
+#: Modules whose own cells are attributed register by register (synth.attribution).
+_OWN_CELL_CLASSES = ("PE", "WSPE", "MultiPE", "WSBlockEnd")
+
+#: An area category (``hw.component.AREA_CATEGORIES``) -> its energy unit; the area
+#: breakdown's ``accumulators`` is split by :data:`ACCUMULATOR_UNITS` and
+#: :data:`ACCUMULATOR_REGISTERS`.
+AREA_TO_ENERGY = {"sparse_select": "sparse_select", "multipliers": "multipliers",
+                  "scale_and_convert": "converter", "pipeline_registers": "pipeline_registers",
+                  "other": "other"}
+#: Unit classes of area category ``accumulators``, by class name -> energy unit.
+ACCUMULATOR_UNITS = {"Float32Adder": "output_accumulator"}
+#: Registers a PE declares ``accumulators`` (``nmmx_area``), by name (the part before
+#: any ``.`` or ``$``) -> energy unit; ``None``: the weight-stationary partial sum, the
+#: block accumulator for MX (exact partial block sums) and the output accumulator for
+#: int8 (the int32 sums).  ``psum`` is the registered sum of the N products, ``bacc``
+#: the MX block accumulator, ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
+#: halves when it is split with a registered carry).  Yosys keeps one name of the nets
+#: it merges, with the attributes of all: ``<name>_term``, the split accumulator's input
+#: (``psum`` sign-extended), is the name the products' sum register keeps there.  A
+#: register of any other name is an error (the tests map every PE), not a guess.
+ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|acc_term)$"), "block_accumulator"),
+                         (re.compile(r"^acc(_lo|_hi)?$"), "output_accumulator"),
+                         (re.compile(r"^psum_out$"), None))
+
+
+class UnmappedError(ValueError):
+    """A unit class or a declared register that no energy unit is named for."""
+
+
+def energy_units():
+    """Class name -> energy unit of every ``hw`` unit that declares an ``area_category``
+    (:func:`hw.component.unit_categories`); raises :class:`UnmappedError` for a class of
+    area category ``accumulators`` missing from :data:`ACCUMULATOR_UNITS`."""
+    from hw.component import unit_categories
+    out = {}
+    for cls, area in unit_categories().items():
+        if area == "accumulators":
+            if cls not in ACCUMULATOR_UNITS:
+                raise UnmappedError(f"Unit class {cls} is an accumulator that "
+                                    "synth.energy.ACCUMULATOR_UNITS does not name")
+            out[cls] = ACCUMULATOR_UNITS[cls]
+        else:
+            out[cls] = AREA_TO_ENERGY[area]
+    return out
+
+
+def register_unit(register, area, scaled, aliases=()):
+    """The energy unit of a PE register ``register`` of declared area category ``area``
+    (``None``: undeclared, a pipeline register) in an MX (``scaled``) or int8 PE.
+    ``aliases``: other names of the register's nets (Yosys keeps one name of several
+    for a flip-flop's output; an accumulator is recognised by any of them)."""
+    if area is None:
+        return "pipeline_registers"
+    if area != "accumulators":
+        if area not in AREA_TO_ENERGY:
+            raise UnmappedError(f"Register {register} has area category {area}, which no "
+                                "energy unit is named for")
+        return AREA_TO_ENERGY[area]
+    for name in (register, *aliases):
+        base = re.split(r"[.$\\[]", name, maxsplit=1)[0]
+        for pattern, unit in ACCUMULATOR_REGISTERS:
+            if pattern.match(base):
+                if unit is None:
+                    if scaled is None:
+                        raise UnmappedError(f"Accumulator register {register} needs to "
+                                            "know whether the config is MX")
+                    unit = "block_accumulator" if scaled else "output_accumulator"
+                return unit
+    raise UnmappedError(f"Accumulator register {register} is not named in "
+                        "synth.energy.ACCUMULATOR_REGISTERS")
+
+
+def _aliases(mod_json):
+    """Net name -> the other net names that share a bit with it."""
+    by_bit = {}
+    for name, info in mod_json.get("netnames", {}).items():
+        for b in info["bits"]:
+            if isinstance(b, int):
+                by_bit.setdefault(b, set()).add(name)
+    out = {}
+    for name, info in mod_json.get("netnames", {}).items():
+        out[name] = sorted(set().union(*(by_bit.get(b, set()) for b in info["bits"]
+                                         if isinstance(b, int))) - {name})
+    return out
 
 
 # -- 1. the mapped netlist ------------------------------------------------------------------
@@ -83,13 +183,35 @@ def energy_design(config):
     return Registered(design_of_config(config), outputs=False)
 
 
+def block_end_links(config):
+    """``config``'s :class:`hw.ws_pe.WSBlockEnd` with the registers that drive it in the
+    array: the row's control and activation scale (one register after the PE's, as
+    :class:`hw.ws_array.WSArray` delays them) and the load bus's scale field.  The
+    partial sums come straight from registers already counted (the PE's ``psum_out``,
+    the accumulator memory's read port), and ``ld_en``/``ld_sel`` are decoded from the
+    load bus the PEs' input registers stand for."""
+    from hw.ws_pe import WSBlockEnd
+    return Registered(WSBlockEnd(config), outputs=False,
+                      inputs=("ctl", "a_scale", "ld_scale"))
+
+
 def mapped_pe(config, library, clock_ps, *, yosys=None, cache=None):
     """Map ``config``'s PE (:func:`energy_design`) into ``library``; return the directory
     holding ``flat.json``, ``hier.json``, ``netlist.v`` and ``classes.json`` (cached by
     the RTLIL, liberty, clock and commands)."""
+    return _mapped(energy_design(config), library, clock_ps, yosys=yosys, cache=cache)
+
+
+def mapped_block_end(config, library, clock_ps, *, yosys=None, cache=None):
+    """Map ``config``'s weight-stationary block-end unit (:func:`block_end_links`) as
+    :func:`mapped_pe` maps the PE."""
+    return _mapped(block_end_links(config), library, clock_ps, yosys=yosys, cache=cache)
+
+
+def _mapped(design, library, clock_ps, *, yosys=None, cache=None):
     from .rtlil import rtlil_of
     top = "top"
-    text, classes = rtlil_of(energy_design(config), top)
+    text, classes = rtlil_of(design, top)
     lib_path = liberty_file(library)
     cmds = _map_commands(top, clock_ps)
     key = hashlib.sha256(json.dumps({
@@ -140,13 +262,21 @@ def _attr_liberty(library):
     return Liberty(Path(library.paths[0]), area, outputs, seq)
 
 
-def cell_categories(netdir, library):
-    """Ordered cell names of the flat netlist and, per cell, ``{category: share}``."""
-    from hw.component import unit_categories
+def cell_categories(netdir, library, scaled=None):
+    """Ordered cell names of the flat netlist and, per cell, ``{energy unit: share}``.
+
+    A cell inside a unit counts by the unit's class (:func:`energy_units`); a cell of a
+    PE's (or block-end unit's) own logic by the registers it feeds
+    (:func:`synth.attribution.cell_owners`, shared cells split evenly, each register by
+    :func:`register_unit`), logic that feeds a submodule of no declared category or a
+    top-level cell (the link registers) is pipeline, logic that only drives an output
+    port is ``other``.  ``scaled``: the netlist is of an MX config (it decides the
+    weight-stationary partial sum's unit).  Raises :class:`UnmappedError` for a cell no
+    unit is named for."""
     flat = json.loads(Path(netdir, "flat.json").read_text())["modules"]["top"]
     hier = json.loads(Path(netdir, "hier.json").read_text())["modules"]
     classes = json.loads(Path(netdir, "classes.json").read_text())
-    units = unit_categories()
+    units = energy_units()
     alib = _attr_liberty(library)
     owners_of = {}
     names = sorted(flat["cells"])
@@ -159,11 +289,11 @@ def cell_categories(netdir, library):
             if cls in units:
                 cat = {units[cls]: 1.0}
                 break
-        if cat is None and path and classes.get(".".join(("top",) + path)) in _PE_CLASSES:
-            mod = ".".join(("top",) + path)
+        mod = ".".join(("top",) + path)
+        if cat is None and path and classes.get(mod) in _OWN_CELL_CLASSES:
             if mod not in owners_of:
-                owners_of[mod] = cell_owners(hier[mod], alib)
-            owners, declared = owners_of[mod]
+                owners_of[mod] = cell_owners(hier[mod], alib) + (_aliases(hier[mod]),)
+            owners, declared, aliases = owners_of[mod]
             cat = {}
             for owner, share in owners.get(local, {"unattributed": 1.0}).items():
                 if owner.startswith("sub:"):
@@ -172,8 +302,12 @@ def cell_categories(netdir, library):
                 elif owner.startswith("out:") or owner == "unattributed":
                     c = "other"
                 else:
-                    c = declared.get(owner, "pipeline_registers")
+                    c = register_unit(owner, declared.get(owner), scaled,
+                                      aliases.get(owner, ()))
                 cat[c] = cat.get(c, 0.0) + share
+        elif cat is None and path:
+            raise UnmappedError(f"Cell {name} sits in module {mod} of class "
+                                f"{classes.get(mod)}, which no energy unit is named for")
         if cat is None:
             cat = {"pipeline_registers": 1.0}
         out.append(cat)
@@ -205,19 +339,21 @@ def _bank0(writes, sel):
     return table
 
 
-def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
+def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES, mode=None):
     """The inputs PE (0, 0) of the output-stationary engine sees for one ``m x k x n``
     GEMM of class ``data``: ``{port: object array of ints}`` per cycle (the first
     ``cycles`` cycles of the GEMM, tiles in the controller's order), and the number of
-    issued (valid) groups among them."""
+    issued (valid) groups among them.  A unified engine's GEMM runs in ``mode``: operands
+    of ``config.mode(mode)`` in the unified words, the ``mode`` input held at its value."""
     from golden.pack import pack_operands
     from hw.pe import control_layout
     from sim.stimulus import make_operands
-    enc = make_operands(config, m, k, n, data=data, seed=seed)
-    writes = pack_operands(config, enc)
-    sched = config.schedule
-    g_n, gpb = config.groups(k), config.groups_per_block
-    b_n = config.padded_k(k) // config.block_size
+    one = config.mode(mode) if config.unified else config
+    enc = make_operands(one, m, k, n, data=data, seed=seed)
+    writes = pack_operands(config, enc, mode if config.unified else None)
+    sched = one.schedule
+    g_n, gpb = one.groups(k), one.groups_per_block
+    b_n = one.padded_k(k) // config.block_size
     tiles_r, tiles_c = -(-m // config.rows), -(-n // config.cols)
     period = sched.tile_period(k)
     ti, tj = np.divmod(np.arange(tiles_r * tiles_c), tiles_c)
@@ -245,6 +381,8 @@ def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
         out["a_scale"] = _bank0(writes, "a_scale")[ti[t] * config.blocks_max + b]
         out["w_scale"] = _bank0(writes, "w_scale")[tj[t] * config.blocks_max + b]
         assert b.max() < b_n
+    if config.unified:
+        out["mode"] = np.full(len(t), config.mode_index(mode), dtype=object)
     return out, int(valid.sum())
 
 
@@ -294,6 +432,98 @@ def ws_pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES
     out = {"a": a, "ctl": ctl.astype(object), "ld_en": ld_en.astype(object),
            "ld_sel": (qq % 2).astype(object), "ld_w": ld_w, "psum_in": zero}
     return out, int(valid.sum())
+
+
+def _ws_passes(config, m, k, n, cycles):
+    """Per cycle of the weight-stationary stream (see :func:`ws_pe_stream`): the cycle
+    within the passes ``t`` (negative: the prologue), the pass ``p``, the activation
+    row ``c`` within it, its column tile and fold, and the number of passes."""
+    sched = config.schedule
+    f_groups, period = config.ws_fold_groups, sched.pass_period(m)
+    folds, tiles_c = sched.folds(k), -(-n // config.cols)
+    n_pass = folds * tiles_c
+    total = f_groups + n_pass * period
+    t = np.arange(min(cycles, total)) - f_groups
+    p = np.clip(t // period, 0, n_pass - 1)
+    c = t - p * period
+    tile, fold = np.divmod(p, folds)
+    return t, p, c, tile, fold, n_pass, period
+
+
+def ws_block_end_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
+    """The inputs the first block-end unit of column 0 (below row
+    ``e = config.ws_block_end_rows[0]``) of the weight-stationary engine sees for one
+    ``m x k x n`` GEMM, aligned with :func:`ws_pe_stream`'s passes: per pass and
+    activation row ``i`` (output row ``i``, output column ``tile * cols``):
+
+    - ``psum_in``: the exact partial of the block that row ``e``'s K-group belongs to,
+      over its groups up to that one (:func:`golden.psum.column_partials`; with blocks
+      spanning passes, the carried partial included), and its special flags (zero: the
+      operands must be finite);
+    - ``fp_in``: the binary32 partial before that block; ``a_scale``: row ``i``'s scale of
+      the block;
+    - ``ctl``: ``valid``, ``wsel`` (the pass's register), ``bend`` (the block ends at row
+      ``e`` in this pass);
+    - the pass's weight-column scale loaded into the other register ``F`` cycles before
+      the pass ends, as :func:`ws_pe_stream` loads the weights.
+
+    Idle cycles carry zeros.  Returns the stream and the K-groups the PEs of rows
+    ``0 .. e`` of column 0 issue in those cycles (the MACs the unit serves)."""
+    from golden.psum import column_partials, has_specials
+    from hw.ws_pe import ws_control_layout, ws_psum_layout
+    from sim.stimulus import make_operands
+    enc = make_operands(config, m, k, n, data=data, seed=seed)
+    if has_specials(enc, config):
+        raise ValueError(f"The block-end energy stream models finite operands only, and "
+                         f"data class {data} has NaN or Inf codes")
+    e = config.ws_block_end_rows[0]
+    f_groups, gpb, g_n = config.ws_fold_groups, config.groups_per_block, config.groups(k)
+    t, p, c, tile, fold, n_pass, period = _ws_passes(config, m, k, n, cycles)
+    i = np.clip(c, 0, m - 1)
+    hi = np.minimum(fold * f_groups + e + 1, g_n)    # groups 0 .. hi-1 are above the unit
+    b = (hi - 1) // gpb
+    valid = (t >= 0) & (c < m) & (fold * f_groups + e < g_n)
+    bend = valid & (hi % gpb == 0)
+    cols = np.unique(tile) * config.cols
+    psum_bits = config.block_acc_bits
+    mask = (1 << psum_bits) - 1
+    exact = np.zeros(len(t), dtype=object)
+    fp = np.zeros(len(t), dtype=np.uint32)
+    for j in cols:
+        sums, fp_before = column_partials(enc, config, int(j))
+        # Prefix of each group within its block: row g holds sum over [block start, g].
+        pre = np.zeros_like(sums)
+        for g in range(sums.shape[0]):
+            pre[g] = sums[g] if g % gpb == 0 else pre[g - 1] + sums[g]
+        on = valid & (tile * config.cols == j)
+        exact[on] = [int(x) & mask for x in pre[hi[on] - 1, i[on]]]
+        fp[on] = fp_before[b[on], i[on]].view(np.uint32)
+    lay = ws_psum_layout(config)
+    psum = exact << lay["exact"].offset          # the flags stay zero (finite operands)
+    f = {name: ws_control_layout[name].offset for name in ("valid", "wsel", "bend")}
+    ctl = (valid.astype(np.int64) << f["valid"]) | ((p % 2).astype(np.int64) << f["wsel"]) | \
+        (bend.astype(np.int64) << f["bend"])
+    zero = np.zeros(len(t), dtype=object)
+    a_scale = np.where(valid, enc.a_scales[i, np.minimum(b, enc.a_scales.shape[1] - 1)],
+                       0).astype(object)
+    # Loads: pass q's column scale at cycle (start of q) - F, into register q % 2.
+    folds = n_pass // max(1, -(-n // config.cols))
+    q = p + 1 + (t < 0) * -1
+    load_at = np.where(t < 0, t == -f_groups, c == period - f_groups)
+    ld_en = load_at & (q < n_pass)
+    qq = np.clip(q, 0, n_pass - 1)
+    q_tile, q_fold = np.divmod(qq, folds)
+    q_b = (np.minimum(q_fold * f_groups + e + 1, g_n) - 1) // gpb
+    ld_scale = np.where(ld_en, enc.w_scales[q_b, np.minimum(q_tile * config.cols, n - 1)],
+                        0).astype(object)
+    out = {"psum_in": np.where(valid, psum, zero), "fp_in": fp.astype(object),
+           "a_scale": a_scale, "ctl": ctl.astype(object), "ld_en": ld_en.astype(object),
+           "ld_sel": (qq % 2).astype(object), "ld_scale": ld_scale}
+    # The K-groups rows 0 .. e issue in these cycles (each row r of a pass: group
+    # fold * F + r, every activation row of the pass).
+    rows_on = sum(int(((t >= 0) & (c < m) & (fold * f_groups + r < g_n)).sum())
+                  for r in range(e + 1))
+    return out, rows_on
 
 
 def _bank0_all(writes, sel):
@@ -351,9 +581,9 @@ def _mean_energy(arcs, slew, load, related=None):
 class Netlist:
     """The flat mapped netlist as arrays: cells, net loads, drivers, categories."""
 
-    def __init__(self, netdir, library):
+    def __init__(self, netdir, library, scaled=None):
         self.library = library
-        self.names, self.categories, self.module = cell_categories(netdir, library)
+        self.names, self.categories, self.module = cell_categories(netdir, library, scaled)
         cells = self.module["cells"]
         self.types = [cells[n]["type"] for n in self.names]
         load = {}
@@ -496,8 +726,9 @@ def energy_cache(root=None):
 
 
 def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=DEFAULT_CYCLES,
-              seed=0, period_ps=None, yosys=None, cache=None):
-    """Logic energy of ``config``'s PE over ``cycles`` cycles of one GEMM's stream.
+              seed=0, period_ps=None, mode=None, yosys=None, cache=None):
+    """Logic energy of ``config``'s PE over ``cycles`` cycles of one GEMM's stream (a
+    unified engine's in ``mode``, :func:`pe_stream`).
 
     Returns
     -------
@@ -508,29 +739,58 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
         ``clock_ps`` is the mapping clock (``abc -D``); leakage is integrated over
         ``period_ps`` per cycle (default ``clock_ps``).
     """
-    import time
     from golden.config import Dataflow
+    netdir = mapped_pe(config, library, clock_ps, yosys=yosys, cache=cache)
+    make = pe_stream if config.dataflow == Dataflow.OS else ws_pe_stream
+    return _simulated_energy("pe", config, netdir, design_of_config(config), make,
+                             library, clock_ps, data=data, gemm=gemm, cycles=cycles,
+                             seed=seed, period_ps=period_ps, mode=mode, cache=cache)
+
+
+def block_end_energy(config, library, clock_ps, *, data="gaussian", gemm=None,
+                     cycles=DEFAULT_CYCLES, seed=0, period_ps=None, yosys=None, cache=None):
+    """Logic energy of the first block-end unit of column 0 of ``config``'s (MX,
+    weight-stationary) array over ``cycles`` cycles of one GEMM
+    (:func:`ws_block_end_stream`), as :func:`pe_energy` returns it; ``macs`` are the
+    dense-equivalent MACs of the PEs whose partial sums the unit closes (rows
+    ``0 .. ws_block_end_rows[0]`` of column 0) in those cycles."""
+    from hw.ws_pe import WSBlockEnd
+    netdir = mapped_block_end(config, library, clock_ps, yosys=yosys, cache=cache)
+    design = WSBlockEnd(config)
+    return _simulated_energy("block_end", config, netdir, design, ws_block_end_stream,
+                             library, clock_ps, data=data, gemm=gemm, cycles=cycles,
+                             seed=seed, period_ps=period_ps, cache=cache)
+
+
+def _simulated_energy(what, config, netdir, design, make, library, clock_ps, *, data, gemm,
+                      cycles, seed, period_ps, cache, mode=None):
+    """Simulate the mapped netlist in ``netdir`` on ``make``'s stream (a unified engine's
+    in ``mode``); cached."""
+    import time
     period_ps = clock_ps if period_ps is None else period_ps
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
-    netdir = mapped_pe(config, library, clock_ps, yosys=yosys, cache=cache)
     ecache = energy_cache(cache)
+    src = b"".join(Path(f).read_bytes() for f in (cellsim.__file__, __file__,
+                                                   Path(__file__).parents[1] / "golden" /
+                                                   "psum.py"))
     key = ecache.digest(json.dumps({
-        "netlist": Path(netdir).name, "data": data, "gemm": [m, k, n], "cycles": cycles,
-        "seed": seed, "clock_ps": clock_ps, "period_ps": period_ps, "cellsim": hashlib.sha256(
-            Path(cellsim.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest(),
-        "config": config.to_dict()}, sort_keys=True, default=str))
+        "what": what, "netlist": Path(netdir).name, "data": data, "gemm": [m, k, n],
+        "cycles": cycles, "seed": seed, "clock_ps": clock_ps, "period_ps": period_ps,
+        "cellsim": hashlib.sha256(src).hexdigest(), "config": config.to_dict(),
+        **({"mode": config.mode(mode).all_modes[0].spec} if config.unified else {})},
+        sort_keys=True, default=str))
     hit = ecache.get(key)
     if hit is not None:
         return hit
     t0 = time.perf_counter()
-    net = Netlist(netdir, library)
-    fields, width = stimulus_fields(design_of_config(config))
+    net = Netlist(netdir, library, config.scaled)
+    fields, width = stimulus_fields(design)
     sources = {"cells.v": cellsim.cell_models(library, set(net.types)),
                "dut.v": net.verilog(), "tb.v": cellsim.testbench(fields, width)}
     exe = cellsim.build(sources, Path(netdir) / "sim")
     t1 = time.perf_counter()
-    make = pe_stream if config.dataflow == Dataflow.OS else ws_pe_stream
-    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles)
+    extra = {"mode": mode} if config.unified else {}
+    stream, valid = make(config, m, k, n, data=data, seed=seed, cycles=cycles, **extra)
     words = stream_words(fields, stream)
     counts = cellsim.parse_counts(cellsim.run(exe, words, width))
     if not counts:
@@ -538,8 +798,9 @@ def pe_energy(config, library, clock_ps, *, data="gaussian", gemm=None, cycles=D
     e, _ = energy_of(net, counts, input_toggles(fields, stream), len(words), period_ps)
     # Dense-equivalent MACs per issued group of one PE: useful MACs per multiplier slot
     # issued (cnt_issued counts n_keep slots per group) times n_keep.
-    sched = config.schedule
-    per_issue = sched.useful_macs(m, k, n) * config.n_keep / sched.issued(m, k, n)
+    one = config.mode(mode) if config.unified else config
+    sched = one.schedule
+    per_issue = sched.useful_macs(m, k, n) * one.n_keep / sched.issued(m, k, n)
     out = {"logic_fj": {c: round(v, 4) for c, v in e.items()}, "cycles": len(words),
            "valid_cycles": valid, "macs": valid * per_issue, "clock_ps": clock_ps,
            "period_ps": period_ps,

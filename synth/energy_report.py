@@ -14,7 +14,7 @@ its node (``buffer_model.node_nm``, ``library``), and not rescaled; the sum
 ``energy_pj_per_mac`` is therefore a mixed-node figure and says so in ``note``.
 """
 
-from .energy import ENERGY_CATEGORIES, LABEL, DEFAULT_CYCLES, pe_energy
+from .energy import ENERGY_CATEGORIES, LABEL, DEFAULT_CYCLES, block_end_energy, pe_energy
 
 __all__ = ["energy_report", "format_energy", "REPORT_KEYS"]
 
@@ -22,18 +22,25 @@ __all__ = ["energy_report", "format_energy", "REPORT_KEYS"]
 REPORT_KEYS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
                "energy_breakdown", "energy_pj_per_gemm", "tops_per_w", "buffer_model",
                "library", "clock_ps", "period_ps", "fmax_mhz", "gemm", "data", "cycles",
-               "macs_simulated", "sim_seconds", "label", "scope", "note", "config")
+               "macs_simulated", "sim_seconds", "label", "scope", "note", "config",
+               "block_end")
 
 
-def _fmax(config, lib, clock_ps, yosys):
+def _fmax(config, lib, clock_ps, yosys, block_end=False):
     """The PE's critical path (ps) at the mapping clock, as :func:`synth.timing.timing_report`
-    times it (same design and top name, so the two share cache entries)."""
+    times it (same design and top name, so the two share cache entries); with
+    ``block_end``, the longer of the PE's and the weight-stationary block-end unit's."""
     from hw.registry import hardware
+    from hw.ws_pe import WSBlockEnd
     from .timing import Registered, analyze
     pe = hardware(config).pe
-    r = analyze(Registered(pe(config), outputs=False), lib, clock_ps,
-                top=f"{config.name}_{pe.__name__.lower()}", yosys=yosys)
-    return r["critical_path_ps"]
+    designs = {pe.__name__: Registered(pe(config), outputs=False)}
+    if block_end:
+        designs["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
+    paths = [analyze(d, lib, clock_ps, top=f"{config.name}_{label.lower()}",
+                     yosys=yosys)["critical_path_ps"] for label, d in designs.items()]
+    paths = [p for p in paths if p]
+    return max(paths) if paths else None
 
 
 def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
@@ -60,12 +67,32 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
     config.check_gemm(m, k, n)
     map_clock = default_clock_ps(library) if clock_ps is None else float(clock_ps)
+    from golden.config import Dataflow
     pe_config = config if pe_config is None else pe_config
-    crit = _fmax(pe_config, library, map_clock, yosys)
+    ws_mx = config.dataflow == Dataflow.WS and config.scaled
+    crit = _fmax(pe_config, library, map_clock, yosys, block_end=ws_mx)
     period = float(clock_ps) if clock_ps is not None else float(crit or map_clock)
     pe = pe_energy(pe_config, library, map_clock, data=data, gemm=(m, k, n), cycles=cycles,
                    seed=seed, period_ps=period, yosys=yosys, cache=cache)
     per_mac = {c: pe["logic_fj"][c] / pe["macs"] / 1000.0 for c in ENERGY_CATEGORIES}
+    block_end = None
+    if ws_mx:
+        # The column's block-end units, amortized over the PEs whose sums they close:
+        # the first unit's energy per dense-equivalent MAC of rows 0 .. e of its column
+        # (every unit of a column closes as many rows' sums; ``config``'s array, not
+        # pe_config's, decides how many PEs share one).
+        be = block_end_energy(config, library, map_clock, data=data, gemm=(m, k, n),
+                              cycles=cycles, seed=seed, period_ps=period, yosys=yosys,
+                              cache=cache)
+        be_mac = {c: be["logic_fj"][c] / be["macs"] / 1000.0 for c in ENERGY_CATEGORIES}
+        for c in ENERGY_CATEGORIES:
+            per_mac[c] += be_mac[c]
+        rows = config.ws_block_end_rows[0] + 1
+        block_end = {"pj_per_mac": round(sum(be_mac.values()), 5),
+                     "breakdown": {c: round(v, 5) for c, v in be_mac.items()},
+                     "pes_per_unit": rows, "units_per_column": len(config.ws_block_end_rows),
+                     "cycles": be["cycles"], "macs_simulated": be["macs"],
+                     "sim_seconds": be["sim_seconds"], "cells": be["cells"]}
     macs = config.schedule.useful_macs(m, k, n)
     bufs = buffer_report(hardware(config).engine.buffers_of(config), SRAM_GE_PER_BIT)
     access = config.schedule.buffer_accesses(m, k, n)
@@ -81,13 +108,13 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     model = dict(bufs["buffer_model"])
     model["accesses"] = access
     model["energy_pj_per_gemm"] = round(sum(buf_pj.values()), 3)
-    from golden.config import Dataflow
     if config.dataflow == Dataflow.OS:
         scope = "PE (0, 0) with its input (link) registers"
     else:
         scope = "WSPE (0, 0) with its input registers" + (
-            "; the MX block-end units (converter and binary32 adder below the block-end "
-            "rows) are not included" if config.scaled else "")
+            f"; plus column 0's first MX block-end unit (converter and binary32 adder) "
+            f"amortized over the {block_end['pes_per_unit']} PEs whose sums it closes"
+            if ws_mx else "")
     return {
         "energy_pj_per_mac": round(total, 5),
         "logic_pj_per_mac": round(logic, 5),
@@ -114,6 +141,7 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
                  "node; 2 ops per MAC; array/engine control logic and PE-to-PE wires "
                  "not included"),
         "config": config.to_dict(),
+        "block_end": block_end,
     }
 
 
@@ -129,6 +157,10 @@ def format_energy(r):
     total = r["energy_pj_per_mac"] or 1.0
     for k, v in r["energy_breakdown"].items():
         rows.append(f"{k:<22} {v:>10.4f} {100 * v / total:>6.1f}%")
+    if r.get("block_end"):
+        be = r["block_end"]
+        rows.append(f"(the units include the block-end units: {be['pj_per_mac']:.4f} pJ/MAC, "
+                    f"one per {be['pes_per_unit']} PEs)")
     rows += [f"{'logic':<22} {r['logic_pj_per_mac']:>10.4f}",
              f"{'buffers':<22} {r['buffer_pj_per_mac']:>10.4f} "
              f"({r['buffer_model']['name']}, {r['buffer_model']['node_nm']} nm)",

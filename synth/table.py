@@ -23,7 +23,8 @@ runs :func:`synth.energy_report.energy_report` (gate-level activity, cached) for
 configs and libraries on gaussian data, plus the :data:`EXTRA_DATA` classes for the
 configs of :data:`EXTRA_CONFIGS`, one row per (config, library, data): logic pJ/MAC in
 the library, buffer pJ/MAC (CACTI 45 nm), their sum, TOPS/W with and without buffers,
-the clock share of the logic, Fmax and the scope of what was simulated.
+the clock share of the logic, Fmax and the scope of what was simulated (weight-stationary
+MX: with the block-end units, amortized), then the logic by unit.
 
 Bad input prints one sentence on stderr, exits with status 2 and writes nothing.
 """
@@ -178,32 +179,41 @@ def energy_rows(libraries, clock_ps=None, *, yosys=None, cache=None, progress=No
                 "clock_ps": r["clock_ps"], "period_ps": r["period_ps"],
                 "gemm": r["gemm"], "cycles": r["cycles"], "scope": r["scope"],
                 "buffer_node_nm": r["buffer_model"]["node_nm"],
-                "buffer_model": r["buffer_model"]["name"]})
+                "buffer_model": r["buffer_model"]["name"], "block_end": r.get("block_end"),
+                "sim_seconds": r.get("sim_seconds")})
     return rows
 
 
 def format_energy_markdown(doc):
-    """The energy table as Markdown, one row per (library, config, data)."""
+    """The energy table as Markdown, one row per (library, config, data), then the logic
+    by unit (:data:`synth.energy.ENERGY_CATEGORIES`) for the same rows."""
+    from synth.energy import ENERGY_CATEGORIES, UNIT_LABELS
     head = ["library", "PE (8x8)", "dataflow", "data", "logic pJ/MAC",
             "buffers pJ/MAC (45 nm)", "total pJ/MAC", "TOPS/W logic",
             "TOPS/W with buffers", "clock share of logic", "Fmax MHz"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    partial = False
+    units = [c for c in ENERGY_CATEGORIES
+             if any(r["energy_breakdown"].get(c, 0.0) for r in doc["rows"])]
+    by_unit = ["| " + " | ".join(["library", "PE (8x8)", "dataflow", "data"]
+                                 + [UNIT_LABELS[c] for c in units]) + " |",
+               "|" + "---|" * (4 + len(units))]
     for r in doc["rows"]:
-        mark = ""
-        if "not included" in r["scope"]:
-            mark, partial = " ¹", True
-        lines.append("| " + " | ".join([
-            r["library"], f"{r['format']} {r['sparsity']}", r["dataflow"].upper() + mark,
-            r["data"], f"{r['logic_pj_per_mac']:.4f}", f"{r['buffer_pj_per_mac']:.4f}",
+        key = [r["library"], f"{r['format']} {r['sparsity']}", r["dataflow"].upper(),
+               r["data"]]
+        lines.append("| " + " | ".join(key + [
+            f"{r['logic_pj_per_mac']:.4f}", f"{r['buffer_pj_per_mac']:.4f}",
             f"{r['energy_pj_per_mac']:.4f}", f"{r['logic_tops_per_w']:.2f}",
             f"{r['tops_per_w']:.2f}", f"{100 * r['clock_share']:.0f}%",
             f"{r['fmax_mhz']:,.0f}"]) + " |")
+        by_unit.append("| " + " | ".join(
+            key + [f"{r['energy_breakdown'].get(c, 0.0):.4f}" for c in units]) + " |")
     commit = (doc.get("commit") or "unknown")[:10]
     dirty = " with uncommitted design changes" if doc.get("dirty") else ""
     r0 = doc["rows"][0] if doc["rows"] else {}
     intro = (f"Measured on `{commit}`{dirty} by `{doc['command']}`.  Logic: gate-level "
              "activity energy of PE (0, 0) with its input registers in the named library "
+             "(weight-stationary MX: plus the block-end unit of its column, amortized over "
+             "the PEs whose sums it closes) "
              f"(zero-delay, so no glitches; pin loads only), per dense-equivalent MAC of "
              f"the config's largest GEMM ({'x'.join(map(str, r0.get('gemm', [])))}), run at "
              "the PE's Fmax from OpenSTA (mapped for 40 FO4).  Buffers: the same GEMM's "
@@ -211,10 +221,9 @@ def format_energy_markdown(doc):
              f"{r0.get('buffer_node_nm', 45)} nm, another node than the logic's, not "
              "scaled; the total is a mixed-node figure.  2 ops per MAC.  ASAP7 absolute "
              "figures are predictive: compare ratios.  See docs/energy.md.")
-    notes = ["", "¹ Weight-stationary MX: the block-end units (block converter and binary32 "
-                 "adder below the block-end rows) are not simulated and not included."] \
-        if partial else []
-    return "\n".join([intro, "", *lines, *notes, ""])
+    units_intro = ("Logic by unit, pJ per dense-equivalent MAC (the rows above; the units "
+                   "add up to the logic column):")
+    return "\n".join([intro, "", *lines, "", units_intro, "", *by_unit, ""])
 
 
 #: What the figures depend on: the generator, the golden config and the timing flow

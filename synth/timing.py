@@ -286,10 +286,13 @@ class Registered(wiring.Component):
         Any component whose members are plain inputs and outputs.
     outputs : bool
         Register the outputs too (``False`` for a unit that registers its own).
+    inputs : tuple of str, optional
+        The inputs to register (default: all); the others are wired straight through,
+        for inputs that come from registers counted elsewhere.
     """
 
-    def __init__(self, unit, outputs=True):
-        self._unit, self._outputs = unit, outputs
+    def __init__(self, unit, outputs=True, inputs=None):
+        self._unit, self._outputs, self._inputs = unit, outputs, inputs
         super().__init__(dict(unit.signature.members))
 
     def elaborate(self, platform):
@@ -298,7 +301,10 @@ class Registered(wiring.Component):
         for name, member in self.signature.members.items():
             outer, inner = getattr(self, name), getattr(self._unit, name)
             if member.flow == In:
-                m.d.sync += inner.eq(outer)
+                if self._inputs is None or name in self._inputs:
+                    m.d.sync += inner.eq(outer)
+                else:
+                    m.d.comb += inner.eq(outer)
             elif self._outputs:
                 m.d.sync += outer.eq(inner)
             else:
@@ -327,10 +333,16 @@ def module_designs(config):
     ws = config.dataflow == Dataflow.WS
     if ws and config.scaled:
         out["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
-    # The OS MX PE's multipliers leave the negation's +1 to its carry-save accumulator.
-    out["Multiplier"] = Registered(units.Multiplier(config,
-                                                    complement=config.scaled and not ws))
-    if not config.dense:
+    if config.unified:
+        # The unified PE's shared units (issue 16): a multiplier slot and the byte select.
+        from hw.multi_pe import ByteSelect, MultiSlot
+        out["MultiSlot"] = Registered(MultiSlot(config))
+        out["ByteSelect"] = Registered(ByteSelect(config))
+    else:
+        # The OS MX PE's multipliers leave the negation's +1 to its carry-save accumulator.
+        out["Multiplier"] = Registered(units.Multiplier(config,
+                                                        complement=config.scaled and not ws))
+    if not config.dense and not config.unified:
         out["SparseSelect"] = Registered(units.SparseSelect(config))
     if config.scaled:
         # A unit's outputs are combinational from its last internal cut: register them.

@@ -283,9 +283,9 @@ def _fake_report(config, library, clock_ps=None, *, data="gaussian", **kw):
     """An energy report whose figures name the case, so the table's mapping can be read."""
     logic = {"int8": 1.0, "mxfp8_e4m3": 2.0, "mxfp4_e2m1": 0.5}[config.a_format] \
         * config.n_keep / 4 * (0.5 if data == "halfzero" else 1.0)
-    bd = {"multipliers": logic / 2, "clock": logic / 4, "accumulators": logic / 4,
-          "buffer_a": 0.25}
-    scope = "WSPE (0, 0); the MX block-end units are not included" \
+    bd = {"multipliers": logic / 2, "clock": logic / 4, "block_accumulator": logic / 8,
+          "output_accumulator": logic / 8, "buffer_a": 0.25}
+    scope = "WSPE (0, 0) plus its column's block-end unit" \
         if config.dataflow.value == "ws" and config.scaled else "PE (0, 0)"
     return {"logic_pj_per_mac": logic, "buffer_pj_per_mac": 0.25,
             "energy_pj_per_mac": logic + 0.25, "logic_tops_per_w": 2 / logic,
@@ -321,8 +321,16 @@ def test_synth_table_energy_writes_one_row_per_case(tmp_path, monkeypatch, capsy
         assert r["buffer_share"] == pytest.approx(0.25 / (want_logic + 0.25), abs=1e-4)
     text = md.read_text()
     lines = [x for x in text.splitlines() if x.startswith("| osu018")]
-    assert len(lines) == len(rows)
-    assert sum("WS ¹" in x for x in lines) == 4 and "¹ Weight-stationary MX" in text
+    # The figures, then the logic by unit, one line per row in each.
+    assert len(lines) == 2 * len(rows)
+    assert "¹" not in text
+    head = [x for x in text.splitlines() if x.startswith("| library")][1]
+    assert head == ("| library | PE (8x8) | dataflow | data | multipliers | block accumulator "
+                    "| binary32 accumulator (int32 for int8) | clock |")
+    for r, x in zip(rows, lines[len(rows):]):
+        bd = r["energy_breakdown"]
+        assert x.endswith(" | ".join(f"{bd[k]:.4f}" for k in (
+            "multipliers", "block_accumulator", "output_accumulator", "clock")) + " |")
     assert "45 nm" in text and capsys.readouterr().out.strip() == text.strip()
 
 
@@ -335,12 +343,173 @@ def test_readme_energy_table_is_the_committed_table():
     assert keys == {(f, s, d, lib) for f in ("int8", "mxfp8_e4m3", "mxfp4_e2m1")
                     for s in ("2:4", "4:4") for d in ("os", "ws")
                     for lib in ("osu018", "asap7s")}
-    table_md = (ROOT / "docs/energy/table.md").read_text()
-    rows = [x for x in table_md.splitlines() if x.startswith("| ")]
+    assert "¹" not in (ROOT / "docs/energy/table.md").read_text()
+    table_md = (ROOT / "docs/energy/table.md").read_text().split("\n\n")
+    tables = [[x for x in part.splitlines() if x.startswith("|")] for part in table_md]
+    tables = [t for t in tables if t]
     readme = (ROOT / "README.md").read_text()
-    assert len(rows) == len(doc["rows"]) + 1
     lines = readme.splitlines()
-    assert all(x in lines for x in rows), [x for x in rows if x not in lines]
-    at = [lines.index(x) for x in rows]
-    # the header, its separator line, then the rows in the table's order
-    assert at == [at[0]] + [at[0] + 1 + i for i in range(1, len(rows))]
+    # Two tables (the figures, the logic by unit), each a header, a separator and one
+    # line per row, shown whole and in order in the README.
+    assert len(tables) == 2
+    for rows in tables:
+        assert len(rows) == len(doc["rows"]) + 2
+        assert all(x in lines for x in rows), [x for x in rows if x not in lines]
+        at = lines.index(rows[0])
+        assert lines[at:at + len(rows)] == rows
+
+
+# -- the units of the breakdown -----------------------------------------------------------------
+
+_UNITS = set(energy.ENERGY_CATEGORIES) - {"clock", "leakage", "other"}
+
+
+@needs_osu
+@pytest.mark.parametrize("fmt,sp,df", [("int8", (2, 4), "os"), ("int8", (4, 4), "ws"),
+                                       ("mxfp8_e4m3", (2, 4), "os"),
+                                       ("mxfp4_e2m1", (2, 4), "ws"),
+                                       ("unified", (2, 4), "os")])
+def test_every_pe_cell_lands_in_a_named_unit(fmt, sp, df):
+    if fmt == "unified":      # the reconfigurable PE (hw.multi_pe.MultiPE)
+        config = Config(modes="mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p", rows=2,
+                        cols=2, m_max=4, k_max=256, n_max=4)
+    else:
+        config = _cfg(fmt, sp, dataflow=df)
+    netdir = energy.mapped_pe(config, OSU, 4000.0)
+    names, cats, _ = energy.cell_categories(netdir, OSU, config.scaled)
+    total = {}
+    for name, cat in zip(names, cats):
+        assert set(cat) <= _UNITS, (name, cat)
+        assert sum(cat.values()) == pytest.approx(1.0), (name, cat)
+        for k, v in cat.items():
+            total[k] = total.get(k, 0.0) + v
+    print(config.name, {k: round(v) for k, v in sorted(total.items())})
+    want = {"multipliers", "pipeline_registers"} | ({"sparse_select"} if sp == (2, 4) else set())
+    if df == "os":
+        # The products' sum and the accumulator that holds the tile's result.
+        want |= {"block_accumulator", "output_accumulator"}
+        if config.scaled:
+            want.add("converter")
+    else:
+        # The weight-stationary partial sum: exact (MX) or the int32 sum (int8).
+        want.add("block_accumulator" if config.scaled else "output_accumulator")
+    assert set(total) == want
+
+
+@needs_osu
+def test_every_block_end_cell_lands_in_a_named_unit():
+    config = _cfg("mxfp8_e4m3", dataflow="ws")
+    netdir = energy.mapped_block_end(config, OSU, 4000.0)
+    names, cats, _ = energy.cell_categories(netdir, OSU, config.scaled)
+    units = set()
+    for name, cat in zip(names, cats):
+        assert set(cat) <= _UNITS and sum(cat.values()) == pytest.approx(1.0), (name, cat)
+        units |= set(cat)
+    assert units == {"converter", "output_accumulator", "pipeline_registers"}
+
+
+def test_an_unnamed_accumulator_unit_or_register_is_an_error(monkeypatch):
+    import hw.component
+    real = hw.component.unit_categories()
+    assert energy.energy_units()["Float32Adder"] == "output_accumulator"
+    assert energy.energy_units()["BlockConverter"] == "converter"
+    monkeypatch.setattr(hw.component, "unit_categories",
+                        lambda: {**real, "CarrySaveTree": "accumulators"})
+    with pytest.raises(energy.UnmappedError, match=r"^Unit class CarrySaveTree is an "
+                       r"accumulator that synth\.energy\.ACCUMULATOR_UNITS does not name$"):
+        energy.energy_units()
+    # Registers: the names of the PEs' accumulators, and only those.
+    assert energy.register_unit("bacc", "accumulators", True) == "block_accumulator"
+    assert energy.register_unit("acc_hi", "accumulators", False) == "output_accumulator"
+    assert energy.register_unit("psum_out.exact", "accumulators", True) == "block_accumulator"
+    assert energy.register_unit("psum_out", "accumulators", False) == "output_accumulator"
+    assert energy.register_unit("sel_a0_d1", None, True) == "pipeline_registers"
+    with pytest.raises(energy.UnmappedError, match=r"^Accumulator register acc_mid is not "
+                       r"named in synth\.energy\.ACCUMULATOR_REGISTERS$"):
+        energy.register_unit("acc_mid", "accumulators", True)
+
+
+# -- the weight-stationary block-end units ----------------------------------------------------------
+
+@pytest.mark.parametrize("rows", [8, 2])
+def test_block_end_stream_closes_the_golden_blocks(rows):
+    """At every block end the unit's inputs give golden's block term and partial: the
+    exact sum scaled and rounded once, added to fp_in, is the next block's fp_in."""
+    from golden.binary32 import round_to_binary32
+    from golden.gemm import gemm_encoded
+    from golden.quant import SCALE_BIAS
+    from hw.ws_pe import ws_control_layout, ws_psum_layout
+    config = Config(a_format="mxfp8_e4m3", w_format="mxfp8_e4m3", sparsity=(2, 4),
+                    rows=rows, cols=2, m_max=6, k_max=256, n_max=4, dataflow="ws")
+    assert config.ws_carry_exact == (rows == 2)
+    m, k, n = 6, 256, 4
+    stream, groups = energy.ws_block_end_stream(config, m, k, n, cycles=100_000)
+    ctl = stream["ctl"].astype(np.int64)
+    bend = (ctl >> ws_control_layout["bend"].offset) & 1 == 1
+    valid = (ctl >> ws_control_layout["valid"].offset) & 1 == 1
+    bits = config.block_acc_bits
+    exact = np.array([(int(x) >> ws_psum_layout(config)["exact"].offset) & ((1 << bits) - 1)
+                      for x in stream["psum_in"]], dtype=object)
+    exact = np.where(exact >= 1 << (bits - 1), exact - (1 << bits), exact)
+    enc = make_operands(config, m, k, n, seed=0)
+    c, terms = gemm_encoded(enc, config, terms=True)
+    b_n = terms.shape[0]
+    # Every (block, row, column tile) closes once.
+    tiles = -(-n // config.cols)
+    assert bend.sum() == b_n * m * tiles
+    # Where the stream closes block b of row i in column j, in the stream's order.
+    t, p, cyc, tile, fold, _, _ = energy._ws_passes(config, m, k, n, 100_000)
+    e = config.ws_block_end_rows[0]
+    b = (np.minimum(fold * config.ws_fold_groups + e + 1, config.groups(k)) - 1) \
+        // config.groups_per_block
+    i, j = np.clip(cyc, 0, m - 1), tile * config.cols
+    sa = enc.a_scales[i, np.minimum(b, b_n - 1)].astype(np.int64) - SCALE_BIAS
+    sw = enc.w_scales[np.minimum(b, b_n - 1), np.minimum(j, n - 1)].astype(np.int64) - SCALE_BIAS
+    assert (stream["a_scale"][bend].astype(np.int64) - SCALE_BIAS == sa[bend]).all()
+    term = round_to_binary32(exact[bend], config.product_lsb_exp + sa[bend] + sw[bend])
+    assert np.array_equal(term, terms[b[bend], i[bend], j[bend]])
+    fp = np.array([int(x) for x in stream["fp_in"]], np.uint32).view(np.float32)
+    after = fp[bend] + term
+    last = b[bend] == b_n - 1
+    assert np.array_equal(after[last], c[i[bend][last], j[bend][last]])
+    assert (fp[~valid] == 0).all() and valid.sum() >= bend.sum()
+    # The unit closes the sums of rows 0 .. e: each issues one K-group per row and pass.
+    assert groups == (e + 1) * m * config.schedule.passes(k, n)
+
+
+@needs_osu
+def test_block_end_energy_counts_converter_and_adder():
+    config = _cfg("mxfp4_e2m1", dataflow="ws")
+    r = energy.block_end_energy(config, OSU, 4000.0, cycles=2000)
+    e = r["logic_fj"]
+    print({k: round(v) for k, v in e.items()}, r["macs"])
+    assert e["converter"] > 0 and e["output_accumulator"] > 0 and e["clock"] > 0
+    assert e["multipliers"] == e["sparse_select"] == e["block_accumulator"] == 0
+    sched = config.schedule
+    m, k, n = config.m_max, config.k_max, config.n_max
+    assert r["macs"] == r["valid_cycles"] * sched.useful_macs(m, k, n) * config.n_keep \
+        / sched.issued(m, k, n)
+
+
+def test_ws_mx_report_adds_the_block_end_per_mac(monkeypatch):
+    import synth.energy_report as er
+    config = Config(a_format="mxfp8_e4m3", w_format="mxfp8_e4m3", sparsity=(2, 4),
+                    rows=8, cols=8, dataflow="ws")
+    zero = dict.fromkeys(energy.ENERGY_CATEGORIES, 0.0)
+    pe = {"logic_fj": {**zero, "multipliers": 4000.0, "clock": 2000.0}, "macs": 2.0,
+          "cycles": 10, "sim_seconds": 0.1}
+    be = {"logic_fj": {**zero, "converter": 600.0, "output_accumulator": 200.0}, "macs": 8.0,
+          "cycles": 10, "sim_seconds": 0.1, "cells": 5}
+    monkeypatch.setattr(er, "_fmax", lambda *a, **kw: 5000.0)
+    monkeypatch.setattr(er, "pe_energy", lambda *a, **kw: pe)
+    monkeypatch.setattr(er, "block_end_energy", lambda *a, **kw: be)
+    lib = type("Lib", (), {"name": "fake", "voltage": 1.0})()
+    monkeypatch.setattr("synth.timing.default_clock_ps", lambda lib: 4000.0)
+    r = er.energy_report(config, lib)
+    bd = r["energy_breakdown"]
+    assert (bd["multipliers"], bd["clock"]) == (2.0, 1.0)
+    assert (bd["converter"], bd["output_accumulator"]) == (0.075, 0.025)
+    assert r["logic_pj_per_mac"] == pytest.approx(3.1)
+    assert r["block_end"]["pj_per_mac"] == pytest.approx(0.1)
+    assert r["block_end"]["pes_per_unit"] == config.ws_block_end_rows[0] + 1
+    assert "block-end unit" in r["scope"] and "not included" not in r["scope"]

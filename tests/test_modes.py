@@ -1,5 +1,7 @@
 """Run-time modes (issue 16): the mode specs, the unified config, pair sparsity in golden,
-the unified word packing, the per-mode cycle model and the shared PE."""
+the unified word packing, the per-mode cycle model and the shared PE; then timing and
+energy per mode, the design-space study of unified engines and the prefill/decode
+scenario."""
 
 import numpy as np
 import pytest
@@ -592,3 +594,263 @@ def test_sim_every_class_every_mode():
            for r in reports if not r["passed"]]
     assert not bad, bad
     assert all(r["cycles"] == c.schedule.cycles(3, 64, 4, r["mode"]) for r in reports)
+
+
+# -- phase 2: timing and energy per mode, the design-space study, the scenario -----------
+
+import csv
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_energy_stream_holds_the_mode():
+    """synth.energy's stimulus of a unified PE in each mode: the mode input held at the
+    mode's value, the mode's groups per tile issued, the words packed for that mode."""
+    from synth.energy import pe_stream
+    c = three(rows=2, cols=2, m_max=4, k_max=128, n_max=4)
+    from sim.stimulus import make_operands
+    streams = {}
+    for mode in c.modes:
+        one = c.mode(mode)
+        s, valid = pe_stream(c, 4, 128, 4, mode=mode, cycles=10_000)
+        assert set(s["mode"]) == {c.mode_index(mode)}
+        # PE (0, 0) sees 2 x 2 tiles of G groups each.
+        assert valid == 4 * one.groups(128)
+        enc = make_operands(one, 4, 128, 4, data="gaussian", seed=0)
+        a_words, _ = data_words(c, enc, mode)
+        g = one.groups(128)
+        assert [int(x) for x in s["a"][:g]] == [int(x) for x in a_words[0][:g]]
+        streams[mode.spec] = s
+    assert len({tuple(int(x) for x in s["a"][:32]) for s in streams.values()}) == 3
+
+
+def test_timing_modules_of_the_unified_pe():
+    from synth.timing import module_designs
+    assert list(module_designs(three())) == ["MultiPE", "MultiSlot", "ByteSelect",
+                                             "BlockConverter", "Float32Adder"]
+
+
+def _fake_timing(config, library, clock_ps=None, **kw):
+    path = 1000.0 + 10 * config.mode_slots * (3 if config.unified else 1) + config.m_group
+    return {"library": "lib", "clock_ps": 500.0, "label": "pre-layout",
+            "critical_path_ps": path, "critical_path_fo4": path / 10,
+            "fmax_mhz": 1e6 / path, "area_um2": 100.0 * config.m_group, "config": {}}
+
+
+def test_synth_liberty_and_energy_per_mode(monkeypatch, tmp_path, capsys):
+    """``python -m synth --modes --liberty --energy``: one timing for the unified PE, each
+    mode's fixed PE beside it, and per mode the replay in that mode against the fixed
+    engine (the flow's steps replaced by stand-ins that depend on config and mode)."""
+    import json
+    import synth.__main__ as synth_cli
+    from synth import energy, energy_report, timing
+    calls = []
+    monkeypatch.setattr(timing, "timing_report", _fake_timing)
+    monkeypatch.setattr(energy_report, "_fmax", lambda c, *a, **k: 2000.0)
+
+    def fake_pe_energy(config, library, clock_ps, *, mode=None, **kw):
+        calls.append((config.name, None if mode is None else mode.spec, kw["period_ps"]))
+        one = config.mode(mode) if config.unified else config
+        fj = 1000.0 * one.m_group * (2 if config.unified else 1)
+        cats = dict.fromkeys(energy.ENERGY_CATEGORIES, 0.0)
+        cats.update(multipliers=fj, clock=fj)
+        return {"logic_fj": cats, "macs": 100.0 * one.m_group, "cycles": 100,
+                "valid_cycles": 100, "sim_seconds": 0.0}
+    monkeypatch.setattr(energy, "pe_energy", fake_pe_energy)
+    monkeypatch.setattr(energy_report, "pe_energy", fake_pe_energy)
+    out = tmp_path / "m.json"
+    argv = ["--rows", "2", "--cols", "2", "--m-max", "8", "--k-max", "128", "--n-max", "8",
+            "--modes", THREE, "--liberty", "osu018", "--energy", "--json", str(out)]
+    assert run_cli(synth_cli.main, argv) == 0
+    text = capsys.readouterr().out
+    assert "one netlist for every mode" in text and text.count("mxfp4_e2m1@4:8p") == 2
+    r = json.loads(out.read_text())
+    c = three(rows=2, cols=2, m_max=8, k_max=128, n_max=8)
+    uni = _fake_timing(c, None)["critical_path_ps"]
+    for mode in c.modes:
+        row = r["timing"]["modes"][mode.spec]
+        fixed = _fake_timing(c.mode(mode), None)["critical_path_ps"]
+        assert row["fixed_config"] == c.mode(mode).name
+        assert row["path_ratio"] == round(uni / fixed, 4)
+        e = r["energy"]["modes"][mode.spec]
+        # stand-in: 2 x 1000 x M fJ (unified, x2) over 100 x M MACs = 0.04 pJ/MAC logic
+        assert e["logic_pj_per_mac"] == 0.04 and e["fixed_logic_pj_per_mac"] == 0.02
+        assert e["logic_ratio"] == 2.0
+    # every mode replayed on the unified PE at the unified PE's clock, plus the fixed ones
+    assert [m for n, m, _ in calls if n == c.name] == [m.spec for m in c.modes]
+    assert {p for *_, p in calls} <= {2000.0}
+
+
+def test_pair_sparse_error_study_prunes_pairs():
+    """The sweep's error study of a pair-sparse mode prunes pairs, as the engine does."""
+    from dse import sweep
+    c = Config(modes="mxfp4_e2m1@4:8p")
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 8)).astype(np.float32)
+    got = sweep._engine_gemm(a, w, c)
+    kw = dict(a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(4, 8))
+    assert np.array_equal(got, np.asarray(gemm(a, prune_nm_pairs(w, 4, 8, axis=0), **kw),
+                                          dtype=np.float64))
+    assert not np.array_equal(got, np.asarray(gemm(a, w, **kw), dtype=np.float64))
+    s = sweep.Settings(eval_shape=(8, 64, 8))
+    assert sweep.evaluate_numerics(c, s)["err_rel_fro"] != sweep.evaluate_numerics(
+        Config(a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(4, 8)), s)[
+        "err_rel_fro"]
+
+
+def _dse(argv, capsys):
+    from dse.__main__ import main as dse_main
+    from tests.test_dse import fake_area
+    code = run_cli(lambda a: dse_main(a, area_fn=fake_area), argv)
+    return code, capsys.readouterr().err
+
+
+def test_dse_sweeps_unified_beside_fixed(tmp_path, capsys):
+    from tests.test_dse import fake_area
+    out = tmp_path / "o"
+    argv = ["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--rows", "2", "--cols", "2",
+            "--modes", THREE, "--eval-shape", "8x64x8", "--gemm", "8x64x8,16x128x16",
+            "--no-progress", "--no-plots", "-o", str(out)]
+    code, err = _dse(argv, capsys)
+    assert code == 0, err
+    fixed = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
+    rows = list(csv.DictReader((out / "modes.csv").open()))
+    c = three(rows=2, cols=2)
+    # The fixed engine of every mode joined the sweep beside the 2:4 MXFP4 point.
+    assert set(fixed) == {Config(rows=2, cols=2, a_format="mxfp4_e2m1", w_format="mxfp4_e2m1",
+                                 sparsity=(2, 4)).name,
+                          *(c.mode(m).name for m in c.modes)}
+    assert [r["mode"] for r in rows] == [m.spec for m in c.modes]
+    logic = fake_area(c)["logic_ge"]
+    fixed_logic = [fake_area(c.mode(m))["logic_ge"] for m in c.modes]
+    for r, mode in zip(rows, c.modes):
+        one, f = c.mode(mode), fixed[c.mode(mode).name]
+        for shape in ((8, 64, 8), (16, 128, 16)):
+            lab = "x".join(map(str, shape))
+            assert int(r[f"cycles@{lab}"]) == c.schedule.cycles(*shape, mode) == \
+                one.schedule.cycles(*shape) == int(f[f"cycles@{lab}"])
+        assert float(r["err_rel_fro"]) == float(f["err_rel_fro"])
+        assert float(r["logic_vs_largest"]) == pytest.approx(logic / max(fixed_logic))
+        assert float(r["logic_vs_sum"]) == pytest.approx(logic / sum(fixed_logic))
+    assert float(rows[2]["macs_per_cycle"]) > 1.5 * float(rows[1]["macs_per_cycle"])
+    assert "## `nmmx_os_2x2_mxfp8e4m3_2of4" in (out / "modes.md").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('modes = "mxfp8_e4m3@2:4"\n',
+     r"--modes 'mxfp8_e4m3@2:4' names one mode; a unified engine needs two or more "
+     r"\(a fixed one is a --format/--sparsity point\)"),
+    ('modes = ["mxfp8_e4m3@2:4,mxfp4_e2m1@2:4"]\n',
+     r"Mode 'mxfp4_e2m1@2:4': sparse 4-bit modes select whole bytes, so they need pairs "
+     r"\(2:4p\), not 2:4"),
+    ("modes = 3\n",
+     r"Key 'modes' in sweep file '.*' must be a mode list such as "
+     r"'mxfp8_e4m3@2:4,mxfp4_e2m1@4:4' or a list of them, not 3"),
+    ('[[extra]]\nmodes = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4"\n',
+     r"Key 'modes' in \[\[extra\]\] table 1 of sweep file '.*' belongs at the top level "
+     r"\(each mode list is one unified engine\)"),
+])
+def test_dse_modes_errors(tmp_path, capsys, text, message):
+    f = tmp_path / "s.toml"
+    f.write_text('format = "mxfp4_e2m1"\n' + text if not text.startswith("[[")
+                 else 'format = "mxfp4_e2m1"\n' + text)
+    out = tmp_path / "o"
+    code, err = _dse(["--sweep", str(f), "-o", str(out), "--no-progress"], capsys)
+    assert code == 2 and re.match("^error: " + message + "$", err.strip()), err
+    assert not out.exists()
+
+
+def test_dse_modes_key_in_sweep_file(tmp_path, capsys):
+    f = tmp_path / "s.toml"
+    f.write_text(f'modes = ["{THREE}", "mxfp8_e4m3@2:4,mxfp4_e2m1@4:8p"]\nrows = 2\ncols = 2\n'
+                 'gemm = "8x64x8"\neval_shape = "8x64x8"\n')
+    out = tmp_path / "o"
+    code, err = _dse(["--sweep", str(f), "-o", str(out), "--no-progress", "--no-plots"],
+                     capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "modes.csv").open()))
+    assert [r["mode"] for r in rows] == THREE.split(",") + ["mxfp8_e4m3@2:4",
+                                                           "mxfp4_e2m1@4:8p"]
+
+
+def test_scenario_on_tiny_bert(tmp_path, capsys):
+    """Prefill in one mode, decode in another: cycles from each mode's model, summed over
+    every linear layer's tiles; accuracy per mode on the tiny BERT."""
+    import json
+    from dse import scenario
+    from tests.model_fixtures import TINY, make_tiny_bert
+    make_tiny_bert(tmp_path / "m")
+    geo = ["--rows", "2", "--cols", "2", "--m-max", "8", "--k-max", "128", "--n-max", "8",
+           "--modes", THREE]
+    argv = geo + ["--model", str(tmp_path / "m"), "--prefill", "mxfp4_e2m1@4:4",
+                  "--decode", "mxfp4_e2m1@4:8p", "--seq", "12", "--tokens", "3",
+                  "--sentences", "4", "-o", str(tmp_path / "s.md"),
+                  "--json", str(tmp_path / "s.json")]
+    assert run_cli(scenario.main, argv) == 0
+    r = json.loads((tmp_path / "s.json").read_text())
+    c = three(rows=2, cols=2, m_max=8, k_max=128, n_max=8)
+    h, f, nl = TINY["hidden_size"], TINY["intermediate_size"], TINY["num_hidden_layers"]
+    shapes = [(h, h)] * 4 + [(h, f), (f, h)]
+
+    def cycles(mode, m, steps=1):
+        one = c.mode(mode).schedule
+        return steps * nl * sum(one.cycles(min(8, m - i), k, min(8, n - j))
+                                for k, n in shapes for i in range(0, m, 8)
+                                for j in range(0, n, 8))
+    uni, *fixed = r["rows"]
+    assert uni["prefill_cycles"] == cycles("mxfp4_e2m1@4:4", 12)
+    assert uni["decode_cycles"] == cycles("mxfp4_e2m1@4:8p", 1, 3)
+    for row, mode in zip(fixed, c.modes):
+        assert row["cycles"] == cycles(mode, 12) + cycles(mode, 1, 3)
+    assert r["prefill_macs"] == nl * 12 * sum(k * n for k, n in shapes)
+    cos = r["emb_cos_mean"]
+    assert set(cos) == set(THREE.split(",")) and all(0 < v <= 1 for v in cos.values())
+    assert len(set(cos.values())) == 3
+    assert uni["prefill_emb_cos"] == cos["mxfp4_e2m1@4:4"]
+    assert uni["decode_emb_cos"] == cos["mxfp4_e2m1@4:8p"]
+    assert "| unified |" in (tmp_path / "s.md").read_text()
+    capsys.readouterr()
+    # K beyond the buffers: refused before any work, nothing written.
+    bad = [x if x != "128" else "64" for x in argv]
+    (tmp_path / "s.md").unlink()
+    assert run_cli(scenario.main, bad) == 2
+    assert re.match(r"^error: Layer 0 ffn_out has K = 128 but --k-max is 64; give --k-max "
+                    r"128 or more$", capsys.readouterr().err.strip())
+    assert not (tmp_path / "s.md").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--prefill", "mxfp4_e2m1@2:4p"], r"Mode 'mxfp4_e2m1@2:4p' is not one of this "
+     r"engine's modes \(mxfp8_e4m3@2:4, mxfp4_e2m1@4:4, mxfp4_e2m1@4:8p\)"),
+    (["--tokens", "0"], r"--tokens must be at least 1, not 0"),
+    (["--energy"], r"--energy needs --liberty \(the generic cells.lib has no power data\)"),
+])
+def test_scenario_errors(tmp_path, capsys, extra, message):
+    from dse import scenario
+    argv = ["--modes", THREE, "--prefill", "mxfp4_e2m1@4:4", "--decode", "mxfp8_e4m3@2:4",
+            "-o", str(tmp_path / "s.md"), *extra]
+    assert run_cli(scenario.main, argv) == 2
+    assert re.match("^error: " + message + "$", capsys.readouterr().err.strip())
+    assert not (tmp_path / "s.md").exists()
+
+
+def test_readme_modes_table_is_the_committed_table():
+    """docs/modes/table.md is what ``python -m dse.modes_table`` makes of the committed
+    measurements, and the README shows it, rows in order."""
+    from dse.modes_table import modes_table
+    d = ROOT / "docs" / "modes"
+    import json
+    text = modes_table(list(csv.DictReader((d / "sweep" / "modes.csv").open())),
+                       list(csv.DictReader((d / "sweep" / "results.csv").open())),
+                       json.loads((d / "osu018.json").read_text()),
+                       json.loads((d / "scenario.json").read_text()), (64, 512, 64))
+    assert (d / "table.md").read_text() == text
+    rows = text.splitlines()
+    assert len(rows) == 2 + 6 and sum(x.startswith("| unified") for x in rows) == 3
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert all(x in lines for x in rows), [x for x in rows if x not in lines]
+    at = [lines.index(x) for x in rows]
+    assert at == list(range(at[0], at[0] + len(rows)))

