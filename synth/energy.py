@@ -167,7 +167,7 @@ def _map_commands(top, clock_ps):
     out = []
     for cmd in base:
         if cmd.startswith("synth -flatten"):
-            out.append(f"synth -top {top}")
+            out.append(f"synth -noabc -top {top}")
         elif cmd.startswith("splitnets"):
             continue
         elif cmd.startswith("tee ") or cmd.startswith("write_verilog"):

@@ -96,6 +96,10 @@ def abc_constraints(library):
     return f"set_driving_cell {library.fo4_inverter}\nset_load {load:.6g}\n"
 
 
+ABC_SCRIPT = ("+strash;balance,-d;strash;&get,-n;&dch,-f;&nf,{D};&put;"
+              "buffer;upsize,{D};dnsize,{D};stime,-p")
+
+
 def mapping_commands(design, liberty, top, clock_ps, constr="abc.constr",
                      netlist="netlist.v", stat_json="stat.json"):
     """The Yosys script that maps ``design`` flat to ``liberty`` for a ``clock_ps`` clock.
@@ -108,9 +112,9 @@ def mapping_commands(design, liberty, top, clock_ps, constr="abc.constr",
     return [
         read,
         f"hierarchy -check -top {top}",
-        f"synth -flatten -top {top}",
+        f"synth -flatten -noabc -top {top}",
         f"dfflibmap -liberty {liberty}",
-        f"abc -D {clock_ps:g} -liberty {liberty} -constr {constr}",
+        f"abc -D {clock_ps:g} -liberty {liberty} -constr {constr} -script {ABC_SCRIPT}",
         # Constants become cell-free assigns; nets are split so OpenSTA reads plain wires.
         "setundef -zero",
         "splitnets -ports -format _",
