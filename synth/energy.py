@@ -89,12 +89,14 @@ ACCUMULATOR_UNITS = {"Float32Adder": "output_accumulator"}
 #: any ``.`` or ``$``) -> energy unit; ``None``: the weight-stationary partial sum, the
 #: block accumulator for MX (exact partial block sums) and the output accumulator for
 #: int8 (the int32 sums).  ``psum`` is the registered sum of the N products, ``bacc``
-#: the MX block accumulator, ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
+#: the MX block accumulator (``bacc_s``/``bacc_c``: its carry-save rows, resolved by a
+#: carry-select adder), ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
 #: halves when it is split with a registered carry).  Yosys keeps one name of the nets
 #: it merges, with the attributes of all: ``<name>_term``, the split accumulator's input
 #: (``psum`` sign-extended), is the name the products' sum register keeps there.  A
 #: register of any other name is an error (the tests map every PE), not a guess.
-ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|acc_term)$"), "block_accumulator"),
+ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|bacc_s|bacc_c|acc_term)$"),
+                          "block_accumulator"),
                          (re.compile(r"^acc(_lo|_hi)?$"), "output_accumulator"),
                          (re.compile(r"^psum_out$"), None))
 

@@ -275,6 +275,14 @@ def test_synth_energy_cli_writes_the_report(tmp_path, capsys):
     assert r["buffer_model"]["node_nm"] == 45 and "not scaled" in r["note"]
     assert r["cycles"] == 10_000 and f"{r['cycles']} cycles" in text
     assert "pJ/MAC" in text and "TOPS/W" in text
+    # One Fmax: TOPS/W is priced at the clock the timing report gives for the same flags.
+    tim = tmp_path / "t.json"
+    assert synth_main(["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--liberty", "osu018",
+                       "--json", str(tim)]) == 0
+    t = json.loads(tim.read_text())
+    worst = min(m["fmax_mhz"] for m in t["modules"].values() if m["fmax_mhz"])
+    assert r["fmax_mhz"] == t["fmax_mhz"] == worst
+    assert r["period_ps"] == t["critical_path_ps"]
 
 
 # -- python -m synth.table --energy --------------------------------------------------------------
