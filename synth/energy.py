@@ -18,7 +18,9 @@ The flow (``docs/energy.md`` states the method, assumptions and limits):
 3. **Stimulus** (:func:`pe_stream`): the words PE (0, 0) sees in the output-stationary
    engine for one GEMM of a ``python -m sim`` data class: its A and W buffer words and
    scales from :func:`golden.pack.pack_operands` (bank 0), one group per cycle, tiles in
-   the controller's order, control from :data:`hw.pe.control_layout`.
+   the controller's order, control from :data:`hw.pe.control_layout`.  Weight
+   stationary (:func:`ws_pe_stream`): the PE of row :func:`ws_energy_row` of column 0,
+   its ``psum_in`` the exact partial sums of the rows above from :mod:`golden.psum`.
 4. **Simulation** (:mod:`synth.cellsim`): Verilator, zero delay, toggles counted by the
    cell models.
    The weight-stationary MX block-end unit (:func:`block_end_energy`) is mapped and

@@ -3,7 +3,9 @@
 :func:`energy_report` combines
 
 - the PE's logic energy from gate-level activity (:func:`synth.energy.pe_energy`), per
-  dense-equivalent MAC of PE (0, 0), broken down by unit plus clock and leakage;
+  dense-equivalent MAC of the simulated PE (output stationary: PE (0, 0); weight
+  stationary: the PE of row :func:`synth.energy.ws_energy_row` of column 0), broken
+  down by unit plus clock and leakage;
 - the buffers' energy: every buffer's word reads and writes of one GEMM
   (:meth:`golden.schedule.Schedule.buffer_accesses`) times its energy per access from
   :mod:`synth.memory` (CACTI 7 at 45 nm), per dense-equivalent MAC of that GEMM.
@@ -112,7 +114,9 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     if config.dataflow == Dataflow.OS:
         scope = "PE (0, 0) with its input (link) registers"
     else:
-        scope = "WSPE (0, 0) with its input registers" + (
+        from .energy import ws_energy_row
+        scope = (f"WSPE ({ws_energy_row(pe_config)}, 0) with its link registers, psum_in "
+                 "from the PE above (golden's partial sums)") + (
             f"; plus column 0's first MX block-end unit (converter and binary32 adder) "
             f"amortized over the {block_end['pes_per_unit']} PEs whose sums it closes"
             if ws_mx else "")
@@ -137,7 +141,7 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
         "label": LABEL,
         "scope": scope,
         "note": (f"logic in {library.name} at {library.voltage:g} V, per dense-equivalent "
-                 f"MAC of PE (0, 0) over {pe['cycles']} cycles; buffers from "
+                 f"MAC of the PE over {pe['cycles']} cycles; buffers from "
                  f"{model['name']} at {model['node_nm']} nm, not scaled to the logic's "
                  "node; 2 ops per MAC; array/engine control logic and PE-to-PE wires "
                  "not included"),
