@@ -87,13 +87,13 @@ def _mode_energy(config, mode, settings, gemm):
     of the same modes, as the fixed points are measured, buffers the point's own)."""
     from synth import nldm
     from synth.energy import pe_energy
-    from synth.energy_report import _fmax
+    from synth.energy_report import fmax_period
     from synth.modes import _logic_buffer
     from synth.timing import default_clock_ps
     lib = nldm.find_library(settings.energy_liberty)
     pe_config = replace(config, rows=1, cols=1)
     clock = default_clock_ps(lib)
-    period = float(_fmax(pe_config, lib, clock, None) or clock)
+    period = float(fmax_period(config, lib, clock) or clock)
     pe = pe_energy(pe_config, lib, clock, data=settings.energy_data, gemm=gemm,
                    period_ps=period, mode=mode)
     _, logic, buf = _logic_buffer(config, mode, pe, *gemm)

@@ -478,16 +478,21 @@ ENERGY_FIELDS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
 def evaluate_energy(config, settings):
     """The energy columns of ``config`` (:func:`synth.energy_report.energy_report`).
 
-    The PE is measured on a 1 x 1 array of the same config (PE (0, 0) then sees the
-    whole GEMM, and every array size shares one measurement, netlist and timing); the
+    The output-stationary PE is measured on a 1 x 1 array of the same config (PE (0,
+    0) then sees the whole GEMM, and every array size shares one measurement and
+    netlist), the weight-stationary PE on one column of the point's rows (the rows
+    decide the fold and the partial sums a PE receives); the clock is the point's
+    Fmax (:func:`synth.energy_report.fmax_period`, the timing columns' figure); the
     buffers are the point's own, priced for the largest of the sweep's GEMMs."""
     from dataclasses import replace
     from synth import nldm
     from synth.energy_report import energy_report
     lib = nldm.find_library(settings.energy_liberty)
     gemm = max(settings.gemms, key=lambda s: (s[0] * s[1] * s[2], s))
-    r = energy_report(config, lib, data=settings.energy_data, gemm=gemm,
-                      pe_config=replace(config, rows=1, cols=1))
+    from golden.config import Dataflow
+    one = (replace(config, cols=1) if config.dataflow == Dataflow.WS
+           else replace(config, rows=1, cols=1))
+    r = energy_report(config, lib, data=settings.energy_data, gemm=gemm, pe_config=one)
     out = {k: r[k] for k in ENERGY_FIELDS if k in r}
     out["energy_fmax_mhz"] = r["fmax_mhz"]
     out["energy_library"] = r["library"]

@@ -10,8 +10,14 @@ block-end units receive from the PEs above them (``hw.ws_pe.WSBlockEnd``):
   :func:`golden.gemm.gemm_encoded` added in K order in binary32), the value
   ``fp_in`` carries into the unit that closes the block.
 
-The energy flow (:func:`synth.energy.ws_block_end_stream`) turns these into the unit's
-input stream.  Everything is vectorized over the activation rows and the K-groups.
+:func:`group_sums` gives the first of these for int8 too (the int32 sums of the int8
+column), and :func:`column_prefix` their running sum over K, from which any partial sum
+a column carries (the sum of a range of K-groups) is one difference.
+
+The energy flow (:func:`synth.energy.ws_block_end_stream` and
+:func:`synth.energy.ws_pe_stream`) turns these into the inputs of a block-end unit and of
+a PE in the middle of the column.  Everything is vectorized over the activation rows and
+the K-groups.
 """
 
 import numpy as np
@@ -19,7 +25,7 @@ import numpy as np
 from .gemm import gemm_encoded
 from .gemm_limbs import _code_tables, _PINF
 
-__all__ = ["column_partials", "has_specials"]
+__all__ = ["column_partials", "column_prefix", "group_sums", "has_specials"]
 
 
 def has_specials(enc, config):
@@ -50,16 +56,8 @@ def column_partials(enc, config, j):
     fp_before : ndarray of float32, shape (B, M)
         The binary32 partial of each row before block ``b`` is added.
     """
-    m, mg = enc.m, config.m_group
-    a_val, _ = _code_tables(config.a_fmt)
-    w_val, _ = _code_tables(config.w_fmt)
-    g_n = enc.w_values.shape[0]
-    a_int = a_val[enc.a_codes].astype(object)                     # [M, Kp]
-    # The slot's activation: position g * M + index of the group.
-    pos = (np.arange(g_n)[:, None] * mg + enc.w_indices[:, :, j].astype(np.int64))  # [G, n]
-    w_slot = w_val[enc.w_values[:, :, j]].astype(object)          # [G, n]
-    a_slot = a_int[:, pos]                                        # [M, G, n]
-    group_sums = (a_slot * w_slot[None]).sum(axis=2).T            # [G, M]
+    m = enc.m
+    group_sums_ = group_sums(enc, config, j)
     _, terms = gemm_encoded(enc, config, terms=True)              # [B, M, N] binary32
     b_n = terms.shape[0]
     fp_before = np.zeros((b_n, m), np.float32)
@@ -68,4 +66,31 @@ def column_partials(enc, config, j):
         for b in range(b_n):
             fp_before[b] = acc
             acc = acc + terms[b, :, j]
-    return group_sums, fp_before
+    return group_sums_, fp_before
+
+
+def group_sums(enc, config, j):
+    """The exact sum of each K-group's N products of output column ``j`` per activation
+    row: ``sum`` over the group's stored slots of ``a * w`` (MX element values in units
+    of ``2**config.product_lsb_exp``, int8 integers; Python integers, padded groups
+    included as zero), shape ``(G, M)``, object dtype."""
+    mg = config.m_group
+    a_val, _ = _code_tables(config.a_fmt)
+    w_val, _ = _code_tables(config.w_fmt)
+    g_n = enc.w_values.shape[0]
+    a_int = a_val[enc.a_codes].astype(object)                     # [M, Kp]
+    # The slot's activation: position g * M + index of the group.
+    pos = (np.arange(g_n)[:, None] * mg + enc.w_indices[:, :, j].astype(np.int64))  # [G, n]
+    w_slot = w_val[enc.w_values[:, :, j]].astype(object)          # [G, n]
+    a_slot = a_int[:, pos]                                        # [M, G, n]
+    return (a_slot * w_slot[None]).sum(axis=2).T                  # [G, M]
+
+
+def column_prefix(sums):
+    """The running exact sum over K of :func:`group_sums` ``sums`` (shape ``(G, M)``):
+    ``P[g]`` is the sum of K-groups ``0 .. g-1`` per activation row, shape ``(G + 1, M)``
+    (``P[0] = 0``), so that the sum of groups ``lo .. hi-1`` is ``P[hi] - P[lo]`` (exact
+    Python integers; wrap them to the carrying register's width)."""
+    out = np.zeros((sums.shape[0] + 1, sums.shape[1]), dtype=object)
+    out[1:] = np.cumsum(sums, axis=0)
+    return out

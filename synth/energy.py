@@ -18,7 +18,9 @@ The flow (``docs/energy.md`` states the method, assumptions and limits):
 3. **Stimulus** (:func:`pe_stream`): the words PE (0, 0) sees in the output-stationary
    engine for one GEMM of a ``python -m sim`` data class: its A and W buffer words and
    scales from :func:`golden.pack.pack_operands` (bank 0), one group per cycle, tiles in
-   the controller's order, control from :data:`hw.pe.control_layout`.
+   the controller's order, control from :data:`hw.pe.control_layout`.  Weight
+   stationary (:func:`ws_pe_stream`): the PE of row :func:`ws_energy_row` of column 0,
+   its ``psum_in`` the exact partial sums of the rows above from :mod:`golden.psum`.
 4. **Simulation** (:mod:`synth.cellsim`): Verilator, zero delay, toggles counted by the
    cell models.
    The weight-stationary MX block-end unit (:func:`block_end_energy`) is mapped and
@@ -39,6 +41,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from amaranth.lib.wiring import In
 
 from nmmx.cache import Cache, DictOf, Number
 
@@ -88,12 +91,14 @@ ACCUMULATOR_UNITS = {"Float32Adder": "output_accumulator"}
 #: any ``.`` or ``$``) -> energy unit; ``None``: the weight-stationary partial sum, the
 #: block accumulator for MX (exact partial block sums) and the output accumulator for
 #: int8 (the int32 sums).  ``psum`` is the registered sum of the N products, ``bacc``
-#: the MX block accumulator, ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
+#: the MX block accumulator (``bacc_s``/``bacc_c``: its carry-save rows, resolved by a
+#: carry-select adder), ``acc`` the output accumulator (``acc_lo``/``acc_hi``: its
 #: halves when it is split with a registered carry).  Yosys keeps one name of the nets
 #: it merges, with the attributes of all: ``<name>_term``, the split accumulator's input
 #: (``psum`` sign-extended), is the name the products' sum register keeps there.  A
 #: register of any other name is an error (the tests map every PE), not a guess.
-ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|acc_term)$"), "block_accumulator"),
+ACCUMULATOR_REGISTERS = ((re.compile(r"^(psum|bacc|bacc_s|bacc_c|acc_term)$"),
+                          "block_accumulator"),
                          (re.compile(r"^acc(_lo|_hi)?$"), "output_accumulator"),
                          (re.compile(r"^psum_out$"), None))
 
@@ -179,8 +184,16 @@ def _map_commands(top, clock_ps):
 
 
 def energy_design(config):
-    """The design simulated: ``config``'s PE with registered inputs (the array's links)."""
-    return Registered(design_of_config(config), outputs=False)
+    """The design simulated: ``config``'s PE behind the array's own registers that drive
+    it, its input links (activations, control, weights or the load bus); a
+    weight-stationary PE's ``psum_in`` comes straight in, since it is the ``psum_out``
+    register of the PE above, counted in that PE."""
+    from golden.config import Dataflow
+    pe = design_of_config(config)
+    if config.dataflow != Dataflow.WS:
+        return Registered(pe, outputs=False)
+    names = [n for n, mb in pe.signature.members.items() if mb.flow == In and n != "psum_in"]
+    return Registered(pe, outputs=False, inputs=tuple(names))
 
 
 def block_end_links(config):
@@ -386,51 +399,101 @@ def pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES, m
     return out, int(valid.sum())
 
 
-def ws_pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES):
-    """The inputs PE (0, 0) of the weight-stationary engine sees for one ``m x k x n``
-    GEMM (see :func:`pe_stream`): per weight pass (column tiles outer, folds inner,
-    :meth:`golden.schedule.WSSchedule.passes`) ``pass_period(m)`` cycles, the first
-    ``m`` carrying activation row i's K-group ``fold * F`` (``F = ws_fold_groups``),
-    ``wsel`` the pass's weight register; the next pass's row-0 weights load into the
-    other register ``F`` cycles before the pass ends (the first pass's before it
-    starts); ``psum_in`` is zero (the top of the column)."""
-    from golden.pack import pack_operands
-    from hw.ws_pe import ws_control_layout
+def ws_energy_row(config):
+    """The array row whose PE :func:`ws_pe_stream` drives: the middle row of the column's
+    first block segment (rows ``0 .. ws_block_end_rows[0]`` for MX, the ``F`` rows of a
+    pass for int8).  The rows of a segment carry the sums of 0, 1, .. of its K-groups
+    into their ``psum_in``, so the middle row's partial sums (of about half of them) and
+    its adder's activity are the column's typical ones; row 0 would add to zero and the
+    last row before a block end would see the longest sums."""
+    seg = config.ws_block_end_rows[0] + 1 if config.scaled else config.ws_fold_groups
+    return seg // 2
+
+
+def _ws_column_sums(config, enc, tile, i, lo, hi, on):
+    """Per cycle, where ``on``: the exact sum of K-groups ``lo .. hi-1`` of activation row
+    ``i`` in output column ``tile * cols`` (:func:`golden.psum.column_prefix`), wrapped to
+    the partial-sum field (``exact`` for MX, ``acc`` for int8) at its offset in
+    :func:`hw.ws_pe.ws_psum_layout`; zero elsewhere.  The one path from golden's sums to
+    the words a column carries, for the PE's and the block-end unit's streams."""
+    from golden.psum import column_prefix, group_sums
+    from hw.ws_pe import ws_psum_layout
+    field = ws_psum_layout(config)["exact" if config.scaled else "acc"]
+    mask = (1 << field.shape.width) - 1
+    out = np.zeros(len(i), dtype=object)
+    for j in np.unique(tile[on]) * config.cols:
+        pre = column_prefix(group_sums(enc, config, int(j)))
+        sel = on & (tile * config.cols == j)
+        out[sel] = [(int(x) & mask) << field.offset
+                    for x in pre[hi[sel], i[sel]] - pre[lo[sel], i[sel]]]
+    return out
+
+
+def _finite_operands(config, m, k, n, data, seed, what):
+    """``make_operands``; an MX class with NaN or Inf codes is refused (the streams model
+    the partial sums' special flags as zero)."""
+    from golden.psum import has_specials
     from sim.stimulus import make_operands
     enc = make_operands(config, m, k, n, data=data, seed=seed)
+    if config.scaled and has_specials(enc, config):
+        raise ValueError(f"The {what} energy stream models finite operands only, and "
+                         f"data class {data} has NaN or Inf codes")
+    return enc
+
+
+def ws_pe_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT_CYCLES, row=None):
+    """The inputs PE (``row``, 0) of the weight-stationary engine sees for one ``m x k x
+    n`` GEMM (see :func:`pe_stream`; ``row`` default :func:`ws_energy_row`): per weight
+    pass (column tiles outer, folds inner, :meth:`golden.schedule.WSSchedule.passes`)
+    ``pass_period(m)`` cycles, the first ``m`` carrying activation row i's K-group
+    ``fold * F + row`` (``F = ws_fold_groups``), ``wsel`` the pass's weight register;
+    the next pass's weights of the row load into the other register ``F`` cycles
+    before the pass ends (the first pass's before it starts).  ``psum_in`` is what the
+    PE above hands down for row i (:func:`_ws_column_sums`): the exact sum of the pass's
+    K-groups above this row, from the first row below the last block-end unit above it
+    (MX with blocks inside a pass), else from row 0 (the carried state joins below);
+    its special flags are zero (finite operands).  Constant skews between rows are left
+    out: they do not change a PE's toggles."""
+    from golden.pack import pack_operands
+    from hw.ws_pe import ws_control_layout
+    r = ws_energy_row(config) if row is None else row
+    if not 0 <= r < config.ws_fold_groups:
+        raise ValueError(f"Row {r} is not a row of the {config.ws_fold_groups} rows of a "
+                         "weight pass")
+    enc = _finite_operands(config, m, k, n, data, seed, "weight-stationary PE")
     writes = pack_operands(config, enc)
-    sched = config.schedule
-    f_groups, period = config.ws_fold_groups, sched.pass_period(m)
-    folds, tiles_c = sched.folds(k), -(-n // config.cols)
-    n_pass = folds * tiles_c
-    total = f_groups + n_pass * period
-    t = np.arange(min(cycles, total)) - f_groups     # cycle within the passes
-    p = np.clip(t // period, 0, n_pass - 1)
-    c = t - p * period
-    tile, fold = np.divmod(p, folds)
-    group = fold * f_groups                          # row 0's K-group of the pass
-    valid = (t >= 0) & (c < m) & (group < config.groups(k))
+    f_groups, g_n = config.ws_fold_groups, config.groups(k)
+    t, p, c, tile, fold, n_pass, period = _ws_passes(config, m, k, n, cycles)
+    group = fold * f_groups + r                      # this row's K-group of the pass
+    live = (t >= 0) & (c < m)
+    valid = live & (group < g_n)
     i = np.clip(c, 0, m - 1)
     a_words, w_words = _bank0_all(writes, "a_data"), _bank0(writes, "w_data")
-    a_addr = (i // config.rows) * config.groups_max + group
+    a_addr = (i // config.rows) * config.groups_max + np.minimum(group, g_n - 1)
     a = np.where(valid, [a_words[b][x] for b, x in zip(i % config.rows, a_addr)],
                  np.zeros(len(t), dtype=object))
     # Loads: pass q's weights at cycle (start of q) - F, into register q % 2.
     q = p + 1 + (t < 0) * -1                         # the pass a load in this cycle is for
     load_at = np.where(t < 0, t == -f_groups, c == period - f_groups)
-    ld_en = load_at & (q < n_pass)
+    q_tile, q_fold = np.divmod(np.clip(q, 0, n_pass - 1), config.schedule.folds(k))
+    ld_en = load_at & (q < n_pass) & (q_fold * f_groups + r < g_n)
     qq = np.clip(q, 0, n_pass - 1)
-    q_tile, q_fold = np.divmod(qq, folds)
-    w_addr = q_tile * config.groups_max + q_fold * f_groups
+    w_addr = q_tile * config.groups_max + np.minimum(q_fold * f_groups + r, g_n - 1)
     ld_w = np.where(ld_en, w_words[np.minimum(w_addr, len(w_words) - 1)],
                     np.zeros(len(t), dtype=object))
     f = {name: ws_control_layout[name].offset for name in ("valid", "wsel", "bend")}
-    bend = 0 in config.ws_block_end_rows
+    bend = r in config.ws_block_end_rows
     ctl = (valid.astype(np.int64) << f["valid"]) | ((p % 2).astype(np.int64) << f["wsel"]) | \
         ((valid & bend).astype(np.int64) << f["bend"])
-    zero = np.zeros(len(t), dtype=object)
+    # The sums above this row: from the segment's first row (the row after the last
+    # block end above it; blocks that span passes end below the last row only).
+    gpb = config.groups_per_block
+    start = r // gpb * gpb if config.scaled and not config.ws_carry_exact else 0
+    hi = np.minimum(group, g_n)
+    lo = np.minimum(fold * f_groups + start, hi)
+    psum = _ws_column_sums(config, enc, tile, i, lo, hi, live)
     out = {"a": a, "ctl": ctl.astype(object), "ld_en": ld_en.astype(object),
-           "ld_sel": (qq % 2).astype(object), "ld_w": ld_w, "psum_in": zero}
+           "ld_sel": (qq % 2).astype(object), "ld_w": ld_w, "psum_in": psum}
     return out, int(valid.sum())
 
 
@@ -469,13 +532,9 @@ def ws_block_end_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT
 
     Idle cycles carry zeros.  Returns the stream and the K-groups the PEs of rows
     ``0 .. e`` of column 0 issue in those cycles (the MACs the unit serves)."""
-    from golden.psum import column_partials, has_specials
-    from hw.ws_pe import ws_control_layout, ws_psum_layout
-    from sim.stimulus import make_operands
-    enc = make_operands(config, m, k, n, data=data, seed=seed)
-    if has_specials(enc, config):
-        raise ValueError(f"The block-end energy stream models finite operands only, and "
-                         f"data class {data} has NaN or Inf codes")
+    from golden.psum import column_partials
+    from hw.ws_pe import ws_control_layout
+    enc = _finite_operands(config, m, k, n, data, seed, "block-end")
     e = config.ws_block_end_rows[0]
     f_groups, gpb, g_n = config.ws_fold_groups, config.groups_per_block, config.groups(k)
     t, p, c, tile, fold, n_pass, period = _ws_passes(config, m, k, n, cycles)
@@ -484,26 +543,18 @@ def ws_block_end_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT
     b = (hi - 1) // gpb
     valid = (t >= 0) & (c < m) & (fold * f_groups + e < g_n)
     bend = valid & (hi % gpb == 0)
-    cols = np.unique(tile) * config.cols
-    psum_bits = config.block_acc_bits
-    mask = (1 << psum_bits) - 1
-    exact = np.zeros(len(t), dtype=object)
+    # The exact partial of the block of group hi - 1, over its groups up to that one
+    # (with blocks spanning passes, the carried partial joined above the unit included);
+    # the flags stay zero (finite operands).
+    psum = _ws_column_sums(config, enc, tile, i, (hi - 1) // gpb * gpb, hi, valid)
     fp = np.zeros(len(t), dtype=np.uint32)
-    for j in cols:
-        sums, fp_before = column_partials(enc, config, int(j))
-        # Prefix of each group within its block: row g holds sum over [block start, g].
-        pre = np.zeros_like(sums)
-        for g in range(sums.shape[0]):
-            pre[g] = sums[g] if g % gpb == 0 else pre[g - 1] + sums[g]
+    for j in np.unique(tile[valid]) * config.cols:
+        _, fp_before = column_partials(enc, config, int(j))
         on = valid & (tile * config.cols == j)
-        exact[on] = [int(x) & mask for x in pre[hi[on] - 1, i[on]]]
         fp[on] = fp_before[b[on], i[on]].view(np.uint32)
-    lay = ws_psum_layout(config)
-    psum = exact << lay["exact"].offset          # the flags stay zero (finite operands)
     f = {name: ws_control_layout[name].offset for name in ("valid", "wsel", "bend")}
     ctl = (valid.astype(np.int64) << f["valid"]) | ((p % 2).astype(np.int64) << f["wsel"]) | \
         (bend.astype(np.int64) << f["bend"])
-    zero = np.zeros(len(t), dtype=object)
     a_scale = np.where(valid, enc.a_scales[i, np.minimum(b, enc.a_scales.shape[1] - 1)],
                        0).astype(object)
     # Loads: pass q's column scale at cycle (start of q) - F, into register q % 2.
@@ -516,7 +567,7 @@ def ws_block_end_stream(config, m, k, n, data="gaussian", seed=0, cycles=DEFAULT
     q_b = (np.minimum(q_fold * f_groups + e + 1, g_n) - 1) // gpb
     ld_scale = np.where(ld_en, enc.w_scales[q_b, np.minimum(q_tile * config.cols, n - 1)],
                         0).astype(object)
-    out = {"psum_in": np.where(valid, psum, zero), "fp_in": fp.astype(object),
+    out = {"psum_in": psum, "fp_in": fp.astype(object),
            "a_scale": a_scale, "ctl": ctl.astype(object), "ld_en": ld_en.astype(object),
            "ld_sel": (qq % 2).astype(object), "ld_scale": ld_scale}
     # The K-groups rows 0 .. e issue in these cycles (each row r of a pass: group
@@ -587,6 +638,7 @@ class Netlist:
         cells = self.module["cells"]
         self.types = [cells[n]["type"] for n in self.names]
         load = {}
+        self.sinks = {}          # net bit -> [(cell index, input pin capacitance)]
         self.clock_pins = []     # (cell index, pin) of every sequential cell's clock
         for k, name in enumerate(self.names):
             cell = library.cells[self.types[k]]
@@ -599,6 +651,7 @@ class Netlist:
                     self.clock_pins.append((k, pin))
                     continue
                 load[bits[0]] = load.get(bits[0], 0.0) + p.capacitance_ff
+                self.sinks.setdefault(bits[0], []).append((k, p.capacitance_ff))
         self.load = load
 
     def verilog(self):
@@ -648,15 +701,20 @@ def energy_of(net, counts, in_toggles, cycles, clock_ps):
             for cat, s in share.items():
                 e[cat] += own * s
         e["leakage"] += cell.leakage_nw * clock_ps * 1e-6 * cycles
-    # Input pins' own (passive) internal energy, per toggle of the net they sit on.
+    # Nets driven by input ports: their C V^2 / 2 per toggle, booked by the pins they
+    # load (a link register's D pin: pipeline registers; a weight-stationary psum_in
+    # straight into the PE's adder: the adder's unit).
     ports = net.module["ports"]
     for (port, bit), n in in_toggles.items():
         b = ports[port]["bits"][bit]
         if isinstance(b, int):
             net_toggles[b] = n
-            sw = n * 0.5 * net.load.get(b, 0.0) * v2
-            switching += sw
-            e["pipeline_registers"] += sw
+            for k, cap in net.sinks.get(b, ()):
+                sw = n * 0.5 * cap * v2
+                switching += sw
+                for cat, share in net.categories[k].items():
+                    e[cat] += sw * share
+    # Input pins' own (passive) internal energy, per toggle of the net they sit on.
     for k, name in enumerate(net.names):
         cell = lib.cells[net.types[k]]
         clk = _clock_pin(cell)

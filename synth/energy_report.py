@@ -3,7 +3,9 @@
 :func:`energy_report` combines
 
 - the PE's logic energy from gate-level activity (:func:`synth.energy.pe_energy`), per
-  dense-equivalent MAC of PE (0, 0), broken down by unit plus clock and leakage;
+  dense-equivalent MAC of the simulated PE (output stationary: PE (0, 0); weight
+  stationary: the PE of row :func:`synth.energy.ws_energy_row` of column 0), broken
+  down by unit plus clock and leakage;
 - the buffers' energy: every buffer's word reads and writes of one GEMM
   (:meth:`golden.schedule.Schedule.buffer_accesses`) times its energy per access from
   :mod:`synth.memory` (CACTI 7 at 45 nm), per dense-equivalent MAC of that GEMM.
@@ -16,7 +18,7 @@ its node (``buffer_model.node_nm``, ``library``), and not rescaled; the sum
 
 from .energy import ENERGY_CATEGORIES, LABEL, DEFAULT_CYCLES, block_end_energy, pe_energy
 
-__all__ = ["energy_report", "format_energy", "REPORT_KEYS"]
+__all__ = ["energy_report", "format_energy", "fmax_period", "REPORT_KEYS"]
 
 #: Keys of the JSON report.
 REPORT_KEYS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
@@ -26,21 +28,16 @@ REPORT_KEYS = ("energy_pj_per_mac", "logic_pj_per_mac", "buffer_pj_per_mac",
                "block_end")
 
 
-def _fmax(config, lib, clock_ps, yosys, block_end=False):
-    """The PE's critical path (ps) at the mapping clock, as :func:`synth.timing.timing_report`
-    times it (same design and top name, so the two share cache entries); with
-    ``block_end``, the longer of the PE's and the weight-stationary block-end unit's."""
-    from hw.registry import hardware
-    from hw.ws_pe import WSBlockEnd
-    from .timing import Registered, analyze
-    pe = hardware(config).pe
-    designs = {pe.__name__: Registered(pe(config), outputs=False)}
-    if block_end:
-        designs["WSBlockEnd"] = Registered(WSBlockEnd(config), outputs=False)
-    paths = [analyze(d, lib, clock_ps, top=f"{config.name}_{label.lower()}",
-                     yosys=yosys)["critical_path_ps"] for label, d in designs.items()]
-    paths = [p for p in paths if p]
-    return max(paths) if paths else None
+def fmax_period(config, library, clock_ps, *, yosys=None, cache=None):
+    """The cycle time (ps) ``config``'s energy is priced at: the critical path of the
+    array's PE at the mapping clock ``clock_ps``, exactly as the timing reports give it
+    (:func:`synth.timing.pe_timing`: the worst of the PE's modules, the
+    weight-stationary MX block-end unit included, under the size-free top names every
+    array size shares); ``None`` when no module has a register-to-register path.  The
+    one Fmax of ``python -m synth --energy``, ``python -m synth.table --energy`` and
+    ``python -m dse --energy``."""
+    from .timing import pe_timing
+    return pe_timing(config, library, clock_ps, yosys=yosys, cache=cache)["critical_path_ps"]
 
 
 def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
@@ -51,14 +48,16 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     ----------
     clock_ps : float or None
         The clock: mapping target and cycle time.  ``None``: map for 40 FO4
-        (:func:`synth.timing.default_clock_ps`) and run at the PE's fmax from timing.
+        (:func:`synth.timing.default_clock_ps`) and run at the array's Fmax from
+        timing (:func:`fmax_period` of ``config``, the timing reports' figure).
     gemm : (m, k, n) or None
         The GEMM whose stream drives the PE and whose buffer accesses are priced
         (default the config's largest, ``m_max x k_max x n_max``).
     pe_config : golden.Config or None
-        The config whose PE (0, 0) is mapped, timed and simulated (default ``config``;
-        the design-space study passes a 1 x 1 array so that array sizes share it); the
-        buffers are always ``config``'s.
+        The config whose PE is mapped and simulated (default ``config``; the
+        design-space study passes a 1 x 1 output-stationary array, or one column of a
+        weight-stationary one, whose rows decide the fold and the partial sums, so that
+        array sizes share it); the buffers and the clock are always ``config``'s.
     """
     from .memory import buffer_report
     from .area import SRAM_GE_PER_BIT
@@ -70,8 +69,12 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     from golden.config import Dataflow
     pe_config = config if pe_config is None else pe_config
     ws_mx = config.dataflow == Dataflow.WS and config.scaled
-    crit = _fmax(pe_config, library, map_clock, yosys, block_end=ws_mx)
-    period = float(clock_ps) if clock_ps is not None else float(crit or map_clock)
+    # The clock of ``config``'s array (not pe_config's): the timing reports' Fmax.
+    if clock_ps is not None:
+        period = float(clock_ps)
+    else:
+        period = float(fmax_period(config, library, map_clock, yosys=yosys, cache=cache)
+                       or map_clock)
     pe = pe_energy(pe_config, library, map_clock, data=data, gemm=(m, k, n), cycles=cycles,
                    seed=seed, period_ps=period, yosys=yosys, cache=cache)
     per_mac = {c: pe["logic_fj"][c] / pe["macs"] / 1000.0 for c in ENERGY_CATEGORIES}
@@ -111,7 +114,9 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
     if config.dataflow == Dataflow.OS:
         scope = "PE (0, 0) with its input (link) registers"
     else:
-        scope = "WSPE (0, 0) with its input registers" + (
+        from .energy import ws_energy_row
+        scope = (f"WSPE ({ws_energy_row(pe_config)}, 0) with its link registers, psum_in "
+                 "from the PE above (golden's partial sums)") + (
             f"; plus column 0's first MX block-end unit (converter and binary32 adder) "
             f"amortized over the {block_end['pes_per_unit']} PEs whose sums it closes"
             if ws_mx else "")
@@ -136,7 +141,7 @@ def energy_report(config, library, clock_ps=None, *, data="gaussian", gemm=None,
         "label": LABEL,
         "scope": scope,
         "note": (f"logic in {library.name} at {library.voltage:g} V, per dense-equivalent "
-                 f"MAC of PE (0, 0) over {pe['cycles']} cycles; buffers from "
+                 f"MAC of the PE over {pe['cycles']} cycles; buffers from "
                  f"{model['name']} at {model['node_nm']} nm, not scaled to the logic's "
                  "node; 2 ops per MAC; array/engine control logic and PE-to-PE wires "
                  "not included"),

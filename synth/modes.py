@@ -66,12 +66,12 @@ def modes_energy(config, library, clock_ps=None, *, data="gaussian", gemm=None,
 
     ``gemm`` defaults to ``m_max x k_max x n_max``; it runs in every mode."""
     from .energy import pe_energy
-    from .energy_report import _fmax, energy_report
+    from .energy_report import energy_report, fmax_period
     from .timing import default_clock_ps
     m, k, n = gemm or (config.m_max, config.k_max, config.n_max)
     map_clock = default_clock_ps(library) if clock_ps is None else float(clock_ps)
-    crit = _fmax(config, library, map_clock, yosys)
-    period = float(clock_ps) if clock_ps is not None else float(crit or map_clock)
+    period = float(clock_ps) if clock_ps is not None else float(
+        fmax_period(config, library, map_clock, yosys=yosys, cache=cache) or map_clock)
     out = {"library": library.name, "clock_ps": map_clock, "period_ps": period,
            "fmax_mhz": round(1e6 / period, 2), "gemm": [m, k, n], "data": data,
            "modes": {}}

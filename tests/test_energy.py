@@ -275,6 +275,14 @@ def test_synth_energy_cli_writes_the_report(tmp_path, capsys):
     assert r["buffer_model"]["node_nm"] == 45 and "not scaled" in r["note"]
     assert r["cycles"] == 10_000 and f"{r['cycles']} cycles" in text
     assert "pJ/MAC" in text and "TOPS/W" in text
+    # One Fmax: TOPS/W is priced at the clock the timing report gives for the same flags.
+    tim = tmp_path / "t.json"
+    assert synth_main(["--format", "mxfp4_e2m1", "--sparsity", "2:4", "--liberty", "osu018",
+                       "--json", str(tim)]) == 0
+    t = json.loads(tim.read_text())
+    worst = min(m["fmax_mhz"] for m in t["modules"].values() if m["fmax_mhz"])
+    assert r["fmax_mhz"] == t["fmax_mhz"] == worst
+    assert r["period_ps"] == t["critical_path_ps"]
 
 
 # -- python -m synth.table --energy --------------------------------------------------------------
@@ -500,7 +508,7 @@ def test_ws_mx_report_adds_the_block_end_per_mac(monkeypatch):
           "cycles": 10, "sim_seconds": 0.1}
     be = {"logic_fj": {**zero, "converter": 600.0, "output_accumulator": 200.0}, "macs": 8.0,
           "cycles": 10, "sim_seconds": 0.1, "cells": 5}
-    monkeypatch.setattr(er, "_fmax", lambda *a, **kw: 5000.0)
+    monkeypatch.setattr(er, "fmax_period", lambda *a, **kw: 5000.0)
     monkeypatch.setattr(er, "pe_energy", lambda *a, **kw: pe)
     monkeypatch.setattr(er, "block_end_energy", lambda *a, **kw: be)
     lib = type("Lib", (), {"name": "fake", "voltage": 1.0})()
@@ -513,3 +521,99 @@ def test_ws_mx_report_adds_the_block_end_per_mac(monkeypatch):
     assert r["block_end"]["pj_per_mac"] == pytest.approx(0.1)
     assert r["block_end"]["pes_per_unit"] == config.ws_block_end_rows[0] + 1
     assert "block-end unit" in r["scope"] and "not included" not in r["scope"]
+    assert (r["period_ps"], r["fmax_mhz"]) == (5000.0, 200.0)
+
+
+# -- the weight-stationary PE's partial sums (issue #14: psum_in is not the PE's register) ------
+
+def _signed(x, bits):
+    x = int(x) & ((1 << bits) - 1)
+    return x - (1 << bits) if x >> (bits - 1) else x
+
+
+def test_ws_int8_pe_receives_the_sums_of_the_rows_above():
+    """Independent of golden.psum: row r's psum_in for activation row i in a pass is the
+    int32 GEMM of the activations masked to the pass's K-groups above row r."""
+    from dataclasses import replace
+    from golden.gemm import gemm_encoded
+    from hw.ws_pe import ws_control_layout
+    config = Config(a_format="int8", w_format="int8", sparsity=(2, 4), rows=4, cols=2,
+                    m_max=3, k_max=64, n_max=4, dataflow="ws")
+    m, k, n = 3, 64, 4
+    f_groups, mg = config.ws_fold_groups, config.m_group
+    enc = make_operands(config, m, k, n, seed=0)
+    t, p, c, tile, fold, _, _ = energy._ws_passes(config, m, k, n, 100_000)
+    assert energy.ws_energy_row(config) == f_groups // 2
+    for r in range(f_groups):
+        stream, valid = energy.ws_pe_stream(config, m, k, n, cycles=100_000, row=r)
+        ctl = stream["ctl"].astype(np.int64)
+        assert valid == ((ctl >> ws_control_layout["valid"].offset) & 1).sum() \
+            == config.schedule.passes(k, n) * m
+        got = np.array([_signed(x, config.acc_bits) for x in stream["psum_in"]])
+        want = np.zeros(len(t), np.int64)
+        for f in np.unique(fold):
+            a = np.zeros_like(enc.a_codes)
+            lo, hi = f * f_groups * mg, (f * f_groups + r) * mg
+            a[:, lo:hi] = enc.a_codes[:, lo:hi]
+            ref, _ = gemm_encoded(replace(enc, a_codes=a), config, terms=True)
+            on = (t >= 0) & (c < m) & (fold == f)
+            want[on] = ref[c[on], tile[on] * config.cols]
+        assert np.array_equal(got, want), r
+        assert (r == 0) == (not got.any())
+
+
+def test_ws_mx_pe_sums_restart_below_a_block_end():
+    """MX with two blocks per pass: row r's psum_in is the sum of the K-groups of rows
+    s .. r-1 of the pass, s the first row of r's block (the block-end unit above
+    restarts the exact sum at zero)."""
+    from golden.psum import group_sums
+    config = Config(a_format="mxfp4_e2m1", w_format="mxfp4_e2m1", sparsity=(2, 4),
+                    block_size=16, rows=8, cols=2, m_max=3, k_max=128, n_max=2,
+                    dataflow="ws")
+    m, k, n = 3, 128, 2
+    gpb = config.groups_per_block
+    assert config.ws_block_end_rows == (gpb - 1, 2 * gpb - 1) and not config.ws_carry_exact
+    assert energy.ws_energy_row(config) == gpb // 2
+    enc = make_operands(config, m, k, n, seed=0)
+    sums = group_sums(enc, config, 0)
+    t, p, c, tile, fold, _, _ = energy._ws_passes(config, m, k, n, 100_000)
+    on = (t >= 0) & (c < m)
+    bits = config.block_acc_bits
+    for r in range(config.ws_fold_groups):
+        stream, _ = energy.ws_pe_stream(config, m, k, n, cycles=100_000, row=r)
+        got = np.array([_signed(x, bits) for x in stream["psum_in"]], dtype=object)
+        s = r // gpb * gpb
+        for x in np.flatnonzero(on):
+            g0 = fold[x] * config.ws_fold_groups
+            assert got[x] == sum(sums[g0 + q, c[x]] for q in range(s, r)), (r, x)
+        assert (got[~on] == 0).all()
+        assert (r % gpb == 0) == (not got.any())
+
+
+def test_ws_mx_pe_refuses_operands_with_specials():
+    config = _cfg("mxfp8_e4m3", dataflow="ws")
+    with pytest.raises(ValueError, match=r"^The weight-stationary PE energy stream models "
+                       r"finite operands only, and data class specials has NaN or Inf codes$"):
+        energy.ws_pe_stream(config, 4, 256, 4, data="specials")
+
+
+@needs_osu
+def test_ws_energy_design_leaves_psum_in_to_the_pe_above():
+    """psum_in drives the PE's adder straight (no register: it is the PE above's
+    psum_out), every other input drives a link register; psum_in's net energy is the
+    adder's unit, not a pipeline register's."""
+    config = _cfg("mxfp4_e2m1", dataflow="ws")
+    net = energy.Netlist(energy.mapped_pe(config, OSU, 4000.0), OSU, config.scaled)
+    ports = net.module["ports"]
+    seq = {k for k, t in enumerate(net.types) if OSU.cells[t].sequential}
+    sinks = lambda port: [k for b in ports[port]["bits"] for k, _ in net.sinks.get(b, ())]  # noqa: E731
+    units = lambda port: set().union(*(net.categories[k] for k in sinks(port)))  # noqa: E731
+    assert sinks("psum_in") and not set(sinks("psum_in")) & seq
+    assert units("psum_in") == {"block_accumulator"}
+    for port in ("a", "ctl", "ld_w"):
+        assert sinks(port) and units(port) == {"pipeline_registers"}, port
+    toggles = {("psum_in", b): 10 for b in range(len(ports["psum_in"]["bits"]))}
+    e, sw = energy.energy_of(net, {}, toggles, 1, 4000.0)
+    assert sw > 0 and e["block_accumulator"] > 0
+    assert all(v == 0 for c, v in e.items() if c not in ("block_accumulator", "clock",
+                                                         "leakage"))

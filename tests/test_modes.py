@@ -648,7 +648,7 @@ def test_synth_liberty_and_energy_per_mode(monkeypatch, tmp_path, capsys):
     from synth import energy, energy_report, timing
     calls = []
     monkeypatch.setattr(timing, "timing_report", _fake_timing)
-    monkeypatch.setattr(energy_report, "_fmax", lambda c, *a, **k: 2000.0)
+    monkeypatch.setattr(energy_report, "fmax_period", lambda c, *a, **k: 2000.0)
 
     def fake_pe_energy(config, library, clock_ps, *, mode=None, **kw):
         calls.append((config.name, None if mode is None else mode.spec, kw["period_ps"]))
