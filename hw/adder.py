@@ -26,9 +26,12 @@ def _extend(value, width):
     return v[:width]
 
 
-def prefix_add(a, b, width, carry_in=0):
+def prefix_add(a, b, width, carry_in=0, m=None):
     """``(a + b + carry_in) mod 2**width`` as a Kogge-Stone prefix adder (an unsigned
-    ``width``-bit value; ``a``/``b`` are extended by their own signedness)."""
+    ``width``-bit value; ``a``/``b`` are extended by their own signedness).  Given a
+    module ``m``, each prefix level is a signal in its comb domain (the same logic; the
+    Python simulator then evaluates each level once instead of copying it into the
+    next)."""
     x, y = _extend(a, width), _extend(b, width)
     p = x ^ y
     g = x & y
@@ -42,9 +45,13 @@ def prefix_add(a, b, width, carry_in=0):
         # would clear P, so the P shift fills with ones there).
         gg = gg | (pp & (gg << span)[:width])
         pp = pp & Cat(Const((1 << span) - 1, span), pp)[:width]
+        if m is not None:
+            g_level, p_level = Signal(width), Signal(width)
+            m.d.comb += [g_level.eq(gg), p_level.eq(pp)]
+            gg, pp = g_level, p_level
         span *= 2
     # Carry into bit i is the group generate of bits 0..i-1 (plus the carry in at 0).
-    c0 = Const(0, 1) if isinstance(carry_in, int) else carry_in
+    c0 = Const(carry_in & 1, 1) if isinstance(carry_in, int) else carry_in
     return (p ^ Cat(c0, gg[:width - 1]))[:width]
 
 

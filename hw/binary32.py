@@ -12,6 +12,7 @@ from golden.latency import LATENCY
 from golden.binary32 import CANONICAL_NAN
 from golden.quant import SCALE_BIAS, SCALE_NAN
 from .component import ConfigComponent
+from .adder import prefix_add
 from .element import binary32_layout
 
 __all__ = ["BlockConverter", "Float32Adder", "BINARY32_QNAN", "BINARY32_INF",
@@ -47,12 +48,35 @@ _B32_MAG = _B32_BITS - 1                  # width of the magnitude (all but the 
 
 
 def _leading_one(m, value, name):
-    """Position of the most significant set bit of ``value`` (0 when ``value`` is 0)."""
+    """Position of the most significant set bit of ``value`` (0 when ``value`` is 0).
+
+    A tree (log2 of the width mux levels, not a priority chain of one mux per bit): each
+    node of width ``2w`` takes its upper half's position when that half has a set bit,
+    else its lower half's, and that choice is the position's next bit."""
     pos = Signal(range(max(len(value), 2)), name=name)
-    # Later assignments win, so the highest set bit decides.
-    for i in range(len(value)):
-        with m.If(value[i]):
-            m.d.comb += pos.eq(i)
+    size = 1 << max(len(value) - 1, 1).bit_length()
+    bits = Cat(value, Const(0, size - len(value)))
+    # Each node: (some bit set, position within the node, as a list of bits LSB first).
+    # Each level is a signal, so no expression is copied into the next level twice.
+    any_ = Signal(size, name=f"{name}_any0")
+    m.d.comb += any_.eq(bits)
+    at, level = None, 0
+    while size > 1:
+        size, level = size // 2, level + 1
+        lo_any, hi_any = any_[0::2], any_[1::2]
+        nxt_any = Signal(size, name=f"{name}_any{level}")
+        nxt_at = Signal(size * level, name=f"{name}_at{level}")
+        m.d.comb += nxt_any.eq(lo_any | hi_any)
+        parts = []
+        for i in range(size):
+            hi = hi_any[i]
+            if at is not None:
+                parts.append(Mux(hi, at.word_select(2 * i + 1, level - 1),
+                                 at.word_select(2 * i, level - 1)))
+            parts.append(hi)
+        m.d.comb += nxt_at.eq(Cat(*parts))
+        any_, at = nxt_any, nxt_at
+    m.d.comb += pos.eq(at)
     return pos
 
 
@@ -335,7 +359,14 @@ class Float32Adder(wiring.Component):
         m = Module()
         st = _Stages(m, ADD_CUTS[:self._stages])
         # Order by magnitude: for binary32 the 31-bit pattern compares like the value.
-        a_big = self.a[:_B32_MAG] >= self.b[:_B32_MAG]
+        # Every comparison and difference here is a prefix adder on a and b themselves,
+        # in parallel with the ordering, not after it (a Yosys ``>=`` or ``-`` is a ripple
+        # chain, and an exponent difference after the swap mux was the stage's path).
+        a_mag, b_mag = self.a[:_B32_MAG], self.b[:_B32_MAG]
+        # a - b on 32 bits: its sign bit is clear exactly when |a| >= |b|.
+        a_big = Signal(name="a_big")
+        m.d.comb += a_big.eq(~prefix_add(a_mag, ~Cat(b_mag, Const(0, 1)), _B32_MAG + 1,
+                                         carry_in=1, m=m)[_B32_MAG])
         x = Signal(_B32_BITS, name="x")
         y = Signal(_B32_BITS, name="y")
         m.d.comb += [x.eq(Mux(a_big, self.a, self.b)), y.eq(Mux(a_big, self.b, self.a))]
@@ -350,19 +381,32 @@ class Float32Adder(wiring.Component):
             is_inf = (exp == _B32_EXP_ONES) & (man == 0)
             return sig, eff_exp, is_nan, is_inf
 
-        sig_x, exp_x, nan_x, inf_x = unpack(x, "x")
-        sig_y, exp_y, nan_y, inf_y = unpack(y, "y")
+        sig_x, exp_x, _, _ = unpack(x, "x")
+        sig_y, _, _, _ = unpack(y, "y")
+        _, exp_a, nan_a, inf_a = unpack(self.a, "a")
+        _, exp_b, nan_b, inf_b = unpack(self.b, "b")
         sign_x, sign_y = binary32_layout(x).sign, binary32_layout(y).sign
+        sign_a, sign_b = binary32_layout(self.a).sign, binary32_layout(self.b).sign
 
         # Align y: three extra bits (guard, round, sticky).  Anything shifted past them
         # only matters through the sticky bit, and 27 positions shift out everything.
         grs = 3
         wide = _B32_MBITS + 1 + grs
-        diff = exp_x - exp_y
+
+        def shift_amount(big, small, name):
+            # big - small (>= 0 whenever this one is selected), clamped to ``wide``.
+            diff = Signal(_B32_EBITS + 1, name=f"{name}_diff")
+            m.d.comb += diff.eq(prefix_add(big, ~Cat(small, Const(0, 1)), _B32_EBITS + 1,
+                                           carry_in=1, m=m))
+            return Mux(diff > wide, wide, diff)
+
         d = Signal(range(wide + 1), name="align")
-        m.d.comb += d.eq(Mux(diff > wide, wide, diff))
-        special = {"nan": nan_x | nan_y | (inf_x & inf_y & (sign_x ^ sign_y)), "inf": inf_x,
-                   "sign_x": sign_x, "sign_y": sign_y}
+        m.d.comb += d.eq(Mux(a_big, shift_amount(exp_a, exp_b, "ab"),
+                             shift_amount(exp_b, exp_a, "ba")))
+        # NaN and Inf are symmetric in a and b: when either is Inf and no NaN is, the
+        # larger operand x is an Inf.
+        special = {"nan": nan_a | nan_b | (inf_a & inf_b & (sign_a ^ sign_b)),
+                   "inf": inf_a | inf_b, "sign_x": sign_x, "sign_y": sign_y}
         v = st.cut("align", sig_x=sig_x, sig_y=sig_y, exp_x=exp_x, d=d, **special)
         sig_x, sig_y, exp_x, d = v.pop("sig_x"), v.pop("sig_y"), v.pop("exp_x"), v.pop("d")
         special = v
@@ -377,15 +421,19 @@ class Float32Adder(wiring.Component):
         x_al = Cat(Const(0, grs), sig_x)
 
         total = Signal(wide + 1, name="total")
-        with m.If(special["sign_x"] ^ special["sign_y"]):
-            m.d.comb += total.eq(x_al - y_al)
-        with m.Else():
-            m.d.comb += total.eq(x_al + y_al)
+        sub = Signal(name="sub")
+        m.d.comb += sub.eq(special["sign_x"] ^ special["sign_y"])
+        # x_al >= y_al, so x_al - y_al = x_al + ~y_al + 1 never goes below zero.
+        y_ext = Cat(y_al, Const(0, 1))
+        m.d.comb += total.eq(prefix_add(x_al, Mux(sub, ~y_ext, y_ext), wide + 1,
+                                        carry_in=sub, m=m))
         # exp_x - 153 lies in [-152, 102]: the exponent field width plus a sign bit and
         # one bit of margin.
         exp0 = Signal(signed(_B32_EBITS + 2), name="exp0")
         m.d.comb += exp0.eq(exp_x - (_B32_BIAS + _B32_MBITS + grs))
-        special["zero"] = total == 0
+        # The sum is zero when the operands cancel or are both zero: compared, not read
+        # off the adder's output.
+        special["zero"] = Mux(sub, x_al == y_al, (sig_x == 0) & (y_al == 0))
         v = st.cut("add", total=total, exp0=exp0, **special)
         total, exp0 = v.pop("total"), v.pop("exp0")
         # exp_x >= 1, so -126 - exp0 <= 26: the rounding shift never exceeds 27.

@@ -547,13 +547,15 @@ class _AdderTop(Elaboratable):
         self.a, self.b, self.c = Signal(signed_(11)), Signal(17), Signal(signed_(6))
         self.cin = Signal()
         self.two, self.many = Signal(17), Signal(17)
+        self.plus_one = Signal(17)     # a constant carry in, with signals per level
         self._ops = (prefix_add, multi_add)
 
     def elaborate(self, platform):
         prefix_add, multi_add = self._ops
         m = Module()
         m.d.comb += [self.two.eq(prefix_add(self.a, self.b, 17, self.cin)),
-                     self.many.eq(multi_add([self.a, self.b, self.c, self.b, self.a], 17))]
+                     self.many.eq(multi_add([self.a, self.b, self.c, self.b, self.a], 17)),
+                     self.plus_one.eq(prefix_add(self.a, self.b, 17, 1, m=m))]
         return m
 
 
@@ -566,7 +568,7 @@ def test_prefix_and_multi_operand_adders_wrap_like_plus():
     cin = rng.integers(0, 2, n)
     a[:4], b[:4], cin[:4] = [-1, -1, 1023, -1024], [(1 << 17) - 1, 1, 0, 0], [1, 1, 0, 1]
     top = _AdderTop()
-    got = {"two": [], "many": []}
+    got = {"two": [], "many": [], "plus_one": []}
     sim = Simulator(top)
 
     async def bench(ctx):
@@ -577,12 +579,14 @@ def test_prefix_and_multi_operand_adders_wrap_like_plus():
             ctx.set(top.cin, int(cin[i]))
             got["two"].append(ctx.get(top.two))
             got["many"].append(ctx.get(top.many))
+            got["plus_one"].append(ctx.get(top.plus_one))
 
     sim.add_testbench(bench)
     sim.run()
     mask = (1 << 17) - 1
     assert got["two"] == ((a + b + cin) & mask).tolist()
     assert got["many"] == ((2 * a + 2 * b + c) & mask).tolist()
+    assert got["plus_one"] == ((a + b + 1) & mask).tolist()
 
 
 class _SplitTop(Elaboratable):

@@ -489,16 +489,29 @@ def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
 # turns it into a failure that asks for the mark to go.  (The OS MX block accumulator
 # closed with its carry-save form, hw.pe.PE._mx_pipeline.)
 _OPEN = pytest.mark.xfail(strict=True, reason="WS psum chain not yet split (issue #13)")
-_FO4_CONFIGS = [("int8", (2, 4), "os"), ("mxfp8_e4m3", (2, 4), "os"),
-                ("mxfp4_e2m1", (2, 4), "os"),
+#: The unified PE of docs/reconfigurable.md (hw.multi_pe.MultiPE): a config of modes
+#: in place of a format, timed with its shared units (MultiSlot, ByteSelect).
+_MODES = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p"
+_FO4_CONFIGS = [("int8", (2, 4), "os"), ("int8", (4, 4), "os"),
+                ("mxfp8_e4m3", (2, 4), "os"), ("mxfp8_e5m2", (2, 4), "os"),
+                ("mxfp8_e4m3", (1, 4), "os"), ("mxfp4_e2m1", (2, 4), "os"),
+                pytest.param(_MODES, None, "os", marks=pytest.mark.xfail(
+                    strict=True, reason="MultiSlot's split multiply, negate and add "
+                    "in one stage: 54.5 FO4 in OSU018 (issue #13)")),
                 pytest.param("mxfp8_e4m3", (2, 4), "ws", marks=_OPEN)]
-_FO4_IDS = ["int8-2of4-os", "mxfp8_e4m3-2of4-os", "mxfp4_e2m1-2of4-os", "mxfp8_e4m3-2of4-ws"]
+_FO4_IDS = ["int8-2of4-os", "int8-4of4-os", "mxfp8_e4m3-2of4-os", "mxfp8_e5m2-2of4-os",
+            "mxfp8_e4m3-1of4-os", "mxfp4_e2m1-2of4-os", "three-modes-os",
+            "mxfp8_e4m3-2of4-ws"]
 
 
 def _assert_closes_40_fo4(fmt, sparsity, dataflow, spec):
     from golden import Config
-    cfg = Config(rows=8, cols=8, a_format=fmt, w_format=fmt, sparsity=sparsity,
-                 dataflow=dataflow)
+    if sparsity is None:
+        cfg = Config(rows=8, cols=8, modes=fmt, dataflow=dataflow)
+        assert cfg.unified
+    else:
+        cfg = Config(rows=8, cols=8, a_format=fmt, w_format=fmt, sparsity=sparsity,
+                     dataflow=dataflow)
     r = timing.timing_report(cfg, _library(spec))
     worst = {label: m["critical_path_fo4"] for label, m in r["modules"].items()}
     assert all(v is not None for v in worst.values()), worst
