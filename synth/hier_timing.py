@@ -43,10 +43,10 @@ from . import nldm, sta
 from .area import cache_dir
 from .rtlil import instance_tree, rtlil_of, split_modules
 from .timing import (TARGET_FO4, abc_constraints, default_clock_ps, liberty_file,
-                     mapping_commands)
+                     mapping_commands, register_names)
 from .yosys import run_yosys, yosys_version
 
-__all__ = ["design_timing", "hier_mapping_commands", "extract_memories", "macro_liberty",
+__all__ = ["design_timing", "hierarchy_timing", "hier_mapping_commands", "extract_memories", "macro_liberty",
            "netlist_cache", "MACRO_PREFIX", "TIMING_TOPS"]
 
 #: Cell-type prefix of the buffers' macro cells (see :func:`extract_memories`).
@@ -376,6 +376,30 @@ def _inside(point, pes):
     return None
 
 
+class _Registers:
+    """Start/end points as the register bits they are (``array/pe_0_0/pe/acc_7``): the
+    leaf flip-flop's output net in its module's netlist
+    (:func:`synth.timing.register_names`), else the name OpenSTA gave."""
+
+    def __init__(self, tree, modules, mapped, lib):
+        self._key = {_sta_path(p): modules[n].key for p, n in tree.items()}
+        self._mapped, self._lib, self._regs = mapped, lib, {}
+
+    def point(self, point):
+        inst, _, leaf = point.rpartition("/")
+        key = self._key.get(inst)
+        if key is None:
+            return point
+        if key not in self._regs:
+            self._regs[key] = register_names(self._mapped[key]["netlist"], self._lib)
+        reg = self._regs[key].get(leaf.split("/")[0])
+        return f"{inst}/{reg}" if reg and inst else reg or point
+
+    def named(self, path):
+        return dict(path, start_point=self.point(path["start_point"]),
+                    end_point=self.point(path["end_point"]))
+
+
 def _false_inside(pes):
     """OpenSTA commands that declare every path between two registers of one PE false:
     each register (leaf) is filed under the PE instance its hierarchical name starts with."""
@@ -435,18 +459,29 @@ def design_timing(config, top="engine", library="osu018", clock_ps=None, *, yosy
         (flip-flops of the whole design, instances counted) and ``logic_area_um2``.
     """
     from golden.config import Config
-    from hw.registry import hardware, pe_module_name
+    from hw.registry import pe_module_name
     from .estimate import build_parts
     if not isinstance(config, Config):
         raise TypeError(f"config must be a golden.Config, not {config!r}")
     if top not in TIMING_TOPS:
         raise ValueError(f"top must be one of {', '.join(TIMING_TOPS)}, not {top!r}")
+    parts = build_parts(config, top)
+    name = next(iter(parts))
+    return hierarchy_timing(parts, name, library, clock_ps, pe_module=pe_module_name(name),
+                            yosys=yosys, sta_exe=sta_exe, cache=cache, keep=keep,
+                            paths=paths, top_label=top)
+
+
+def hierarchy_timing(parts, name, library="osu018", clock_ps=None, *, pe_module=None,
+                     yosys=None, sta_exe=None, cache=None, keep=None, paths=20,
+                     top_label=None):
+    """:func:`design_timing` of any design given as parts (module name -> component, the
+    top ``name`` among them, as :func:`synth.area.synthesize` takes them); the instances
+    of module ``pe_module`` are the PEs the own-logic report looks outside of."""
     lib = library if isinstance(library, nldm.Library) else nldm.find_library(library)
     sta.sta_executable(sta_exe)
     clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
     lib_path = liberty_file(lib)
-    parts = build_parts(config, top)
-    name = next(iter(parts))
     texts = [rtlil_of(c, n)[0] for n, c in parts.items()]
     modules = split_modules("\n".join(texts))
     tree = instance_tree(modules, name)
@@ -457,8 +492,7 @@ def design_timing(config, top="engine", library="osu018", clock_ps=None, *, yosy
     ncache = netlist_cache(cache)
     mapped = {k: _map_module(m, by_key, modules, lib, lib_path, clock, yosys, ncache)
               for k, m in by_key.items()}
-    pe_mod = pe_module_name(name)
-    pes = sorted(_sta_path(p) for p, n in tree.items() if n == pe_mod)
+    pes = sorted(_sta_path(p) for p, n in tree.items() if n == pe_module)
     memories = {}
     for p, n in tree.items():
         for inst, cell in mapped[modules[n].key]["macros"].items():
@@ -484,15 +518,16 @@ def design_timing(config, top="engine", library="osu018", clock_ps=None, *, yosy
             shutil.copytree(tmp, keep, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("cells.lib"))
     all_text, own_text = out.split("@@ALL", 1)[1].split("@@OWN", 1)
-    worst = _parse_paths(all_text, lib.time_unit_ps, clock)
-    own = [p for p in _parse_paths(own_text, lib.time_unit_ps, clock)
+    names = _Registers(tree, modules, mapped, lib)
+    worst = [names.named(p) for p in _parse_paths(all_text, lib.time_unit_ps, clock)]
+    own = [names.named(p) for p in _parse_paths(own_text, lib.time_unit_ps, clock)
            if not (_inside(p["start_point"], pes)
                    and _inside(p["start_point"], pes) == _inside(p["end_point"], pes))]
     count = {}
     for n in tree.values():
         count[modules[n].key] = count.get(modules[n].key, 0) + 1
     res = {"library": lib.name, "clock_ps": clock, "fo4_ps": round(lib.fo4_ps, 3),
-           "target_fo4": TARGET_FO4, "label": sta.LABEL, "top": top,
+           "target_fo4": TARGET_FO4, "label": sta.LABEL, "top": top_label or name,
            **_figures(worst[0] if worst else None, lib)}
     res["own_logic"] = _figures(own[0] if own else None, lib)
     res["own_logic"]["paths"] = [_figures(p, lib) for p in own]
