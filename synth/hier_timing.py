@@ -36,18 +36,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nmmx.cache import Cache, Number
+from nmmx.cache import Cache, DictOf, ListOf, Number, TupleOf
 from nmmx.files import atomic_write
 
 from . import nldm, sta
 from .area import cache_dir
-from .rtlil import instance_tree, rtlil_of, split_modules
+from .rtlil import RtlilModule, instance_tree, rtlil_of, split_modules
 from .timing import (TARGET_FO4, abc_constraints, default_clock_ps, liberty_file,
                      mapping_commands, register_names)
 from .yosys import run_yosys, yosys_version
 
 __all__ = ["design_timing", "hierarchy_timing", "hier_mapping_commands", "extract_memories", "macro_liberty",
-           "netlist_cache", "MACRO_PREFIX", "TIMING_TOPS"]
+           "netlist_cache", "design_cache", "MACRO_PREFIX", "TIMING_TOPS"]
 
 #: Cell-type prefix of the buffers' macro cells (see :func:`extract_memories`).
 MACRO_PREFIX = "nmmx_sram_"
@@ -296,13 +296,23 @@ def macro_liberty(cells, library):
 def netlist_cache(root=None):
     """Mapped module netlists under ``root/hier_timing`` (default :func:`synth.area.cache_dir`)."""
     return Cache(cache_dir() if root is None else root, name="mapped module", version=2,
-                 fields={"netlist": str, "macros": {}, "flops": int, "area_um2": Number},
+                 fields={"netlist": str, "macros": DictOf(str), "flops": int,
+                         "area_um2": Number},
                  layout=lambda key: f"hier_timing/{key}.json")
 
 
+def design_cache(root=None):
+    """Module trees of timed designs and their netlists' cache keys, under
+    ``root/hier_timing/designs`` (default :func:`synth.area.cache_dir`)."""
+    return Cache(cache_dir() if root is None else root, name="timed design", version=1,
+                 fields={"modules": DictOf(TupleOf(str, ListOf(TupleOf(str, str)))),
+                         "netlists": DictOf(str)},
+                 layout=lambda key: f"hier_timing/designs/{key}.json")
+
+
 def _map_module(mod, by_key, modules, lib, lib_path, clock_ps, yosys, cache):
-    """Mapped netlist of one unique module (cached): ``{"netlist", "macros", "flops",
-    "area_um2"}`` (``macros``: instance -> macro cell type)."""
+    """``(cache key, mapped netlist)`` of one unique module (cached): ``{"netlist",
+    "macros", "flops", "area_um2"}`` (``macros``: instance -> macro cell type)."""
     text, macros = extract_memories(mod.canonical)
     stubs = [by_key[modules[c].key].stub() for c in sorted({c for _, c in mod.children},
                                                          key=lambda c: modules[c].key)]
@@ -317,7 +327,7 @@ def _map_module(mod, by_key, modules, lib, lib_path, clock_ps, yosys, cache):
         "constr": abc_constraints(lib), "yosys": yosys_version(yosys)}, sort_keys=True))
     hit = cache.get(key)
     if hit is not None:
-        return hit
+        return key, hit
     with tempfile.TemporaryDirectory(prefix="nmmx-hier-") as tmp:
         Path(tmp, "module.il").write_text(source)
         shutil.copyfile(lib_path, Path(tmp, "cells.lib"))
@@ -339,7 +349,7 @@ def _map_module(mod, by_key, modules, lib, lib_path, clock_ps, yosys, cache):
            "area_um2": round(sum(lib.cells[t].area_um2 * n for t, n in by_type.items()
                                  if t in lib.cells), 4)}
     cache.put(key, out)
-    return out
+    return key, out
 
 
 def _only_module(netlist, top):
@@ -454,7 +464,8 @@ def design_timing(config, top="engine", library="osu018", clock_ps=None, *, yosy
         of the whole design (``critical_path_ps``, ``critical_path_fo4``, ``fmax_mhz``,
         ``start_point``, ``end_point``: hierarchical OpenSTA pin names), ``own_logic``
         (the same keys for the worst path not entirely inside one PE, plus ``paths``:
-        the worst such paths, one per endpoint), ``pe_instances``, ``modules`` (unique
+        the worst such paths, one per endpoint), ``crossing`` (the worst path through a
+        port of a submodule of the top: one that crosses a module boundary), ``pe_instances``, ``modules`` (unique
         modules mapped), ``memories`` (macro instance path -> cell type), ``flops``
         (flip-flops of the whole design, instances counted) and ``logic_area_um2``.
     """
@@ -465,33 +476,61 @@ def design_timing(config, top="engine", library="osu018", clock_ps=None, *, yosy
         raise TypeError(f"config must be a golden.Config, not {config!r}")
     if top not in TIMING_TOPS:
         raise ValueError(f"top must be one of {', '.join(TIMING_TOPS)}, not {top!r}")
-    parts = build_parts(config, top)
-    name = next(iter(parts))
-    return hierarchy_timing(parts, name, library, clock_ps, pe_module=pe_module_name(name),
-                            yosys=yosys, sta_exe=sta_exe, cache=cache, keep=keep,
-                            paths=paths, top_label=top)
+    from .estimate import _design_key
+    name = config.name
+    return hierarchy_timing(lambda: build_parts(config, top, name), name, library, clock_ps,
+                            pe_module=pe_module_name(name), yosys=yosys, sta_exe=sta_exe,
+                            cache=cache, keep=keep, paths=paths, top_label=top,
+                            design_key=_design_key(config, top))
 
 
 def hierarchy_timing(parts, name, library="osu018", clock_ps=None, *, pe_module=None,
                      yosys=None, sta_exe=None, cache=None, keep=None, paths=20,
-                     top_label=None):
+                     top_label=None, design_key=None):
     """:func:`design_timing` of any design given as parts (module name -> component, the
-    top ``name`` among them, as :func:`synth.area.synthesize` takes them); the instances
-    of module ``pe_module`` are the PEs the own-logic report looks outside of."""
+    top ``name`` among them, as :func:`synth.area.synthesize` takes them, or a function
+    that returns them); the instances of module ``pe_module`` are the PEs the own-logic
+    report looks outside of.  With a ``design_key`` (a string that determines the whole
+    design) the module tree and its netlists' cache keys are cached too
+    (:func:`design_cache`), so a repeat run neither elaborates nor converts the design
+    (Amaranth takes minutes to write the RTLIL of a large buffer's empty contents)."""
     lib = library if isinstance(library, nldm.Library) else nldm.find_library(library)
     sta.sta_executable(sta_exe)
     clock = default_clock_ps(lib) if clock_ps is None else float(clock_ps)
     lib_path = liberty_file(lib)
-    texts = [rtlil_of(c, n)[0] for n, c in parts.items()]
-    modules = split_modules("\n".join(texts))
+    ncache, dcache = netlist_cache(cache), design_cache(cache)
+    did, mapped = None, None
+    if design_key is not None:
+        did = dcache.digest(json.dumps({
+            "design": design_key, "top": name, "clock_ps": clock,
+            "liberty": hashlib.sha256(lib_path.read_bytes()).hexdigest(),
+            "map": hier_mapping_commands("D", "L", "T", clock),
+            "yosys": yosys_version(yosys)}, sort_keys=True))
+        hit = dcache.get(did)
+        if hit is not None:
+            modules = {n: RtlilModule(n, [], [tuple(c) for c in ch], k)
+                       for n, (k, ch) in hit["modules"].items()}
+            mapped = {k: ncache.get(nk) for k, nk in hit["netlists"].items()}
+            if any(v is None for v in mapped.values()):
+                mapped = None
+    if mapped is None:
+        if callable(parts):
+            parts = parts()
+        texts = [rtlil_of(c, n)[0] for n, c in parts.items()]
+        modules = split_modules("\n".join(texts))
+        tree = instance_tree(modules, name)
+        by_key = {}
+        for n in tree.values():
+            by_key.setdefault(modules[n].key, modules[n])
+        keys, mapped = {}, {}
+        for k, m in by_key.items():
+            keys[k], mapped[k] = _map_module(m, by_key, modules, lib, lib_path, clock,
+                                             yosys, ncache)
+        modules = {n: modules[n] for n in set(tree.values())}
+        if did is not None:
+            dcache.put(did, {"modules": {n: [m.key, [list(c) for c in m.children]]
+                                         for n, m in modules.items()}, "netlists": keys})
     tree = instance_tree(modules, name)
-    used = set(tree.values())
-    by_key = {}
-    for n in tree.values():
-        by_key.setdefault(modules[n].key, modules[n])
-    ncache = netlist_cache(cache)
-    mapped = {k: _map_module(m, by_key, modules, lib, lib_path, clock, yosys, ncache)
-              for k, m in by_key.items()}
     pes = sorted(_sta_path(p) for p, n in tree.items() if n == pe_module)
     memories = {}
     for p, n in tree.items():
@@ -510,16 +549,24 @@ def hierarchy_timing(parts, name, library="osu018", clock_ps=None, *, pe_module=
                 f"create_clock -name clk -period {period:.6g} [get_ports {{clk}}]"]
         # Paths inside one PE are false for the own-logic report.
         false = _false_inside(pes)
+        # The worst path through a port of one of the top's submodules: it crosses a
+        # module boundary (a top without submodules reports the worst path again).
+        subs = " ".join(f"{c.lstrip(chr(92))}/*" for c, _ in modules[name].children)
+        through = f" -through [get_pins {{{subs}}}]" if subs else ""
         cmds = base + ["puts \"@@ALL\"", "report_checks -path_delay max -digits 6",
+                       "puts \"@@CROSS\"",
+                       f"report_checks -path_delay max -digits 6{through}",
                        "puts \"@@OWN\""] + false + [
             f"report_checks -path_delay max -digits 6 -group_count {paths} -endpoint_count 1"]
         out = sta.run_sta(cmds, tmp, sta_exe)
         if keep is not None:
             shutil.copytree(tmp, keep, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("cells.lib"))
-    all_text, own_text = out.split("@@ALL", 1)[1].split("@@OWN", 1)
+    all_text, rest = out.split("@@ALL", 1)[1].split("@@CROSS", 1)
+    cross_text, own_text = rest.split("@@OWN", 1)
     names = _Registers(tree, modules, mapped, lib)
     worst = [names.named(p) for p in _parse_paths(all_text, lib.time_unit_ps, clock)]
+    cross = [names.named(p) for p in _parse_paths(cross_text, lib.time_unit_ps, clock)]
     own = [names.named(p) for p in _parse_paths(own_text, lib.time_unit_ps, clock)
            if not (_inside(p["start_point"], pes)
                    and _inside(p["start_point"], pes) == _inside(p["end_point"], pes))]
@@ -531,6 +578,7 @@ def hierarchy_timing(parts, name, library="osu018", clock_ps=None, *, pe_module=
            **_figures(worst[0] if worst else None, lib)}
     res["own_logic"] = _figures(own[0] if own else None, lib)
     res["own_logic"]["paths"] = [_figures(p, lib) for p in own]
+    res["crossing"] = _figures(cross[0] if cross else None, lib)
     res.update(pe_instances=pes, modules=len(mapped), memories=memories,
                flops=sum(mapped[k]["flops"] * n for k, n in count.items()),
                logic_area_um2=round(sum(mapped[k]["area_um2"] * n
