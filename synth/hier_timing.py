@@ -138,18 +138,29 @@ def extract_memories(text):
     Returns ``(module text, {instance name: macro cell type})``.  Each memory's read and
     write ports (Amaranth 0.5 emits ``$memrd_v2``/``$memwr_v2`` cells) become pins of one
     ``nmmx_sram_*`` cell (:func:`macro_name`); its ``$meminit_v2`` is dropped (the
-    engine's buffers have no initial contents).  Only synchronous, rising-edge ports
-    without resets are accepted: anything else raises ``ValueError`` naming the memory.
+    engine's buffers have no initial contents).  A memory with a combinational read port
+    (a ``lib.fifo``'s storage) is a register file and is left to Yosys (flip-flops).
+    Otherwise only rising-edge ports without resets are accepted: anything else raises
+    ``ValueError`` naming the memory.
     """
     lines = text.splitlines()
     mems = [m.group(1) for line in lines if (m := _MEMORY.match(line))]
     if not mems:
         return text, {}
     ports = {name: {"r": [], "w": []} for name in mems}
+    blocks = list(_cell_blocks(lines))
+    memid_of = lambda params: params["\\MEMID"].strip('"').replace("\\\\", "\\")
+    # A memory read combinationally (a lib.fifo's storage) is a register file: it stays
+    # logic, and Yosys maps it to flip-flops as silicon would.
+    comb = {memid_of(p) for _, _, kind, p, _ in blocks
+            if kind == "$memrd_v2" and p.get("\\CLK_ENABLE") == "0"}
+    mems = [name for name in mems if name not in comb]
     drop = set()
-    for start, end, kind, params, conns in _cell_blocks(lines):
+    for start, end, kind, params, conns in blocks:
+        memid = memid_of(params)
+        if memid in comb:
+            continue
         drop.update(range(start, end + 1))
-        memid = params["\\MEMID"].strip('"').replace("\\\\", "\\")
         if kind == "$meminit_v2":
             continue
         where = f"The memory {memid}"
@@ -194,7 +205,8 @@ def extract_memories(text):
         # A one-bit enable pin's name has no index.
         pins = [re.sub(r"\\(R\d+E)0 ", r"\\\1 ", x) for x in pins]
         body.extend([f"  cell \\{cell} \\{inst}"] + pins + ["  end"])
-    kept = [line for i, line in enumerate(lines) if i not in drop and not _MEMORY.match(line)]
+    kept = [line for i, line in enumerate(lines) if i not in drop and not (
+        _MEMORY.match(line) and _MEMORY.match(line).group(1) not in comb)]
     end = max(i for i, line in enumerate(kept) if line == "end")
     out = kept[:1] + decls + kept[1:end] + body + kept[end:]
     return "\n".join(out) + "\n", cells

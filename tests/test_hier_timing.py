@@ -58,10 +58,21 @@ def test_a_memory_is_a_macro_cell_not_flip_flops(osu, tmp_path):
     assert r["critical_path_ps"] > cq + setup
 
 
-def test_a_combinational_read_port_is_refused(osu, tmp_path):
+def test_a_register_file_read_combinationally_stays_flip_flops(osu, tmp_path):
+    # A lib.fifo's storage: no macro, its 64 bits are flip-flops beside q's four.
+    r = hier_timing.hierarchy_timing({"top": _Buffered("comb")}, "top", osu, cache=tmp_path)
+    assert r["memories"] == {} and r["flops"] == 64 + 4
+
+
+def test_a_memory_port_on_the_falling_edge_is_refused():
+    text = "\n".join(["module \\m", "  memory width 1 size 2 \\mem",
+                      "  cell $memwr_v2 $1", '    parameter \\MEMID "\\\\mem"',
+                      "    parameter \\ABITS 1", "    parameter \\WIDTH 1",
+                      "    parameter \\CLK_ENABLE 1", "    parameter \\CLK_POLARITY 0",
+                      "    connect \\CLK \\clk", "  end", "end"])
     with pytest.raises(ValueError, match=r"^The memory \\mem has a port that is not "
                                          r"clocked on the rising edge$"):
-        hier_timing.hierarchy_timing({"top": _Buffered("comb")}, "top", osu, cache=tmp_path)
+        hier_timing.extract_memories(text)
 
 
 def test_macro_liberty_has_the_flip_flop_figures(osu):
