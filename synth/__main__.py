@@ -20,7 +20,9 @@ module of the PE with OpenSTA instead (pre-layout, no wire load)::
 
 With ``--top array|engine|soc`` it also gives that design's area in the library (the PEs
 as mapped there, the other logic and the buffers at the library's NAND2 area per GE;
-:func:`synth.timing.library_area`), under ``design`` in the JSON.
+:func:`synth.timing.library_area`), under ``design`` in the JSON, and times the whole
+design hierarchically (:mod:`synth.hier_timing`): its worst register-to-register path and
+the worst one not inside one PE (its own logic), under ``design_timing``.
 
 With ``--energy`` (needs ``--liberty``) it reports the PE's energy per dense-equivalent
 MAC from gate-level activity on a ``python -m sim`` stimulus class (``--data``), plus the
@@ -323,6 +325,8 @@ def _modes(config, lib, clock, energy, args, out):
         if args.top not in (None, "pe"):
             report["design_area"] = modes_design_area(config, args.top, lib, clock,
                                                       report["timing"], yosys=args.yosys)
+            report["design_timing"] = design_timing(config, args.top, lib, clock,
+                                                    yosys=args.yosys)
         if energy is not None:
             data, gemm = energy
             report["energy"] = modes_energy(config, lib, clock, data=data, gemm=gemm,
@@ -334,6 +338,9 @@ def _modes(config, lib, clock, energy, args, out):
     if "design_area" in report:
         print()
         print(format_modes_design_area(report["design_area"], args.top))
+    if "design_timing" in report:
+        print()
+        print(format_design_timing(report["design_timing"]))
     if "energy" in report:
         print()
         print(format_modes_energy(report["energy"]))
@@ -376,15 +383,41 @@ def _timing(config, lib, clock, args, out):
         report = timing_report(config, lib, clock, yosys=args.yosys)
         if args.top not in (None, "pe"):
             report["design"] = design_area(config, args.top, report, yosys=args.yosys)
+            report["design_timing"] = design_timing(config, args.top, lib, clock,
+                                                    yosys=args.yosys)
     except (YosysError, StaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_timing(report))
     if "design" in report:
         print(format_design_area(report))
+    if "design_timing" in report:
+        print(format_design_timing(report["design_timing"]))
     if out is not None:
         atomic_write(out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
+
+
+def design_timing(config, top, lib, clock, *, yosys=None):
+    """``--liberty --top array|engine|soc``: the whole design timed hierarchically
+    (:func:`synth.hier_timing.design_timing`), its worst path and its own logic's."""
+    from synth.hier_timing import design_timing as timed
+    return timed(config, top, lib, clock, yosys=yosys)
+
+
+def format_design_timing(d):
+    """The design's worst path and its own logic's worst (outside one PE), in ps and FO4."""
+    def row(label, p):
+        if p["critical_path_ps"] is None:
+            return [f"{label}: no register-to-register path"]
+        return [f"{label}: {p['critical_path_ps']:.0f} ps = {p['critical_path_fo4']:.1f} FO4 "
+                f"(target {d['target_fo4']} FO4)",
+                f"  {p['start_point']} -> {p['end_point']}"]
+    rows = [f"{d['top']} timed hierarchically in {d['library']} at {d['clock_ps']:g} ps "
+            f"({d['modules']} unique modules, {len(d['memories'])} buffer macros timed as "
+            f"flip-flops, no SRAM access time; {d['label']}):"]
+    rows += row("worst path", d) + row("own logic (not inside one PE)", d["own_logic"])
+    return "\n".join(rows)
 
 
 def design_area(config, top, report, *, yosys=None):
