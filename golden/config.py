@@ -621,6 +621,19 @@ class Config:
         return LATENCY["ws_block_end"] + LATENCY["block_convert"] + LATENCY["f32_add"]
 
     @property
+    def ws_join_stages(self):
+        """Register stages of the join below ``ws_inject_row`` where a column adds the
+        state carried from the previous pass (``LATENCY["ws_join"]``: the int8 sum, or
+        the MX exact partial block when ``ws_carry_exact``; 0 when nothing exact is
+        carried).  The join is then never in series with a PE's psum adder or a
+        block-end unit's converter.  It sits below the bottom row (those configs
+        inject at the bottom), so it delays only the bottom and the bottom block-end
+        unit."""
+        if self.scaled and not self.ws_carry_exact:
+            return 0
+        return LATENCY["ws_join"]
+
+    @property
     def ws_inject_row(self):
         """Row below which a column's state from the previous pass joins the new partial
         sums: the first block-end row (MX: the binary32 partial starts there, and a

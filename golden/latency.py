@@ -18,6 +18,8 @@ LATENCY = {
     "select": 1,         # hw.pe.sparse_products: selected codes (+ weights), sparse only
     "multiply": 1,       # hw.pe.sparse_products: the N products and their flags
     "ws_block_end": 2,   # hw.ws_pe.WSBlockEnd: term and output registers
+    "ws_join": 1,        # hw.ws_array.WSArray: the registered join of a column's
+                         # carried state (int8 sum, MX exact partial block)
     "block_convert": 3,  # hw.binary32.BlockConverter: register stages inside the unit
     "f32_add": 6,        # hw.binary32.Float32Adder: register stages inside the unit
     # pe_mx, pe_int8, ws_pe and ws_block_end count the stages around the units;

@@ -334,11 +334,14 @@ class WSSchedule(Schedule):
     @property
     def bottom_delay(self):
         """Cycles from an activation row's issue to its partial-sum state leaving the
-        bottom of column 0 (registered; column c is c cycles later)."""
+        bottom of column 0 (registered; column c is c cycles later): the bottom row's
+        delay, its PE, the registered join of the carried state
+        (``config.ws_join_stages``) and the bottom block-end unit, if any."""
         c = self._config
         last = c.ws_fold_groups - 1
         tail = c.ws_block_end_latency if last in c.ws_block_end_rows else 0
-        return self.row_delay(last) + c.ws_pe_latency + tail
+        assert not c.ws_join_stages or c.ws_inject_row == last, "the join is at the bottom"
+        return self.row_delay(last) + c.ws_pe_latency + c.ws_join_stages + tail
 
     @property
     def inject_delay(self):

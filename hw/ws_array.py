@@ -25,8 +25,9 @@ class WSArray(ConfigComponent):
     ``config.ws_block_end_rows``.  The state a column carries from the previous pass
     joins below row ``config.ws_inject_row``: the binary32 partial starts there and then
     travels beside the exact sums, and a carried exact partial block (or the int8 sum) is
-    added to the column's exact sum there (integer addition is associative, so adding it
-    late is exact).  The weight load bus of column c enters at row 0 and moves one row
+    added to the column's exact sum there in a registered join
+    (``config.ws_join_stages``; integer addition is associative, so adding it late is
+    exact).  The weight load bus of column c enters at row 0 and moves one row
     down per cycle; the PE (and block-end unit) of row ``load.row`` takes it.
 
     Parameters
@@ -97,14 +98,16 @@ class WSArray(ConfigComponent):
     def _row_links(self, m, r, pes, units_):
         """Row ``r``'s horizontal links: activations, control and (block-end rows) the
         activation scale, one register per PE; a block-end unit sees the row
-        ``config.ws_pe_latency`` cycles after its PE, together with the PE's sum."""
+        ``config.ws_pe_latency`` cycles after its PE (plus ``config.ws_join_stages``
+        below the injection row), together with the PE's sum."""
         cfg = self._config
         ports = ["a", "ctl"] + (["a_scale"] if units_[0] is not None else [])
         for c, v in enumerate(link_chains(m, self, ports, r, cfg.cols,
                                           lambda p, c: f"{p}_{r}_{c}")):
             m.d.comb += [pes[c].a.eq(v["a"]), pes[c].ctl.eq(v["ctl"])]
             if units_[c] is not None:
-                lag = cfg.ws_pe_latency
+                lag = cfg.ws_pe_latency + (cfg.ws_join_stages if r == cfg.ws_inject_row
+                                           else 0)
                 s1 = delayed(m, v["a_scale"], lag, f"a_scale_be_{r}_{c}")
                 c1 = delayed(m, v["ctl"], lag, f"ctl_be_{r}_{c}")
                 m.d.comb += [units_[c].a_scale.eq(s1), units_[c].ctl.eq(c1)]
@@ -132,7 +135,7 @@ class WSArray(ConfigComponent):
             if r == cfg.ws_inject_row:
                 psum = self._join(m, c, psum, prev)
                 if cfg.scaled:
-                    fp = prev.fp
+                    fp = delayed(m, prev.fp, cfg.ws_join_stages, f"fp_join_{c}")
             if unit is not None:
                 m.d.comb += [unit.ld_en.eq(hit), unit.ld_sel.eq(bus.wsel),
                              unit.ld_scale.eq(bus.scale),
@@ -149,16 +152,20 @@ class WSArray(ConfigComponent):
 
     def _join(self, m, c, psum, prev):
         """The column's exact sum with the previous pass's carried state added (int8: the
-        int32 sum; MX: the exact partial block and its flags, when blocks span passes)."""
+        int32 sum; MX: the exact partial block and its flags, when blocks span passes),
+        registered (``config.ws_join_stages``): the join's prefix adder starts from the
+        PE's psum register and the state read, and ends in a register, so it is never
+        in series with the next adder or the block-end unit's converter."""
         cfg = self._config
+        if not cfg.ws_join_stages:
+            return psum
+        assert cfg.ws_join_stages == 1, "one registered prefix adder"
         joined = Signal(ws_psum_layout(cfg), name=f"psum_join_{c}")
         if not cfg.scaled:
-            m.d.comb += joined.acc.eq(prefix_add(psum.acc, prev.acc, cfg.acc_bits))
-        elif cfg.ws_carry_exact:
-            m.d.comb += joined.exact.eq(prefix_add(psum.exact, prev.exact,
-                                                   cfg.block_acc_bits))
-            m.d.comb += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
-                         for k in flag_names(cfg)]
+            m.d.sync += joined.acc.eq(prefix_add(psum.acc, prev.acc, cfg.acc_bits))
         else:
-            m.d.comb += joined.eq(psum)
+            m.d.sync += joined.exact.eq(prefix_add(psum.exact, prev.exact,
+                                                   cfg.block_acc_bits))
+            m.d.sync += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
+                         for k in flag_names(cfg)]
         return joined

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.latency import LATENCY
 from . import units
-from .adder import multi_add
+from .adder import carry_save, multi_add, prefix_add
 from .component import categorize, category_signal
 from .pe import (ConfigComponent, ModuleReference, a_group_layout, any_of, delayed,
                  flag_names, sparse_products, w_group_layout)
@@ -133,22 +133,33 @@ class WSPE(ConfigComponent):
             self._weight_registers(m, w, "index", cfg.index_bits, "weight_meta",
                                    "sparse_select")
 
-        products, flags = sparse_products(m, cfg, self.a, w)
+        # MX: the multipliers leave the negation's +1 to the psum's carry-save tree
+        # (hw.units.Multiplier complement), which takes the product_bits-wide increment
+        # off the multiplier stage.
+        products, flags = sparse_products(m, cfg, self.a, w, complement=cfg.scaled)
+        negs = flags.pop("neg", [])
         names = list(flags)
         valid = delayed(m, self.ctl.valid, cfg.front_stages, "valid")
         assert cfg.front_stages + self.psum_latency == self.latency
-        # psum_in plus the valid products: one carry-save tree and a prefix adder.
+        # psum_in plus the valid products (and their +1s): one carry-save tree and a
+        # prefix adder.  The valid mask is one AND at the start of this stage, which is
+        # shorter than the multiplier's (the registered products come straight in).
         field = "exact" if cfg.scaled else "acc"
         psum_in = getattr(self.psum_in, field)
-        m.d.sync += getattr(self.psum_out, field).eq(
-            multi_add([psum_in] + [Mux(valid, p, 0) for p in products], len(psum_in)))
+        width = len(psum_in)
+        rows = [psum_in] + [Mux(valid, p, 0) for p in products]
+        if negs:
+            s_row, c_row = carry_save(rows, width, ones=[valid & n for n in negs])
+            total = prefix_add(s_row, c_row, width)
+        else:
+            total = multi_add(rows, width)
+        m.d.sync += getattr(self.psum_out, field).eq(total)
         if not cfg.scaled:
             return m
         for k in names:
             m.d.sync += getattr(self.psum_out, k).eq(
                 getattr(self.psum_in, k) | (valid & any_of(flags[k])))
         return m
-
 
     def _weight_registers(self, m, w, field, width, name, category):
         """The two registers (``ArrayLayout`` of N ``width``-bit entries, ``name0`` and

@@ -323,7 +323,7 @@ def module_designs(config):
     The PE itself (``"PE"`` or ``"WSPE"``, plus ``"WSBlockEnd"`` for an MX
     weight-stationary config) with registered inputs, as the array's link registers
     drive it, and each arithmetic unit between registers with the stage count the PE
-    builds it with (the output-stationary MX PE's ``Multiplier`` with ``complement``):
+    builds it with (an MX PE's ``Multiplier`` with ``complement``, both dataflows):
     the output-stationary accumulator's ``Float32Adder`` has
     ``config.acc_add_stages`` (fewer than ``LATENCY["f32_add"]`` when
     ``groups_per_block`` is small, and then its longer stage shows here and in the PE;
@@ -344,9 +344,9 @@ def module_designs(config):
         out["MultiSlot"] = Registered(MultiSlot(config))
         out["ByteSelect"] = Registered(ByteSelect(config))
     else:
-        # The OS MX PE's multipliers leave the negation's +1 to its carry-save accumulator.
-        out["Multiplier"] = Registered(units.Multiplier(config,
-                                                        complement=config.scaled and not ws))
+        # The MX PEs' multipliers (both dataflows) leave the negation's +1 to their
+        # carry-save trees (the OS block accumulator, the WS psum adder).
+        out["Multiplier"] = Registered(units.Multiplier(config, complement=config.scaled))
     if not config.dense and not config.unified:
         out["SparseSelect"] = Registered(units.SparseSelect(config))
     if config.scaled:

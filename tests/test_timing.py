@@ -484,11 +484,10 @@ def test_cells_lib_ge_within_15_percent_of_osu018(fmt, osu, sta_exe):
 # -- issue #13 acceptance: every PE register-to-register path <= 40 FO4 (pipelining) ----------
 # (the pipelining block: these time the whole PE and each of its units, timing_report)
 
-# Not closed yet (issue #13 stays open for it): the WS exact psum chain (psum_in plus
-# the products, one 41-bit prefix add per PE: 45 FO4 in OSU018).  Strict xfail: a fix
-# turns it into a failure that asks for the mark to go.  (The OS MX block accumulator
-# closed with its carry-save form, hw.pe.PE._mx_pipeline.)
-_OPEN = pytest.mark.xfail(strict=True, reason="WS psum chain not yet split (issue #13)")
+# The WS entries: the psum adder takes the complemented products' +1s in its carry-save
+# tree (hw.ws_pe.WSPE), which took the negation's increment off the multiplier stage
+# (41.7 -> 32.6 FO4 at E4M3 in OSU018); E5M2 has the widest products and psum, int8
+# 4:4 the most rows in the psum tree and 1:4 the widest select.
 #: The unified PE of docs/reconfigurable.md (hw.multi_pe.MultiPE): a config of modes
 #: in place of a format, timed with its shared units (MultiSlot, ByteSelect).
 _MODES = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p"
@@ -498,10 +497,11 @@ _FO4_CONFIGS = [("int8", (2, 4), "os"), ("int8", (4, 4), "os"),
                 pytest.param(_MODES, None, "os", marks=pytest.mark.xfail(
                     strict=True, reason="MultiSlot's split multiply, negate and add "
                     "in one stage: 54.5 FO4 in OSU018 (issue #13)")),
-                pytest.param("mxfp8_e4m3", (2, 4), "ws", marks=_OPEN)]
+                ("mxfp8_e4m3", (2, 4), "ws"), ("mxfp8_e5m2", (2, 4), "ws"),
+                ("int8", (4, 4), "ws"), ("int8", (1, 4), "ws")]
 _FO4_IDS = ["int8-2of4-os", "int8-4of4-os", "mxfp8_e4m3-2of4-os", "mxfp8_e5m2-2of4-os",
             "mxfp8_e4m3-1of4-os", "mxfp4_e2m1-2of4-os", "three-modes-os",
-            "mxfp8_e4m3-2of4-ws"]
+            "mxfp8_e4m3-2of4-ws", "mxfp8_e5m2-2of4-ws", "int8-4of4-ws", "int8-1of4-ws"]
 
 
 def _assert_closes_40_fo4(fmt, sparsity, dataflow, spec):

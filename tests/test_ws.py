@@ -78,21 +78,23 @@ def test_cycle_model_parts():
     # Row r sees its activation 1 (buffer read) + r cycles after issue; no block end
     # lies above row 7, so row 7 is 8 cycles late.
     assert [s.row_delay(r) for r in range(8)] == [1, 2, 3, 4, 5, 6, 7, 8]
-    # Bottom: row 7 (8) + WSPE (1) + block-end unit (2) = 11; the state joins below
-    # row 7, after the WSPE: 8 + 1 = 9.
-    assert s.bottom_delay == 11 and c.ws_inject_row == 7 and s.inject_delay == 9
-    # max(F = 8, row_delay(7) = 8, 11 - 9 + 2 = 4) = 8.
-    assert s.min_pass == 8
-    assert [s.pass_period(mm) for mm in (1, 5, 8, 13, 64)] == [8, 8, 8, 16, 64]
-    # 1 (issue) + 8 (first load) + 127*64 + 63 + 11 + 7 = 8218 (the README's figure).
-    assert s.cycles(m, k, n) == 8218
-    # 128 passes x 64 rows issue; the other 26 busy cycles are fill and drain.
-    assert s.stall(m, k, n) == 26
+    # Bottom: row 7 (8) + WSPE (select, multiply, psum: 3) + block-end unit (term and
+    # output registers 2, converter 3, adder 6: 11) = 22; nothing exact is carried
+    # (no join register); the state joins below row 7, after the WSPE: 8 + 3 = 11.
+    assert s.bottom_delay == 22 and c.ws_inject_row == 7 and s.inject_delay == 11
+    assert c.ws_join_stages == 0
+    # max(F = 8, row_delay(7) = 8, 22 - 11 + 2 = 13) = 13.
+    assert s.min_pass == 13
+    assert [s.pass_period(mm) for mm in (1, 5, 8, 13, 64)] == [16, 16, 16, 16, 64]
+    # 1 (issue) + 8 (first load) + 127*64 + 63 + 22 + 7 = 8229.
+    assert s.cycles(m, k, n) == 8229
+    # 128 passes x 64 rows issue; the other 37 busy cycles are fill and drain.
+    assert s.stall(m, k, n) == 37
     # 128 groups x 2 slots x 64 x 64, the same as output stationary.
     assert s.issued(m, k, n) == 1_048_576 == replace(c, dataflow="os").schedule.issued(m, k, n)
-    assert s.utilization(m, k, n) == 1_048_576 / (8 * 8 * 2 * 8218)
+    assert s.utilization(m, k, n) == 1_048_576 / (8 * 8 * 2 * 8229)
     # Fill and drain are paid once: halving K halves the passes, not the overhead.
-    assert s.cycles(m, 256, n) == 8218 - 64 * 64
+    assert s.cycles(m, 256, n) == 8229 - 64 * 64
 
 
 def test_scalesim_follows_dataflow():
