@@ -26,19 +26,32 @@ def _extend(value, width):
     return v[:width]
 
 
+def _level(m, value):
+    """``value`` as a signal of ``m``'s comb domain when ``m`` is given.  An Amaranth
+    expression used twice is emitted twice: a prefix level uses the one before it twice
+    and a 3:2 compressor each input three times, so without signals the Verilog of a
+    wide adder tree grows exponentially with its depth (a 2x3 E5M2 WS engine's PE was
+    9 MB), and so do Verilator's and the Python simulator's work."""
+    if m is None:
+        return value
+    s = Signal(len(value))
+    m.d.comb += s.eq(value)
+    return s
+
+
 def prefix_add(a, b, width, carry_in=0, m=None):
     """``(a + b + carry_in) mod 2**width`` as a Kogge-Stone prefix adder (an unsigned
     ``width``-bit value; ``a``/``b`` are extended by their own signedness).  Given a
     module ``m``, each prefix level is a signal in its comb domain (the same logic; the
     Python simulator then evaluates each level once instead of copying it into the
     next)."""
-    x, y = _extend(a, width), _extend(b, width)
-    p = x ^ y
+    x, y = _level(m, _extend(a, width)), _level(m, _extend(b, width))
+    p = _level(m, x ^ y)
     g = x & y
     if not (isinstance(carry_in, int) and carry_in == 0):
         # The carry in generates into bit 0 when bit 0 propagates.
         g = g | Cat(p[0] & carry_in, Const(0, width - 1))
-    gg, pp = g, p
+    gg, pp = _level(m, g), p
     span = 1
     while span < width:
         # (G, P)[i] o (G, P)[i - span]; below span the pair is kept (shifted-in zeros
@@ -55,7 +68,7 @@ def prefix_add(a, b, width, carry_in=0, m=None):
     return (p ^ Cat(c0, gg[:width - 1]))[:width]
 
 
-def carry_save(values, width, ones=()):
+def carry_save(values, width, ones=(), m=None):
     """``values`` plus the 1-bit values ``ones`` reduced to two ``width``-bit rows whose
     sum modulo ``2**width`` is their sum (a tree of 3:2 compressors; a carry out of the
     top bit is dropped, which modular arithmetic allows).  Its depth is a few full
@@ -64,7 +77,7 @@ def carry_save(values, width, ones=()):
     of ``ones`` (a negation's ``+1``, :class:`hw.units.Multiplier` ``complement``): R
     rows reduce with R - 2 compressors, so R - 2 of them cost nothing; the rest become
     rows of their own."""
-    rows = [_extend(v, width) for v in values]
+    rows = [_level(m, _extend(v, width)) for v in values]
     ones = list(ones)
     while len(ones) > max(len(rows) - 2, 0):
         rows.append(_extend(ones.pop(), width))
@@ -75,27 +88,19 @@ def carry_save(values, width, ones=()):
         while len(rows) >= 3:
             a, b, c = rows.pop(0), rows.pop(0), rows.pop(0)
             low = ones.pop(0) if ones else Const(0, 1)
-            nxt.append(a ^ b ^ c)
-            nxt.append(Cat(low, ((a & b) | (a & c) | (b & c))[:width - 1]))
+            nxt.append(_level(m, a ^ b ^ c))
+            nxt.append(_level(m, Cat(low, ((a & b) | (a & c) | (b & c))[:width - 1])))
         rows = nxt + rows
     assert not ones
     return rows[0], rows[1]
 
 
-def multi_add(values, width):
+def multi_add(values, width, m=None):
     """Sum of ``values`` modulo ``2**width``: a carry-save tree of 3:2 compressors down
-    to two operands, then :func:`prefix_add`."""
-    rows = [_extend(v, width) for v in values]
-    if len(rows) == 1:
-        return rows[0]
-    while len(rows) > 2:
-        nxt = []
-        while len(rows) >= 3:
-            a, b, c = rows.pop(0), rows.pop(0), rows.pop(0)
-            nxt.append(a ^ b ^ c)
-            nxt.append(Cat(Const(0, 1), ((a & b) | (a & c) | (b & c))[:width - 1]))
-        rows = nxt + rows
-    return prefix_add(rows[0], rows[1], width)
+    to two operands, then :func:`prefix_add` (``m``: every row and level a signal)."""
+    if len(values) == 1:
+        return _extend(values[0], width)
+    return prefix_add(*carry_save(values, width, m=m), width, m=m)
 
 
 class CarrySelectAdder:
@@ -136,7 +141,7 @@ class CarrySelectAdder:
         x, y = _extend(a, width), _extend(b, width)
         self.sum = Signal(width, name=f"{name}_sum")
         if stages == 1:
-            m.d.sync += self.sum.eq(prefix_add(x, y, width))
+            m.d.sync += self.sum.eq(prefix_add(x, y, width, m=m))
             return
         bounds = [(lo, min(lo + chunk, width)) for lo in range(0, width, chunk)]
         s0s, s1s, gs, ps = [], [], [], []
@@ -144,8 +149,8 @@ class CarrySelectAdder:
             w = hi - lo
             s0, s1 = (Signal(w, name=f"{name}_s{k}_{j}") for k in (0, 1))
             g, p = Signal(name=f"{name}_g{j}"), Signal(name=f"{name}_p{j}")
-            sum0 = prefix_add(x[lo:hi], y[lo:hi], w + 1)
-            sum1 = prefix_add(x[lo:hi], y[lo:hi], w + 1, carry_in=Const(1, 1))
+            sum0 = prefix_add(x[lo:hi], y[lo:hi], w + 1, m=m)
+            sum1 = prefix_add(x[lo:hi], y[lo:hi], w + 1, carry_in=Const(1, 1), m=m)
             m.d.sync += [s0.eq(sum0[:w]), s1.eq(sum1[:w]), g.eq(sum0[w]),
                          p.eq(sum1[w] & ~sum0[w])]
             s0s.append(s0), s1s.append(s1), gs.append(g), ps.append(p)
@@ -153,6 +158,6 @@ class CarrySelectAdder:
         # u & v = g and u ^ v = p, so the carries of u + v are the slice carries.
         n = len(bounds)
         g, p = Cat(*gs), Cat(*ps)
-        carries = prefix_add(g | p, g, n) ^ p if n > 1 else Const(0, 1)
+        carries = prefix_add(g | p, g, n, m=m) ^ p if n > 1 else Const(0, 1)
         m.d.sync += self.sum.eq(Cat(*(Mux(carries[j], s1s[j], s0s[j]) if j else s0s[0]
                                       for j in range(n))))

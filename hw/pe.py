@@ -158,14 +158,14 @@ class SplitAccumulator:
                                     for k in ("carry", "restart1", "enable1"))
         hi_term = Signal(hi_w, name=f"{name}_hi_term")
         lo_sum = Signal(lo_w + 1, name=f"{name}_lo_sum")
-        m.d.comb += lo_sum.eq(prefix_add(Mux(restart, 0, lo), ext[:lo_w], lo_w + 1))
+        m.d.comb += lo_sum.eq(prefix_add(Mux(restart, 0, lo), ext[:lo_w], lo_w + 1, m=m))
         # An idle cycle passes zeros to the high half, so sum_now holds as total does.
         m.d.sync += [carry.eq(enable & lo_sum[lo_w]), restart1.eq(enable & restart),
                      enable1.eq(enable), hi_term.eq(Mux(enable, ext[lo_w:], 0))]
         with m.If(enable):
             m.d.sync += lo.eq(lo_sum[:lo_w])
         hi_sum = Signal(hi_w, name=f"{name}_hi_sum")
-        m.d.comb += hi_sum.eq(prefix_add(Mux(restart1, 0, hi), hi_term, hi_w, carry))
+        m.d.comb += hi_sum.eq(prefix_add(Mux(restart1, 0, hi), hi_term, hi_w, carry, m=m))
         lo1 = Signal(lo_w, name=f"{name}_lo1")
         with m.If(enable1):
             m.d.sync += [hi.eq(hi_sum), lo1.eq(lo)]
@@ -263,7 +263,7 @@ class PE(ConfigComponent):
         if not cfg.scaled:
             ctl1 = Signal(control_layout)
             psum = category_signal("accumulators", signed(cfg.block_acc_bits))
-            m.d.sync += [ctl1.eq(ctl), psum.eq(multi_add(products, cfg.block_acc_bits))]
+            m.d.sync += [ctl1.eq(ctl), psum.eq(multi_add(products, cfg.block_acc_bits, m=m))]
             stages = front + 1 + self._int8_accumulator(m, ctl1, psum)
         else:
             stages = front + self._mx_pipeline(m, ctl, products, flags)
@@ -328,7 +328,7 @@ class PE(ConfigComponent):
         tfirst_seen = Signal()       # the running block started a tile
         bsum_s, bsum_c = carry_save(
             [Mux(ctl1.bfirst, 0, bacc_s), Mux(ctl1.bfirst, 0, bacc_c), *products], width,
-            ones=ones)
+            ones=ones, m=m)
         m.d.sync += blk_done.eq(ctl1.valid & ctl1.blast)
         with m.If(ctl1.valid):
             started_tile = Mux(ctl1.bfirst, ctl1.tfirst, tfirst_seen)

@@ -162,10 +162,10 @@ class WSArray(ConfigComponent):
         assert cfg.ws_join_stages == 1, "one registered prefix adder"
         joined = Signal(ws_psum_layout(cfg), name=f"psum_join_{c}")
         if not cfg.scaled:
-            m.d.sync += joined.acc.eq(prefix_add(psum.acc, prev.acc, cfg.acc_bits))
+            m.d.sync += joined.acc.eq(prefix_add(psum.acc, prev.acc, cfg.acc_bits, m=m))
         else:
             m.d.sync += joined.exact.eq(prefix_add(psum.exact, prev.exact,
-                                                   cfg.block_acc_bits))
+                                                   cfg.block_acc_bits, m=m))
             m.d.sync += [getattr(joined, k).eq(getattr(psum, k) | getattr(prev, k))
                          for k in flag_names(cfg)]
         return joined

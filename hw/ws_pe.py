@@ -149,10 +149,10 @@ class WSPE(ConfigComponent):
         width = len(psum_in)
         rows = [psum_in] + [Mux(valid, p, 0) for p in products]
         if negs:
-            s_row, c_row = carry_save(rows, width, ones=[valid & n for n in negs])
-            total = prefix_add(s_row, c_row, width)
+            s_row, c_row = carry_save(rows, width, ones=[valid & n for n in negs], m=m)
+            total = prefix_add(s_row, c_row, width, m=m)
         else:
-            total = multi_add(rows, width)
+            total = multi_add(rows, width, m=m)
         m.d.sync += getattr(self.psum_out, field).eq(total)
         if not cfg.scaled:
             return m
