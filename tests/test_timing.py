@@ -414,8 +414,9 @@ def test_analyze_rejects_a_bad_clock(osu):
 @pytest.mark.parametrize("fmt", ["int8", "mxfp8_e4m3", "mxfp4_e2m1"])
 def test_before_table_of_issue_13(spec, fmt):
     """The "before" figures of issue #13 (8x8 config PE, OS, 2:4) agree within 25% with
-    the committed before-pipelining table (docs/timing/before.json, main fb91399's PE:
-    today's PE is pipelined, so the before figures are read, not measured again)."""
+    the committed before-pipelining table (docs/timing/before.json: main d2d5790's
+    unpipelined PE in today's mapping flow; today's PE is pipelined, so the before
+    figures are read, not measured again)."""
     import json
     from pathlib import Path
     issue = {("osu018", "int8"): 4230, ("osu018", "mxfp8_e4m3"): 13000,
