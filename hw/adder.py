@@ -31,7 +31,7 @@ def _level(m, value):
     expression used twice is emitted twice: a prefix level uses the one before it twice
     and a 3:2 compressor each input three times, so without signals the Verilog of a
     wide adder tree grows exponentially with its depth (a 2x3 E5M2 WS engine's PE was
-    9 MB), and so do Verilator's and the Python simulator's work."""
+    6.5 MB), and so do Verilator's and the Python simulator's work."""
     if m is None:
         return value
     s = Signal(len(value))
@@ -58,10 +58,7 @@ def prefix_add(a, b, width, carry_in=0, m=None):
         # would clear P, so the P shift fills with ones there).
         gg = gg | (pp & (gg << span)[:width])
         pp = pp & Cat(Const((1 << span) - 1, span), pp)[:width]
-        if m is not None:
-            g_level, p_level = Signal(width), Signal(width)
-            m.d.comb += [g_level.eq(gg), p_level.eq(pp)]
-            gg, pp = g_level, p_level
+        gg, pp = _level(m, gg), _level(m, pp)
         span *= 2
     # Carry into bit i is the group generate of bits 0..i-1 (plus the carry in at 0).
     c0 = Const(carry_in & 1, 1) if isinstance(carry_in, int) else carry_in
