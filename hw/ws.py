@@ -386,7 +386,13 @@ class WSEngine(EngineBase):
             m.d.comb += [wp.en.eq(it.valid), wp.addr.eq(it.i),
                          wp.data.eq(array.bottom[c].as_value())]
             result = array.bottom[c].fp if cfg.scaled else array.bottom[c].acc
-            c_we.append(it.valid & it.last & (it.cv > c))
+            # The write enable is decided one stage early and registered (the chain is a
+            # plain delay line, so it equals the stage's own condition): the C-write
+            # counter's add then starts at a register, not after the compare.
+            prev = line[bottom + c - 1]
+            we = Signal(name=f"c_we_{c}")
+            m.d.sync += we.eq(prev.valid & prev.last & (prev.cv > c))
+            c_we.append(we)
             c_rd.append(self.c_lane(m, c, c_we[-1], it.c_addr, result))
         rc.count_access("cnt_wr_c", c_we)
         m.d.comb += self.rd_data.eq(Cat(*c_rd))
