@@ -240,11 +240,15 @@ BANDS = {"Multiplier int8": (450, 650), "Float32Adder": (1500, 2500),
 
 def unit_designs():
     """Label -> function building the unit (a fresh component per call): the element
-    multipliers of the three formats, the binary32 adder and the block converters."""
+    multipliers of the three formats (in the form the PEs use), the binary32 adder and
+    the block converters."""
     from hw import units
     cfg = {f: Config(rows=8, cols=8, a_format=f, w_format=f, sparsity="2:4")
            for f in FORMATS}
-    out = {f"Multiplier {f}": (lambda c=c: units.Multiplier(c)) for f, c in cfg.items()}
+    # As the PEs build them: an MX multiplier leaves its negation's +1 to the adder
+    # tree after it (hw.pe.sparse_products, complement=config.scaled).
+    out = {f"Multiplier {f}": (lambda c=c: units.Multiplier(c, complement=c.scaled))
+           for f, c in cfg.items()}
     out["Float32Adder"] = units.Float32Adder
     for f in FORMATS[1:]:
         out[f"BlockConverter {f}"] = lambda c=cfg[f]: units.BlockConverter(c)
