@@ -148,11 +148,15 @@ class MultiSlot(_UnifiedComponent):
     """One shared multiplier slot: decoders, the split significand multiplier and the
     exponent path, for every mode.
 
-    Latency: combinational, with no adder: the slot's products leave it as two terms in
-    complement form (as :class:`hw.units.Multiplier` ``complement``), and
-    ``big + big_neg + small + small_neg`` is the slot's exact result; the shared PE
-    registers them (``prod{s}_*``, ``neg{s}_*``) and its block accumulator's carry-save
-    tree adds the terms and takes the four ``*_neg`` +1s for free.
+    Latency: combinational, with no adder and no negation: the slot's products leave it
+    as two terms in sign and magnitude, and ``(-1)**big_neg * big + (-1)**small_neg *
+    small`` is the slot's exact result.  The shared PE registers them (``prod{s}_*``,
+    ``neg{s}_*``), complements a negative magnitude (one XOR) and adds the terms in its
+    block accumulator's carry-save tree, with the signs as the complements' +1s (as the
+    fixed PE's :class:`hw.units.Multiplier` ``complement`` products): in the
+    ``mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p`` engine the slot's stage is 32.8 FO4
+    in OSU018 and 31.8 in ASAP7 (54.5 in OSU018 when it negated and added the two
+    products itself; docs/timing.md).
 
     Members
     -------
@@ -160,15 +164,13 @@ class MultiSlot(_UnifiedComponent):
         The selected activation byte and the slot's weight byte: one 8-bit code, or two
         4-bit codes (the lower K position in the low nibble).
     mode : In(config.mode_enum)
-    big : Out(signed(config.mode_slot_bits))
-        The first product (an 8-bit pair's only one; a 4-bit pair's high nibbles) in
-        units of ``2**config.datapath.product_lsb_exp``, minus ``big_neg``: the
-        magnitude, or its one's complement when negative.
-    small : Out(signed(config.mode_slot_bits))
+    big : Out(config.mode_slot_bits - 1)
+        The magnitude of the first product (an 8-bit pair's only one; a 4-bit pair's
+        high nibbles) in units of ``2**config.datapath.product_lsb_exp``.
+    small : Out(config.mode_slot_bits - 1)
         Likewise a 4-bit pair's second product (low nibbles); 0 in an 8-bit mode.
     big_neg, small_neg : Out(1)
-        The sign of each product: the complement's +1.
-        The slot's exact result (the four outputs' sum) is 0 when a flag is set.
+        The sign of each product.  The slot's exact result is 0 when a flag is set.
     nan, inf_pos, inf_neg : Out(1)
         The flags of ``hw.pe.flag_names(config.datapath)`` (only those): a product of
         the slot is NaN, +Inf, -Inf (as :class:`hw.units.Multiplier`).
@@ -178,8 +180,8 @@ class MultiSlot(_UnifiedComponent):
 
     def __init__(self, config):
         ports = {"a": In(8), "w": In(8), "mode": In(config.mode_enum),
-                 "big": Out(signed(config.mode_slot_bits)), "big_neg": Out(1),
-                 "small": Out(signed(config.mode_slot_bits)), "small_neg": Out(1)}
+                 "big": Out(config.mode_slot_bits - 1), "big_neg": Out(1),
+                 "small": Out(config.mode_slot_bits - 1), "small_neg": Out(1)}
         ports.update({k: Out(1) for k in flag_names(config.datapath)})
         super().__init__(config, ports)
 
@@ -205,9 +207,9 @@ class MultiSlot(_UnifiedComponent):
             return decoders[key]
 
         # Per format pair: the multiplier operands, then the products.  The first (an
-        # 8-bit pair's only) product of every pair goes through one shared shifter and
-        # complement, ``big``; a 4-bit pair's second product has a small path of its own,
-        # ``small`` (the PE's block accumulator adds the two).
+        # 8-bit pair's only) product of every pair goes through one shared shifter,
+        # ``big``; a 4-bit pair's second product has a small path of its own, ``small``
+        # (the PE complements and adds the two, with their signs).
         slot_bits = cfg.mode_slot_bits
         x_of, y_of, big_of, small_of, kind_flags = [], [], [], [], []
         for k, (a_name, w_name) in enumerate(kinds):
@@ -259,13 +261,10 @@ class MultiSlot(_UnifiedComponent):
         small_neg = Signal(name="small_neg")
         mag = Signal(slot_bits - 1, name="big_mag")
         m.d.comb += mag.eq(big_in << big_amount)
-        # Complement form, no adds: each term is its magnitude or the magnitude's one's
-        # complement (``slot_bits`` wide, so the sign bit is the complement's), and its
-        # sign bit is the complement's +1, which the block accumulator adds for free.
-        for port, value, neg in (("big", mag, big_neg), ("small", small_mag, small_neg)):
-            ext = Signal(slot_bits, name=f"{port}_ext")
-            m.d.comb += [ext.eq(value), getattr(self, port).eq(Mux(neg, ~ext, ext)),
-                         getattr(self, f"{port}_neg").eq(neg)]
+        # Sign and magnitude, no adds and no negation: the PE complements the registered
+        # magnitudes and its block accumulator adds the signs as the complements' +1s.
+        m.d.comb += [self.big.eq(mag), self.big_neg.eq(big_neg),
+                     self.small.eq(small_mag), self.small_neg.eq(small_neg)]
 
         # The mode picks a format pair (modes of one pair share its whole datapath); the
         # pair picks the multiplier operands, the split, the shifter input and the flags.
@@ -346,7 +345,7 @@ class MultiPE(PE):
         m = Module()
         # -- front end (cfg.front_stages, as hw.pe.sparse_products): the byte select
         # (registered when a mode is sparse), then the shared slots (registered); the
-        # block accumulator adds the slot values directly ---------------------------------
+        # block accumulator adds the slots' terms directly ---------------------------------
         m.submodules.select = sel = ByteSelect(cfg)
         m.d.comb += sel.group.eq(self.a)
         if cfg.mode_index_bits:
@@ -370,10 +369,16 @@ class MultiPE(PE):
             m.submodules[f"slot{s}"] = slot = MultiSlot(cfg)
             m.d.comb += [slot.a.eq(acts[s]), slot.w.eq(values[s]), slot.mode.eq(mode)]
             for part in ("big", "small"):
-                terms.append(delayed(m, getattr(slot, part), LATENCY["multiply"],
-                                     f"prod{s}_{part}"))
-                flags["neg"].append(delayed(m, getattr(slot, f"{part}_neg"),
-                                            LATENCY["multiply"], f"neg{s}_{part}"))
+                mag = delayed(m, getattr(slot, part), LATENCY["multiply"], f"prod{s}_{part}")
+                neg = delayed(m, getattr(slot, f"{part}_neg"), LATENCY["multiply"],
+                              f"neg{s}_{part}")
+                # The one's complement of a negative magnitude (the sign bit is the
+                # complement's), one XOR in front of the carry-save tree.
+                ext, term = Signal(cfg.mode_slot_bits), Signal(signed(cfg.mode_slot_bits),
+                                                              name=f"term{s}_{part}")
+                m.d.comb += [ext.eq(mag), term.eq(Mux(neg, ~ext, ext))]
+                terms.append(term)
+                flags["neg"].append(neg)
             for k in flag_names(cfg.datapath):
                 flags[k].append(delayed(m, getattr(slot, k), LATENCY["multiply"],
                                         f"{k}{s}"))

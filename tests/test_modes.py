@@ -463,9 +463,9 @@ def test_split_multiplier_exhaustive():
 
 @pytest.mark.parametrize("modes", [THREE, "mxfp8_e5m2@2:4,mxfp4_e2m1@4:8p"])
 def test_multi_slot_terms_add_to_the_exact_products(modes):
-    """MultiSlot's complement-form terms: ``big + big_neg + small + small_neg`` is the
-    slot's exact result (one product, or the sum of two nibble products) in the
-    datapath's units, in every mode, for random bytes and the all-ones/zero corners."""
+    """MultiSlot's sign-magnitude terms: ``+-big +-small`` (signs ``big_neg``,
+    ``small_neg``) is the slot's exact result (one product, or the sum of two nibble
+    products) in the datapath's units, in every mode, for random bytes and corners."""
     from golden.formats import decode_fields
     from hw.multi_pe import MultiSlot
     c = Config(modes=modes)
@@ -497,8 +497,8 @@ def test_multi_slot_terms_add_to_the_exact_products(modes):
                 ctx.set(dut.a, x)
                 ctx.set(dut.w, y)
                 await ctx.delay(1e-9)
-                got[mode].append(ctx.get(dut.big) + ctx.get(dut.big_neg)
-                                 + ctx.get(dut.small) + ctx.get(dut.small_neg))
+                got[mode].append(sum((-1) ** ctx.get(getattr(dut, f"{p}_neg"))
+                                     * ctx.get(getattr(dut, p)) for p in ("big", "small")))
 
     sim = Simulator(dut)
     sim.add_testbench(bench)
