@@ -13,7 +13,8 @@ GEMMs larger than the buffers run as tiles of at most ``m_max`` rows and ``n_max
 columns, back to back (K must fit ``k_max``: ``--k-max 1536`` for MiniLM's FFN).
 Cycles are the exact cycle model (:meth:`golden.schedule.ModesSchedule.sequence_cycles`:
 a mode switch costs 0 cycles).  Against it, each mode's fixed engine
-(``config.mode(spec)``) runs both phases in its own mode.
+(``config.mode(spec)``) runs both phases in its own mode, with its own cycle model
+(``config.mode(spec).schedule``: its PE latency may differ from the unified PE's).
 
 With ``--liberty L --energy`` the energy is each mode's measured pJ per dense-equivalent
 MAC (:func:`synth.modes.modes_energy`, logic + buffers, on the config's largest GEMM)
@@ -141,8 +142,15 @@ def scenario(config, layers, prefill, decode, seq, tokens, energy=None, acc=None
     pre, dec = config.mode(prefill).all_modes[0], config.mode(decode).all_modes[0]
 
     def engine(name, mp, md):
-        cp = sched.sequence_cycles([(mp, *r) for r in pre_runs])
-        cd = sched.sequence_cycles([(md, *r) for r in dec_runs])
+        if name == "unified":
+            cp = sched.sequence_cycles([(mp, *r) for r in pre_runs])
+            cd = sched.sequence_cycles([(md, *r) for r in dec_runs])
+        else:
+            # A fixed engine runs with its own PE latency (the unified PE's may differ:
+            # golden.schedule.ModesSchedule).
+            own = config.mode(mp).schedule
+            cp = sum(own.cycles(*r) for r in pre_runs)
+            cd = sum(own.cycles(*r) for r in dec_runs)
         row = {"engine": name, "prefill_mode": mp.spec, "decode_mode": md.spec,
                "prefill_cycles": cp, "decode_cycles": cd, "cycles": cp + cd}
         if energy is not None:

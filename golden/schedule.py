@@ -522,7 +522,8 @@ class ModesSchedule:
     def timing(self):
         """The manifest's ``timing`` section: shared latencies, then one entry per mode."""
         out = {"switch_cost": self.switch_cost,
-               "formula": "cycles(m, k, n, mode) = config.mode(mode).schedule.cycles(m, k, n)"}
+               "formula": "cycles(m, k, n, mode) = OSSchedule(config.mode(mode), "
+                          "pe_latency=config.pe_latency).cycles(m, k, n)"}
         out["modes"] = {mode.spec: self._modes[mode].timing() for mode in self._config.modes}
         return out
 

@@ -148,7 +148,15 @@ class MultiSlot(_UnifiedComponent):
     """One shared multiplier slot: decoders, the split significand multiplier and the
     exponent path, for every mode.
 
-    Latency: combinational.
+    Latency: combinational, with no adder and no negation: the slot's products leave it
+    as two terms in sign and magnitude, and ``(-1)**big_neg * big + (-1)**small_neg *
+    small`` is the slot's exact result.  The shared PE registers them (``prod{s}_*``,
+    ``neg{s}_*``), complements a negative magnitude (one XOR) and adds the terms in its
+    block accumulator's carry-save tree, with the signs as the complements' +1s (as the
+    fixed PE's :class:`hw.units.Multiplier` ``complement`` products): in the
+    ``mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p`` engine the slot's stage is 32.8 FO4
+    in OSU018 and 31.8 in ASAP7 (54.5 in OSU018 when it negated and added the two
+    products itself; docs/timing.md).
 
     Members
     -------
@@ -156,9 +164,13 @@ class MultiSlot(_UnifiedComponent):
         The selected activation byte and the slot's weight byte: one 8-bit code, or two
         4-bit codes (the lower K position in the low nibble).
     mode : In(config.mode_enum)
-    value : Out(signed(config.mode_slot_bits))
-        The slot's exact result (one product, or the sum of two) in units of
-        ``2**config.datapath.product_lsb_exp``; 0 when a flag is set.
+    big : Out(config.mode_slot_bits - 1)
+        The magnitude of the first product (an 8-bit pair's only one; a 4-bit pair's
+        high nibbles) in units of ``2**config.datapath.product_lsb_exp``.
+    small : Out(config.mode_slot_bits - 1)
+        Likewise a 4-bit pair's second product (low nibbles); 0 in an 8-bit mode.
+    big_neg, small_neg : Out(1)
+        The sign of each product.  The slot's exact result is 0 when a flag is set.
     nan, inf_pos, inf_neg : Out(1)
         The flags of ``hw.pe.flag_names(config.datapath)`` (only those): a product of
         the slot is NaN, +Inf, -Inf (as :class:`hw.units.Multiplier`).
@@ -168,7 +180,8 @@ class MultiSlot(_UnifiedComponent):
 
     def __init__(self, config):
         ports = {"a": In(8), "w": In(8), "mode": In(config.mode_enum),
-                 "value": Out(signed(config.mode_slot_bits))}
+                 "big": Out(config.mode_slot_bits - 1), "big_neg": Out(1),
+                 "small": Out(config.mode_slot_bits - 1), "small_neg": Out(1)}
         ports.update({k: Out(1) for k in flag_names(config.datapath)})
         super().__init__(config, ports)
 
@@ -194,9 +207,9 @@ class MultiSlot(_UnifiedComponent):
             return decoders[key]
 
         # Per format pair: the multiplier operands, then the products.  The first (an
-        # 8-bit pair's only) product of every pair goes through one shared shifter and
-        # negation, ``big``; a 4-bit pair's second product has a small path of its own,
-        # ``small``, added to it.
+        # 8-bit pair's only) product of every pair goes through one shared shifter,
+        # ``big``; a 4-bit pair's second product has a small path of its own, ``small``
+        # (the PE complements and adds the two, with their signs).
         slot_bits = cfg.mode_slot_bits
         x_of, y_of, big_of, small_of, kind_flags = [], [], [], [], []
         for k, (a_name, w_name) in enumerate(kinds):
@@ -225,7 +238,7 @@ class MultiSlot(_UnifiedComponent):
                 else:
                     # In the mode's own units; the shift into the datapath's is wiring.
                     mag = (field << amount)[:cfg.mode(first).product_bits - 1]
-                    small_of.append(Mux(neg, -mag, mag) << shift0)
+                    small_of.append((mag << shift0, neg))
                 zero_a = (da.sig == 0) & ~da.nan & ~da.inf
                 zero_w = (dw.sig == 0) & ~dw.nan & ~dw.inf
                 nan = da.nan | dw.nan | (da.inf & zero_w) | (dw.inf & zero_a)
@@ -244,10 +257,14 @@ class MultiSlot(_UnifiedComponent):
             + get_format(kinds[k][0]).max_shift + get_format(kinds[k][1]).max_shift
             for k in range(len(kinds))) + 1), name="big_amount")
         big_neg = Signal(name="big_neg")
-        small = Signal(signed(slot_bits), name="small")
+        small_mag = Signal(slot_bits - 1, name="small_mag")
+        small_neg = Signal(name="small_neg")
         mag = Signal(slot_bits - 1, name="big_mag")
         m.d.comb += mag.eq(big_in << big_amount)
-        m.d.comb += self.value.eq(Mux(big_neg, -mag, mag) + small)
+        # Sign and magnitude, no adds and no negation: the PE complements the registered
+        # magnitudes and its block accumulator adds the signs as the complements' +1s.
+        m.d.comb += [self.big.eq(mag), self.big_neg.eq(big_neg),
+                     self.small.eq(small_mag), self.small_neg.eq(small_neg)]
 
         # The mode picks a format pair (modes of one pair share its whole datapath); the
         # pair picks the multiplier operands, the split, the shifter input and the flags.
@@ -262,7 +279,8 @@ class MultiSlot(_UnifiedComponent):
                     m.d.comb += [mul.x.eq(x_of[k]), mul.y.eq(y_of[k]), mul.split.eq(narrow),
                                  big_in.eq(field), big_amount.eq(amount), big_neg.eq(neg)]
                     if small_of[k] is not None:
-                        m.d.comb += small.eq(small_of[k])
+                        m.d.comb += [small_mag.eq(small_of[k][0]),
+                                     small_neg.eq(small_of[k][1])]
                     m.d.comb += [getattr(self, f).eq(kind_flags[k][f]) for f in flags]
         return m
 
@@ -327,7 +345,7 @@ class MultiPE(PE):
         m = Module()
         # -- front end (cfg.front_stages, as hw.pe.sparse_products): the byte select
         # (registered when a mode is sparse), then the shared slots (registered); the
-        # block accumulator adds the slot values directly ---------------------------------
+        # block accumulator adds the slots' terms directly ---------------------------------
         m.submodules.select = sel = ByteSelect(cfg)
         m.d.comb += sel.group.eq(self.a)
         if cfg.mode_index_bits:
@@ -342,13 +360,26 @@ class MultiPE(PE):
         values = [delayed(m, self.w[s].value, select, f"sel_w{s}")
                   for s in range(cfg.mode_slots)]
         mode = delayed(m, self.mode, select, "sel_mode")
-        flags = {k: [] for k in flag_names(cfg.datapath)}
-        slot_values = []
+        # Each slot's two terms (complement form) and their +1s are registered; the
+        # block accumulator's carry-save tree adds all of them (hw.pe.PE._mx_pipeline,
+        # the +1s as flags["neg"], as the fixed PE's complemented products).
+        flags = {k: [] for k in flag_names(cfg.datapath) + ["neg"]}
+        terms = []
         for s in range(cfg.mode_slots):
             m.submodules[f"slot{s}"] = slot = MultiSlot(cfg)
             m.d.comb += [slot.a.eq(acts[s]), slot.w.eq(values[s]), slot.mode.eq(mode)]
-            slot_values.append(delayed(m, slot.value, LATENCY["multiply"], f"prod{s}"))
-            for k in flags:
+            for part in ("big", "small"):
+                mag = delayed(m, getattr(slot, part), LATENCY["multiply"], f"prod{s}_{part}")
+                neg = delayed(m, getattr(slot, f"{part}_neg"), LATENCY["multiply"],
+                              f"neg{s}_{part}")
+                # The one's complement of a negative magnitude (the sign bit is the
+                # complement's), one XOR in front of the carry-save tree.
+                ext, term = Signal(cfg.mode_slot_bits), Signal(signed(cfg.mode_slot_bits),
+                                                              name=f"term{s}_{part}")
+                m.d.comb += [ext.eq(mag), term.eq(Mux(neg, ~ext, ext))]
+                terms.append(term)
+                flags["neg"].append(neg)
+            for k in flag_names(cfg.datapath):
                 flags[k].append(delayed(m, getattr(slot, k), LATENCY["multiply"],
                                         f"{k}{s}"))
         front = select + LATENCY["multiply"]
@@ -359,7 +390,7 @@ class MultiPE(PE):
         ctl = delayed(m, self.ctl, front, "ctl")
         self._config = dp
         try:
-            stages = front + self._mx_pipeline(m, ctl, slot_values, flags, stages_of=cfg)
+            stages = front + self._mx_pipeline(m, ctl, terms, flags, stages_of=cfg)
         finally:
             self._config = cfg
         assert stages == self.latency, (stages, self.latency)

@@ -460,6 +460,52 @@ def test_split_multiplier_exhaustive():
     np.testing.assert_array_equal(got[1], ((x >> h) * (y >> h) << 2 * h) + (x & mask) * (y & mask))
 
 
+
+@pytest.mark.parametrize("modes", [THREE, "mxfp8_e5m2@2:4,mxfp4_e2m1@4:8p"])
+def test_multi_slot_terms_add_to_the_exact_products(modes):
+    """MultiSlot's sign-magnitude terms: ``+-big +-small`` (signs ``big_neg``,
+    ``small_neg``) is the slot's exact result (one product, or the sum of two nibble
+    products) in the datapath's units, in every mode, for random bytes and corners."""
+    from golden.formats import decode_fields
+    from hw.multi_pe import MultiSlot
+    c = Config(modes=modes)
+    seed = 5
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    a = np.concatenate([rng.integers(0, 256, 400), [0, 255, 0x7F, 0x80, 0xF7, 0x77]])
+    w = np.concatenate([rng.integers(0, 256, 400), [255, 0, 0x80, 0x7F, 0x7F, 0xFF]])
+    expected = {}
+    for mode in c.modes:
+        one = c.mode(mode)
+        parts = ([(a & 15, w & 15), (a >> 4, w >> 4)] if c.mode_narrow(mode)
+                 else [(a, w)])
+        total = np.zeros(a.shape, dtype=np.int64)
+        for pa, pw in parts:
+            na, sa, ha, _, _ = decode_fields(one.a_fmt, pa)
+            nw, sw, hw_, _, _ = decode_fields(one.w_fmt, pw)
+            mag = (sa * sw) << (ha + hw_ + c.mode_product_shift(mode))
+            total += np.where(na ^ nw, -mag, mag)
+        expected[mode] = total
+    dut = MultiSlot(c)
+    got = {mode: [] for mode in c.modes}
+    enum = list(c.mode_enum)
+
+    async def bench(ctx):
+        for mode in c.modes:
+            ctx.set(dut.mode, enum[c.mode_index(mode)])
+            for x, y in zip(a.tolist(), w.tolist()):
+                ctx.set(dut.a, x)
+                ctx.set(dut.w, y)
+                await ctx.delay(1e-9)
+                got[mode].append(sum((-1) ** ctx.get(getattr(dut, f"{p}_neg"))
+                                     * ctx.get(getattr(dut, p)) for p in ("big", "small")))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    for mode in c.modes:
+        np.testing.assert_array_equal(got[mode], expected[mode], err_msg=str(mode))
+
 # -- the unified engine in Amaranth simulation ---------------------------------------------------
 
 from engine_harness import Step, check_result, run_steps
@@ -730,8 +776,11 @@ def test_dse_sweeps_unified_beside_fixed(tmp_path, capsys):
         one, f = c.mode(mode), fixed[c.mode(mode).name]
         for shape in ((8, 64, 8), (16, 128, 16)):
             lab = "x".join(map(str, shape))
+            # The unified PE has one latency for every mode (Config.acc_add_stages, the
+            # minimum over the modes); the fixed engine has its own.
             assert int(r[f"cycles@{lab}"]) == c.schedule.cycles(*shape, mode) == \
-                one.schedule.cycles(*shape) == int(f[f"cycles@{lab}"])
+                OSSchedule(one, pe_latency=c.pe_latency).cycles(*shape)
+            assert int(f[f"cycles@{lab}"]) == one.schedule.cycles(*shape)
         assert float(r["err_rel_fro"]) == float(f["err_rel_fro"])
         assert float(r["logic_vs_largest"]) == pytest.approx(logic / max(fixed_logic))
         assert float(r["logic_vs_sum"]) == pytest.approx(logic / sum(fixed_logic))
@@ -795,14 +844,16 @@ def test_scenario_on_tiny_bert(tmp_path, capsys):
     h, f, nl = TINY["hidden_size"], TINY["intermediate_size"], TINY["num_hidden_layers"]
     shapes = [(h, h)] * 4 + [(h, f), (f, h)]
 
-    def cycles(mode, m, steps=1):
-        one = c.mode(mode).schedule
+    def cycles(mode, m, steps=1, unified=False):
+        # The unified PE's latency is one for every mode (its own pe_latency).
+        one = (OSSchedule(c.mode(mode), pe_latency=c.pe_latency) if unified
+               else c.mode(mode).schedule)
         return steps * nl * sum(one.cycles(min(8, m - i), k, min(8, n - j))
                                 for k, n in shapes for i in range(0, m, 8)
                                 for j in range(0, n, 8))
     uni, *fixed = r["rows"]
-    assert uni["prefill_cycles"] == cycles("mxfp4_e2m1@4:4", 12)
-    assert uni["decode_cycles"] == cycles("mxfp4_e2m1@4:8p", 1, 3)
+    assert uni["prefill_cycles"] == cycles("mxfp4_e2m1@4:4", 12, unified=True)
+    assert uni["decode_cycles"] == cycles("mxfp4_e2m1@4:8p", 1, 3, unified=True)
     for row, mode in zip(fixed, c.modes):
         assert row["cycles"] == cycles(mode, 12) + cycles(mode, 1, 3)
     assert r["prefill_macs"] == nl * 12 * sum(k * n for k, n in shapes)

@@ -495,9 +495,7 @@ _MODES = "mxfp8_e4m3@2:4,mxfp4_e2m1@4:4,mxfp4_e2m1@4:8p"
 _FO4_CONFIGS = [("int8", (2, 4), "os"), ("int8", (4, 4), "os"),
                 ("mxfp8_e4m3", (2, 4), "os"), ("mxfp8_e5m2", (2, 4), "os"),
                 ("mxfp8_e4m3", (1, 4), "os"), ("mxfp4_e2m1", (2, 4), "os"),
-                pytest.param(_MODES, None, "os", marks=pytest.mark.xfail(
-                    strict=True, reason="MultiSlot's split multiply, negate and add "
-                    "in one stage: 54.5 FO4 in OSU018 (issue #13)")),
+                (_MODES, None, "os"),
                 ("mxfp8_e4m3", (2, 4), "ws"), ("mxfp8_e5m2", (2, 4), "ws"),
                 ("int8", (4, 4), "ws"), ("int8", (1, 4), "ws")]
 _FO4_IDS = ["int8-2of4-os", "int8-4of4-os", "mxfp8_e4m3-2of4-os", "mxfp8_e5m2-2of4-os",
