@@ -428,6 +428,31 @@ def test_before_table_of_issue_13(spec, fmt):
     assert row["critical_path_ps"] == pytest.approx(issue[spec, fmt], rel=0.25)
 
 
+def test_readme_timing_table_is_the_committed_after_table():
+    """docs/timing/after.json covers the issue's table (int8, mxfp8_e4m3, mxfp4_e2m1 at
+    2:4 and 4:4, both dataflows, OSU018 and ASAP7), every PE in it closes
+    :data:`synth.timing.TARGET_FO4`, it was measured against the committed before table,
+    and the README shows docs/timing/table.md's rows whole and in order."""
+    import json
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    after = json.loads((root / "docs/timing/after.json").read_text())
+    keys = {(r["format"], r["sparsity"], r["dataflow"], r["library"][:5]) for r in after["rows"]}
+    assert keys == {(f, s, d, lib) for f in ("int8", "mxfp8_e4m3", "mxfp4_e2m1")
+                    for s in ("2:4", "4:4") for d in ("os", "ws") for lib in ("osu01", "asap7")}
+    over = [(r["config"], r["library"], r["critical_path_fo4"]) for r in after["rows"]
+            if not r["critical_path_fo4"] <= timing.TARGET_FO4]
+    assert not over, over
+    rows = [x for x in (root / "docs/timing/table.md").read_text().splitlines()
+            if x.startswith("|")]
+    assert "→" in rows[2]          # before -> after
+    lines = (root / "README.md").read_text().splitlines()
+    table = rows[:len(after["rows"]) + 2]
+    assert all(x in lines for x in table), [x for x in table if x not in lines]
+    at = lines.index(table[0])
+    assert lines[at:at + len(table)] == table
+
+
 # -- python -m synth --liberty ------------------------------------------------------------------
 
 def test_cli_timing_report_keys_and_cache(osu, sta_exe, tmp_path, monkeypatch, capsys):
