@@ -202,8 +202,8 @@ def format_energy_markdown(doc):
                r["data"]]
         lines.append("| " + " | ".join(key + [
             f"{r['logic_pj_per_mac']:.4f}", f"{r['buffer_pj_per_mac']:.4f}",
-            f"{r['energy_pj_per_mac']:.4f}", f"{r['logic_tops_per_w']:.2f}",
-            f"{r['tops_per_w']:.2f}", f"{100 * r['clock_share']:.0f}%",
+            f"{r['energy_pj_per_mac']:.4f}", f"{_fig(r['logic_tops_per_w'], '.3g')}",
+            f"{_fig(r['tops_per_w'], '.3g')}", f"{100 * r['clock_share']:.0f}%",
             f"{r['fmax_mhz']:,.0f}"]) + " |")
         by_unit.append("| " + " | ".join(
             key + [f"{r['energy_breakdown'].get(c, 0.0):.4f}" for c in units]) + " |")
